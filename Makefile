@@ -1,0 +1,24 @@
+# Two commands on a fresh machine:  `make demo` (install + run the demo DAG)  and  `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+CORES ?= 8
+BIN := $(VENV)/bin
+
+.PHONY: demo test install
+
+install: $(VENV)/.installed
+
+# torch is pinned first: an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test,text]'
+	$(BIN)/pip check
+	touch $@
+
+demo: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
+
+test: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
