@@ -29,6 +29,47 @@ def _demo_data(args):
     log.info("wrote %d files under %s", len(paths), args.out)
 
 
+def _fmri_inputs(cfg, subject):
+    """A subject's fMRI files from the config: a matrix, one file per run, or one file for all runs."""
+    fmri = cfg["fmri"]
+    if "matrix" in fmri:
+        return [Path(fmri["matrix"].format(subject=subject))]
+    if "bold" not in fmri:
+        raise ConfigError("fmri: set fmri.bold (NIfTI path pattern) or fmri.matrix (matrix path pattern)")
+    if "{run}" not in fmri["bold"]:
+        return [Path(fmri["bold"].format(subject=subject))]
+    return [Path(fmri["bold"].format(subject=subject, run=r)) for r in range(1, len(fmri["run_n_trs"]) + 1)]
+
+
+def _split_config(cfg):
+    from giblet.splits import SplitConfig
+
+    split = cfg["split"]
+    return SplitConfig(fractions=tuple(split["fractions"]), gap_s=split["gap_s"], order=tuple(split["order"]),
+                       min_gap_s=split["min_gap_s"])
+
+
+def _prepare_fmri(args):
+    from giblet.fmri.stage import PrepareFmriConfig, run_prepare_fmri
+
+    cfg = load_config(args.config)
+    fmri = cfg["fmri"]
+    if args.subject not in fmri["subjects"]:
+        raise ConfigError(f"{args.config}: subject {args.subject!r} is not in fmri.subjects {fmri['subjects']}")
+    confounds = fmri.get("confounds")
+    run_prepare_fmri(
+        args.subject, _fmri_inputs(cfg, args.subject), args.out, tr_s=fmri["tr_s"], run_n_trs=fmri["run_n_trs"],
+        split=_split_config(cfg), config=PrepareFmriConfig.from_dict(fmri),
+        confounds=None if confounds is None else confounds.format(subject=args.subject),
+    )
+
+
+def _group_isc(args):
+    from giblet.fmri.stage import run_group_isc
+
+    run_group_isc(args.inputs, args.out)
+
+
 def _add(sub, name, func, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--config", required=True, type=Path, help="YAML config file (see config/demo.yaml)")
@@ -43,6 +84,13 @@ def build_parser():
     _add(sub, "validate-config", _validate_config, "check a config file against the schema")
     demo = _add(sub, "demo-data", _demo_data, "generate the simulated demo dataset (film, annotations, subjects)")
     demo.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/demo")
+    prep = _add(sub, "prepare-fmri", _prepare_fmri,
+                "read, check, clean and standardise one subject's fMRI (training-block statistics only)")
+    prep.add_argument("--subject", required=True, help="a subject id from fmri.subjects")
+    prep.add_argument("--out", required=True, type=Path, help="output .npz")
+    isc = _add(sub, "group-isc", _group_isc, "leave-one-subject-out ISC per voxel and ROI (the noise ceiling)")
+    isc.add_argument("--inputs", required=True, nargs="+", type=Path, help="prepare-fmri outputs, one per subject")
+    isc.add_argument("--out", required=True, type=Path, help="output .npz")
     return parser
 
 

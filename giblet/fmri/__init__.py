@@ -1,5 +1,36 @@
-"""fMRI loading, masks, cleaning and inter-subject correlation."""
+"""fMRI inputs: loading, masks and ROI table, quality checks, cleaning, standardisation and ISC."""
 
-from giblet.fmri.isc import loso_isc
+from giblet.fmri.clean import FILTERS, clean_pieces, standardize
+from giblet.fmri.isc import isc_vs_group_mean, loso_isc
+from giblet.fmri.load import MATRIX_FORMATS, bold_grid, is_matrix, read_bold, read_confounds, read_matrix
+from giblet.fmri.masks import MaskSpec, grid_ijk, load_mask, mask_grid, mask_spec, roi_means, unmask
+from giblet.fmri.prepared import PreparedFmri
+from giblet.fmri.quality import Quality, find_bad
+from giblet.fmri.stage import PrepareFmriConfig, run_group_isc, run_prepare_fmri
 
-__all__ = ["loso_isc"]
+__all__ = [
+    "FILTERS",
+    "MATRIX_FORMATS",
+    "MaskSpec",
+    "PrepareFmriConfig",
+    "PreparedFmri",
+    "Quality",
+    "bold_grid",
+    "clean_pieces",
+    "find_bad",
+    "grid_ijk",
+    "is_matrix",
+    "isc_vs_group_mean",
+    "load_mask",
+    "loso_isc",
+    "mask_grid",
+    "mask_spec",
+    "read_bold",
+    "read_confounds",
+    "read_matrix",
+    "roi_means",
+    "run_group_isc",
+    "run_prepare_fmri",
+    "standardize",
+    "unmask",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["loso_isc"]
+__all__ = ["loso_isc", "isc_vs_group_mean"]
 
 
 def loso_isc(data):
@@ -29,13 +29,42 @@ def loso_isc(data):
         data = data[..., None]
     keep = ~np.isnan(data).any(axis=(0, 2))
     data = data[:, keep]
-    total = data.sum(axis=0)
     n = data.shape[0]
-    out = np.empty((n, data.shape[2]))
-    for s in range(n):
-        others = (total - data[s]) / (n - 1)
-        out[s] = _pearson_columns(data[s], others)
+    group_mean = data.mean(axis=0)
+    out = np.stack([isc_vs_group_mean(data[s], group_mean, n) for s in range(n)])
     return out[:, 0] if squeeze else out
+
+
+def isc_vs_group_mean(own, group_mean, n_group):
+    """Correlate a subject with the mean of the others, given the mean of the whole group.
+
+    The mean of the others is ``(n_group * group_mean - own) / (n_group - 1)``: this scores a
+    subject against a published group mean (Sherlock's ``meantc`` of 17 subjects) when only
+    some subjects' data are at hand, and lets a group be summed one subject at a time.
+
+    Parameters
+    ----------
+    own : ndarray, shape (n_trs,) or (n_trs, n_columns)
+        The subject's time courses, scaled as they were when averaged into ``group_mean``.
+    group_mean : ndarray, same shape as ``own``
+        Mean over ``n_group`` subjects, ``own`` included.
+    n_group : int
+        Number of subjects in ``group_mean`` (>= 2).
+
+    Returns
+    -------
+    float or ndarray, shape (n_columns,)
+        Pearson r per column; NaN for constant columns.
+    """
+    own = np.asarray(own, dtype=np.float64)
+    group_mean = np.asarray(group_mean, dtype=np.float64)
+    if own.shape != group_mean.shape or n_group < 2:
+        raise ValueError(
+            f"own {own.shape} and group_mean {group_mean.shape} must have the same shape and n_group >= 2, got {n_group}"
+        )
+    others = (n_group * group_mean - own) / (n_group - 1)
+    r = _pearson_columns(own.reshape(len(own), -1), others.reshape(len(own), -1))
+    return r[0] if own.ndim == 1 else r
 
 
 def _pearson_columns(a, b):

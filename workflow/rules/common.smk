@@ -12,6 +12,7 @@ validate(config, schema=str(SCHEMA_PATH))
 CONFIG_FILE = workflow.configfiles[-1]
 DATASET = config["dataset"]
 DATA = Path(config["data_dir"]) / DATASET
+DERIVED = DATA / "derived"
 LOGS = DATA / "logs"
 BENCH = DATA / "benchmarks"
 SUBJECTS = config["fmri"]["subjects"]
@@ -23,8 +24,17 @@ wildcard_constraints:
 
 
 def section(*keys):
-    """Config sections as canonical JSON for `params:` (use in a lambda: paths hold braces)."""
-    return json.dumps({k: config.get(k) for k in keys}, sort_keys=True)
+    """Config values as canonical JSON for `params:`, so a rule reruns when they change.
+
+    Keys may be dotted (``"fmri.tr_s"``). Use inside a lambda: paths in the config hold braces.
+    """
+    values = {}
+    for key in keys:
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values[key] = value
+    return json.dumps(values, sort_keys=True)
 
 
 def demo_outputs():
@@ -34,8 +44,20 @@ def demo_outputs():
     return {k: str(v) for k, v in demo_paths(DATA, SUBJECTS, N_RUNS).items()}
 
 
+def get_fmri_inputs(wildcards):
+    """The subject's fMRI files (plus the mask files they are read with)."""
+    from giblet.cli import _fmri_inputs
+
+    fmri = config["fmri"]
+    masks = [fmri[k] for k in ("brain_mask", "matrix_mask") if k in fmri]
+    masks += list(fmri.get("rois", {}).values())
+    paths = [m if isinstance(m, str) else m["path"] for m in masks]
+    return [str(p) for p in _fmri_inputs(config, wildcards.subject)] + paths
+
+
 def get_final_output():
     outputs = []
     if "demo" in config:
         outputs += list(demo_outputs().values())
+    outputs.append(str(DERIVED / "fmri" / "group_isc.npz"))
     return outputs

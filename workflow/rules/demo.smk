@@ -5,7 +5,7 @@ if "demo" in config:
         output:
             **demo_outputs(),
         params:
-            settings=lambda w: section("seed", "demo", "fmri"),
+            settings=lambda w: section("seed", "demo", "fmri.tr_s", "fmri.run_n_trs", "fmri.subjects"),
             out=str(DATA),
         log:
             str(LOGS / "demo_data.log"),

@@ -1,0 +1,110 @@
+"""Temporal cleaning (nilearn ``signal.clean``) piece by piece, and training-only standardisation.
+
+Cleaning runs separately on every (run, block) piece of the TR axis (``Split.segments``):
+detrending, filtering and confound regression never mix TRs of two runs or of two blocks,
+so no test TR shapes a training TR. Unusable TRs inside a piece are censored through
+nilearn's ``sample_mask`` (removed for the cosine filter, interpolated for Butterworth).
+
+Standardisation (per-voxel mean and standard deviation) is fitted on the usable training
+TRs only and applied to every TR: validation and test TRs keep whatever offset and scale
+they have relative to training, as a model would see them.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+from nilearn import signal
+from sklearn.preprocessing import StandardScaler
+
+__all__ = ["FILTERS", "clean_pieces", "standardize"]
+
+log = logging.getLogger(__name__)
+
+FILTERS = ("cosine", "butterworth")  # nilearn.signal.clean ``filter`` options
+
+
+def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=None, low_pass_hz=None,
+                 filter="cosine", confounds=None):
+    """Clean every piece of the TR axis on its own with ``nilearn.signal.clean``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_trs, n_voxels)
+    pieces : ndarray, shape (n_trs,), int
+        Piece of each TR (contiguous stretches), -1 for TRs never used (gaps).
+    usable : ndarray, shape (n_trs,), bool
+        TRs to keep; the others are censored.
+    tr_s : float
+        Repetition time, in seconds.
+    detrend : bool, default=True
+        Remove each piece's mean and linear trend.
+    high_pass_hz, low_pass_hz : float, optional
+        Filter cut-offs, in Hz.
+    filter : {"cosine", "butterworth"}, default="cosine"
+        nilearn's filter; ``"cosine"`` (drift regressors, high-pass only) works on pieces of any length.
+    confounds : ndarray, shape (n_trs, n_confounds), optional
+        Nuisance regressors, regressed out within each piece.
+
+    Returns
+    -------
+    ndarray, shape (n_trs, n_voxels), float32
+        Cleaned values; NaN on TRs that are not usable or in no piece.
+    """
+    if filter not in FILTERS:
+        raise ValueError(f"fmri.filter must be one of {list(FILTERS)}, got {filter!r}")
+    if filter == "cosine" and low_pass_hz is not None:
+        raise ValueError("fmri.low_pass_hz needs fmri.filter: butterworth (the cosine filter is high-pass only)")
+    filter_or_none = filter if high_pass_hz is not None or low_pass_hz is not None else False
+    out = np.full(values.shape, np.nan, dtype=np.float32)
+    for piece in np.unique(pieces[pieces >= 0]):
+        rows = np.flatnonzero(pieces == piece)
+        keep = usable[rows]
+        if not keep.any():
+            continue
+        with warnings.catch_warnings():  # nilearn's note to its own developers about confound scaling
+            warnings.filterwarnings("ignore", message="From release 0.14.0, confounds", category=DeprecationWarning)
+            try:
+                cleaned = signal.clean(
+                    values[rows], detrend=detrend, standardize=None,
+                    sample_mask=None if keep.all() else np.flatnonzero(keep),
+                    confounds=None if confounds is None else confounds[rows],
+                    filter=filter_or_none, low_pass=low_pass_hz, high_pass=high_pass_hz, t_r=tr_s, extrapolate=False,
+                )
+            except ValueError as err:
+                raise ValueError(
+                    f"cleaning TRs [{rows[0]}, {rows[-1] + 1}) ({keep.sum()} usable) failed: {err}; "
+                    "use fmri.filter: cosine, or change the split so that no run/block piece is this short"
+                ) from err
+        out[rows[keep]] = cleaned
+    log.info("cleaned %d pieces (detrend=%s, high-pass %s Hz, low-pass %s Hz, %s filter)",
+             len(np.unique(pieces[pieces >= 0])), detrend, high_pass_hz, low_pass_hz, filter)
+    return out
+
+
+def standardize(values, fit_trs):
+    """Z-score every voxel with the mean and standard deviation of the ``fit_trs`` only.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_trs, n_voxels)
+        May hold NaN rows outside ``fit_trs``; they stay NaN.
+    fit_trs : ndarray, shape (n_trs,), bool
+        TRs the statistics come from (the usable training TRs).
+
+    Returns
+    -------
+    z : ndarray, shape (n_trs, n_voxels), float32
+    mean, scale : ndarray, shape (n_voxels,), float64
+        The fitted statistics (population standard deviation).
+    """
+    fit_trs = np.asarray(fit_trs, dtype=bool)
+    if not fit_trs.any():
+        raise ValueError("standardize: no training TR to fit on; check the split and the bad-TR report")
+    scaler = StandardScaler().fit(values[fit_trs])
+    flat = np.flatnonzero(scaler.var_ == 0)
+    if len(flat):
+        raise ValueError(f"standardize: voxels {flat[:10].tolist()} are constant over the training TRs; exclude them first")
+    return scaler.transform(values).astype(np.float32), scaler.mean_, scaler.scale_

@@ -1,0 +1,302 @@
+"""The ``prepare-fmri`` stage (one job per subject) and the group ISC that follows it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from giblet.fmri.clean import clean_pieces, standardize
+from giblet.fmri.isc import isc_vs_group_mean, loso_isc
+from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
+from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_means
+from giblet.fmri.prepared import PreparedFmri
+from giblet.fmri.quality import find_bad
+from giblet.io import save_npz
+from giblet.splits import BLOCKS, GAP, SplitConfig, make_split
+
+__all__ = ["PrepareFmriConfig", "run_prepare_fmri", "run_group_isc"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PrepareFmriConfig:
+    """Options of ``prepare-fmri`` (keys of the config's ``fmri`` section).
+
+    Attributes
+    ----------
+    brain_mask : MaskSpec, optional
+        Voxels to keep. NIfTI input: read these voxels (default: the union of the ROIs).
+        Matrix input: matrix voxels outside it are excluded.
+    rois : dict of str -> MaskSpec
+        Named ROIs (atlas specs expand to one ROI per label); they travel with the data.
+    matrix_mask : MaskSpec, optional
+        The mask a matrix input's rows were taken from (required for matrix input).
+    matrix_key, kept_key : str, optional
+        Arrays of a matrix file holding the data and the kept-voxel flags (Sherlock: rdata, keptvox).
+    voxel_order : {"C", "F"}, optional
+        Row order of a matrix among its mask's voxels; default "F" for .mat, "C" otherwise.
+    detrend : bool, default=True
+        Remove mean and linear trend of every (run, block) piece.
+    high_pass_hz : float or None, default=0.01
+        High-pass cut-off, in Hz (100 s period); None for no filter.
+    low_pass_hz : float or None, default=None
+        Low-pass cut-off, in Hz; needs ``filter="butterworth"``.
+    filter : {"cosine", "butterworth"}, default="cosine"
+    """
+
+    brain_mask: object = None
+    rois: dict = field(default_factory=dict)
+    matrix_mask: object = None
+    matrix_key: str | None = None
+    kept_key: str | None = None
+    voxel_order: str | None = None
+    detrend: bool = True
+    high_pass_hz: float | None = 0.01
+    low_pass_hz: float | None = None
+    filter: str = "cosine"
+
+    def __post_init__(self):
+        for name in ("brain_mask", "matrix_mask"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, mask_spec(getattr(self, name)))
+        object.__setattr__(self, "rois", {str(k): mask_spec(v) for k, v in self.rois.items()})
+
+    @classmethod
+    def from_dict(cls, section) -> "PrepareFmriConfig":
+        """Take this stage's keys from the config's ``fmri`` section (other keys belong to other stages)."""
+        return cls(**{f.name: section[f.name] for f in fields(cls) if section.get(f.name) is not None})
+
+
+def _read_input(inputs, config, tr_s, run_n_trs):
+    """Read a subject's data and put the masks on its grid: (values, ijk, affine, shape, masks, masks_qc, excluded)."""
+    n_trs = sum(run_n_trs)
+    matrix = len(inputs) == 1 and is_matrix(inputs[0])
+    if matrix:
+        if config.matrix_mask is None:
+            raise ValueError(f"{inputs[0]}: a matrix input needs fmri.matrix_mask (the mask its rows were taken from)")
+        affine, grid_shape = mask_grid(config.matrix_mask)
+    else:
+        affine, grid_shape = bold_grid(inputs, run_n_trs, tr_s)
+    masks, masks_qc, brain = {}, {}, None
+    if config.brain_mask is not None:
+        on_grid, masks_qc["brain_mask"] = load_mask("brain_mask", config.brain_mask, affine, grid_shape)
+        brain = on_grid["brain_mask"]
+    for name, spec in config.rois.items():
+        on_grid, masks_qc[name] = load_mask(name, spec, affine, grid_shape)
+        masks.update(on_grid)
+    if matrix:
+        source, _ = load_mask("matrix_mask", config.matrix_mask, affine, grid_shape)
+        values, ijk = read_matrix(
+            inputs[0], source["matrix_mask"], n_trs,
+            key=config.matrix_key, kept_key=config.kept_key, voxel_order=config.voxel_order,
+        )
+    else:
+        if brain is None and not masks:
+            raise ValueError(f"{inputs[0]}: NIfTI input needs fmri.brain_mask or fmri.rois to choose the voxels")
+        brain = brain if brain is not None else np.any(list(masks.values()), axis=0)
+        values, ijk = read_bold(inputs, brain), grid_ijk(brain, "C")
+    inside = np.ones(len(ijk), bool) if brain is None else brain[tuple(ijk.T)]
+    excluded = (ijk[~inside], ["outside_brain_mask"] * int((~inside).sum()))
+    return values[:, inside], ijk[inside], affine, grid_shape, masks, masks_qc, excluded
+
+
+def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitConfig(),
+                     config=PrepareFmriConfig(), confounds=None) -> Path:
+    """Read, check, clean and standardise one subject's fMRI; write a :class:`PreparedFmri` ``.npz``.
+
+    Parameters
+    ----------
+    subject : str
+    inputs : path or sequence of path
+        4-D NIfTI files (one per run, or one holding all runs), or one matrix file
+        (``.npy``/``.npz``/``.mat``/``.h5``, voxels x TRs).
+    out_path : path
+        Output ``.npz`` (written atomically).
+    tr_s : float
+        Repetition time, in seconds.
+    run_n_trs : sequence of int
+        TRs of each run, in playback order.
+    split : SplitConfig
+        Train/val/test blocks; statistics of the z-score come from the training block only.
+    config : PrepareFmriConfig
+    confounds : path, optional
+        Nuisance regressors, one row per TR over all runs (``.tsv``/``.csv``/``.npy``).
+
+    Returns
+    -------
+    Path
+        ``out_path``. The file holds values (n_trs, n_voxels) float32 z-scored on the training
+        TRs (NaN on invalid TRs), runs, valid TRs, split, voxel grid, ROI table, excluded
+        voxels, training statistics and the QC summary (``PreparedFmri.qc``).
+    """
+    inputs = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
+    run_n_trs = [int(n) for n in run_n_trs]
+    runs = np.repeat(np.arange(len(run_n_trs)), run_n_trs)
+    the_split = make_split(len(runs), tr_s, split)
+    train = the_split.mask("train")
+    source = ", ".join(str(p) for p in inputs)
+
+    values, ijk, affine, grid_shape, masks, masks_qc, (excluded_ijk, reasons) = _read_input(
+        inputs, config, tr_s, run_n_trs
+    )
+    quality = find_bad(values, reference_trs=train, source=source)
+    valid = quality.tr_ok & (the_split.labels != GAP)
+    cleaned = clean_pieces(
+        values[:, quality.voxel_ok], the_split.segments(runs), valid, tr_s=tr_s,
+        detrend=config.detrend, high_pass_hz=config.high_pass_hz, low_pass_hz=config.low_pass_hz,
+        filter=config.filter, confounds=None if confounds is None else read_confounds(confounds, len(runs)),
+    )
+    fit = valid & train
+    flat = np.ptp(cleaned[fit], axis=0) == 0  # constant once detrended/filtered: nothing left to model
+    voxel_reasons = quality.voxel_reasons()
+    voxel_reasons[np.flatnonzero(quality.voxel_ok)[flat]] = "constant"
+    keep = voxel_reasons == ""
+    z, mean, scale = standardize(cleaned[:, ~flat], fit)
+
+    ijk_kept = ijk[keep]
+    roi_names = tuple(masks)
+    membership = np.stack([masks[name][tuple(ijk_kept.T)] for name in roi_names], axis=1).reshape(len(ijk_kept), -1)
+    empty = [name for name, n in zip(roi_names, membership.sum(axis=0)) if n == 0]
+    if empty:
+        raise ValueError(
+            f"{source}: ROIs {empty} have no usable voxel in the data (outside its voxels or all excluded); "
+            "remove them from fmri.rois or check their masks"
+        )
+    qc = {
+        "subject": subject,
+        "inputs": [str(p) for p in inputs],
+        "tr_s": tr_s,
+        "run_n_trs": run_n_trs,
+        "n_voxels_read": int(len(ijk) + len(excluded_ijk)),
+        "n_voxels_kept": int(keep.sum()),
+        "n_excluded_voxels": dict(Counter([*reasons, *voxel_reasons[~keep].tolist()])),
+        **quality.summary(),
+        "n_valid_trs": {b: int((valid & the_split.mask(b)).sum()) for b in BLOCKS},
+        "split": the_split.to_dict(),
+        "masks": masks_qc,
+        "rois": {name: int(n) for name, n in zip(roi_names, membership.sum(axis=0))},
+        "cleaning": {
+            "detrend": config.detrend, "high_pass_hz": config.high_pass_hz, "low_pass_hz": config.low_pass_hz,
+            "filter": config.filter, "confounds": None if confounds is None else str(confounds),
+        },
+        "block_mean_sd": {  # training: 0 and 1 by construction; val/test: as a model sees them
+            b: [float(np.mean(z[rows])), float(np.std(z[rows]))]
+            for b in BLOCKS if (rows := valid & the_split.mask(b)).any()
+        },
+    }
+    prepared = PreparedFmri(
+        subject=subject, values=z, runs=runs, tr_s=float(tr_s), valid_trs=valid, split=the_split,
+        voxel_ijk=ijk_kept, affine=np.asarray(affine, dtype=np.float64), grid_shape=tuple(grid_shape),
+        roi_names=roi_names, roi_membership=membership,
+        excluded_ijk=np.concatenate([excluded_ijk, ijk[~keep]]).astype(np.int32).reshape(-1, 3),
+        excluded_reasons=(*reasons, *voxel_reasons[~keep]), mean=mean, scale=scale, qc=qc,
+    )
+    log.info("%s: %d TRs (%d valid) x %d voxels, %d excluded; bad TRs %s",
+             subject, len(runs), valid.sum(), keep.sum(), len(prepared.excluded_reasons), qc["n_bad_trs"])
+    return prepared.save(out_path)
+
+
+def run_group_isc(prepared_paths, out_path) -> Path:
+    """Leave-one-subject-out ISC per voxel and per ROI mean from ``prepare-fmri`` outputs.
+
+    Subjects are streamed (each file read twice), so whole-brain groups fit in memory. Only
+    voxels kept in every subject and TRs valid in every subject are used.
+
+    Parameters
+    ----------
+    prepared_paths : sequence of path
+        :class:`PreparedFmri` files of >= 2 subjects on one grid, TR axis, split and ROI table.
+    out_path : path
+        Output ``.npz`` (written atomically).
+
+    Returns
+    -------
+    Path
+        ``out_path``, holding ``subjects`` (n_subjects,), ``blocks`` (n_blocks,) ("all", then
+        the split's non-empty blocks), ``n_trs`` (n_blocks,), ``voxel_ijk`` (n_voxels, 3),
+        ``affine``, ``grid_shape``, ``roi_names`` (n_rois,), ``voxel_isc`` (n_blocks,
+        n_subjects, n_voxels) float32, ``roi_isc`` (n_blocks, n_subjects, n_rois) float32,
+        its chance reference ``roi_isc_null`` (same, with subject s circularly shifted by
+        s/n_subjects of the block) and a JSON ``summary`` (group means per block).
+    """
+    paths = [Path(p) for p in prepared_paths]
+    if len(paths) < 2:
+        raise ValueError(f"group ISC needs >= 2 subjects, got {len(paths)}")
+    first = PreparedFmri.load(paths[0])
+    flat0 = np.ravel_multi_index(tuple(first.voxel_ijk.T), first.grid_shape)
+    total = np.zeros(first.values.shape, dtype=np.float64)
+    count = np.zeros(len(flat0), dtype=np.int64)
+    valid = np.ones(len(first.values), bool)
+    columns, subjects = [], []
+    for s, path in enumerate(tqdm(paths, desc="group ISC: sum", unit="subject")):
+        p = first if s == 0 else PreparedFmri.load(path)
+        if not (p.grid_shape == first.grid_shape and np.allclose(p.affine, first.affine)
+                and np.array_equal(p.split.labels, first.split.labels) and p.roi_names == first.roi_names):
+            raise ValueError(
+                f"{path}: grid, TR axis, split or ROIs differ from {paths[0]}; prepare all subjects with one config"
+            )
+        _, in_first, in_p = np.intersect1d(flat0, np.ravel_multi_index(tuple(p.voxel_ijk.T), p.grid_shape),
+                                           return_indices=True)
+        total[:, in_first] += p.values[:, in_p]
+        count[in_first] += 1
+        valid &= p.valid_trs
+        columns.append((in_first, in_p))
+        subjects.append(p.subject)
+    common = count == len(paths)
+    group_mean = total[:, common] / len(paths)
+    del total
+    blocks = {"all": valid} | {b: rows for b in BLOCKS if (rows := valid & first.split.mask(b)).any()}
+    voxel_isc = np.empty((len(blocks), len(paths), int(common.sum())), dtype=np.float32)
+    own_rois = []
+    for s, path in enumerate(tqdm(paths, desc="group ISC: correlate", unit="subject")):
+        in_first, in_p = columns[s]
+        own = np.full((len(valid), len(flat0)), np.nan)
+        own[:, in_first] = PreparedFmri.load(path).values[:, in_p]
+        own = own[:, common]
+        own_rois.append(roi_means(own, first.roi_membership[common]))
+        for b, rows in enumerate(blocks.values()):
+            voxel_isc[b, s] = isc_vs_group_mean(own[rows], group_mean[rows], len(paths))
+    own_rois = np.stack(own_rois)  # (n_subjects, n_trs, n_rois)
+    roi_isc = np.stack([loso_isc(own_rois[:, rows]) for rows in blocks.values()])
+    roi_null = np.stack([loso_isc(_desynchronised(own_rois[:, rows])) for rows in blocks.values()])
+    summary = {
+        "subjects": subjects,
+        "n_voxels": int(common.sum()),
+        "n_voxels_dropped": int((~common).sum()),
+        "blocks": {
+            block: {"n_trs": int(rows.sum()),
+                    "median_voxel_isc": float(np.nanmedian(voxel_isc[b])),
+                    "roi_isc_mean": dict(zip(first.roi_names, np.nanmean(roi_isc[b], axis=0).tolist())),
+                    "roi_isc_null_mean": dict(zip(first.roi_names, np.nanmean(roi_null[b], axis=0).tolist()))}
+            for b, (block, rows) in enumerate(blocks.items())
+        },
+    }
+    log.info("group ISC over %d subjects, %d voxels: %s",
+             len(paths), common.sum(), summary["blocks"]["all"]["roi_isc_mean"])
+    return save_npz(
+        out_path,
+        subjects=np.asarray(subjects),
+        blocks=np.asarray(list(blocks)),
+        n_trs=np.asarray([int(rows.sum()) for rows in blocks.values()]),
+        voxel_ijk=first.voxel_ijk[common],
+        affine=first.affine,
+        grid_shape=np.asarray(first.grid_shape),
+        roi_names=np.asarray(first.roi_names),
+        voxel_isc=voxel_isc,
+        roi_isc=roi_isc.astype(np.float32),
+        roi_isc_null=roi_null.astype(np.float32),
+        summary=np.asarray(json.dumps(summary, sort_keys=True)),
+    )
+
+
+def _desynchronised(data):
+    """Circularly shift subject s by s/n_subjects of the time axis: shape (n_subjects, n_trs, n_rois)."""
+    n, n_trs = data.shape[:2]
+    return np.stack([np.roll(d, (s * n_trs) // n, axis=0) for s, d in enumerate(data)])

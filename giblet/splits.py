@@ -1,0 +1,182 @@
+"""Train/validation/test split of the TR axis into contiguous blocks separated by gaps.
+
+Every stage that fits or scores anything uses the same :class:`Split`, made once from
+the config by :func:`make_split`.
+
+Conventions
+-----------
+- TRs are indexed on the concatenated run axis (runs in playback order); TR ``t`` covers
+  ``[t * tr_s, (t + 1) * tr_s)`` seconds from the first fMRI frame.
+- The blocks are laid out in ``order`` (default train, val, test), each one contiguous
+  stretch of TRs, with ``ceil(gap_s / tr_s)`` gap TRs between consecutive blocks. The gap
+  TRs belong to no block and are never used: the end of one block and the start of the
+  next are at least ``gap_s`` seconds apart, so no TR of one block lies within ``gap_s`` of
+  a TR of another, and a haemodynamic response (or a filter shorter than ``gap_s``) started
+  in one block cannot reach the next.
+- Blocks relate to runs as follows: a block may contain a run boundary (a long training
+  block usually does). Blocks are contiguous in playback time, not in acquisition, so every
+  stage that filters or convolves over time does it separately for each (run, block) piece;
+  :meth:`Split.segments` gives those pieces. No filter then crosses a block or a run
+  boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["BLOCKS", "GAP", "SplitConfig", "Split", "make_split"]
+
+BLOCKS = ("train", "val", "test")
+GAP = -1  # label of gap TRs; block b has label BLOCKS.index(b)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How to cut the TR axis (config section ``split``).
+
+    Attributes
+    ----------
+    fractions : tuple of 3 float, default=(0.8, 0.1, 0.1)
+        Share of the non-gap TRs given to train, val and test (sum to 1; val or test may be 0).
+    gap_s : float, default=32.0
+        Minimum time between two blocks, in seconds; at least the HRF length.
+    order : tuple of str, default=("train", "val", "test")
+        Order of the blocks along the TR axis (a permutation of ``BLOCKS``).
+    min_gap_s : float, default=32.0
+        The HRF length, in seconds (nilearn's Glover/SPM kernels last 32 s); ``gap_s`` below
+        it is an error.
+    """
+
+    fractions: tuple = (0.8, 0.1, 0.1)
+    gap_s: float = 32.0
+    order: tuple = BLOCKS
+    min_gap_s: float = 32.0
+
+
+@dataclass(frozen=True)
+class Split:
+    """Block label of every TR.
+
+    Attributes
+    ----------
+    labels : ndarray, shape (n_trs,), int8
+        ``BLOCKS.index(block)`` for TRs in a block, ``GAP`` (-1) for gap TRs.
+    tr_s : float
+        Repetition time, in seconds.
+    gap_s : float
+        Gap the split was made with, in seconds.
+    """
+
+    labels: np.ndarray
+    tr_s: float
+    gap_s: float
+
+    @property
+    def n_trs(self) -> int:
+        return len(self.labels)
+
+    def mask(self, block) -> np.ndarray:
+        """Boolean mask, shape (n_trs,), of the TRs in ``block`` (one of ``BLOCKS``)."""
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+        return self.labels == BLOCKS.index(block)
+
+    def ranges(self) -> dict:
+        """``{block: (start, stop)}`` TR index range of every non-empty block (stop exclusive)."""
+        out = {}
+        for block in BLOCKS:
+            idx = np.flatnonzero(self.mask(block))
+            if len(idx):
+                out[block] = (int(idx[0]), int(idx[-1]) + 1)
+        return out
+
+    def segments(self, runs) -> np.ndarray:
+        """Label every TR with its (run, block) piece, for per-piece filtering.
+
+        Parameters
+        ----------
+        runs : ndarray, shape (n_trs,), int
+            Run index of each TR, non-decreasing.
+
+        Returns
+        -------
+        ndarray, shape (n_trs,), int64
+            Piece number (0, 1, ... in time order) of each TR; -1 for gap TRs.
+        """
+        runs = np.asarray(runs)
+        if runs.shape != self.labels.shape:
+            raise ValueError(f"runs has {len(runs)} TRs but the split has {self.n_trs}")
+        change = np.r_[True, (np.diff(runs) != 0) | (np.diff(self.labels) != 0)]
+        pieces = np.cumsum(change)
+        kept = self.labels != GAP
+        out = np.full(self.n_trs, -1, dtype=np.int64)
+        out[kept] = np.unique(pieces[kept], return_inverse=True)[1]
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-able summary: TR ranges and seconds of every block, gap, TR."""
+        return {
+            "tr_s": self.tr_s,
+            "gap_s": self.gap_s,
+            "n_trs": self.n_trs,
+            "blocks": {
+                b: {"start_tr": a, "stop_tr": z, "start_s": a * self.tr_s, "stop_s": z * self.tr_s}
+                for b, (a, z) in self.ranges().items()
+            },
+        }
+
+
+def make_split(n_trs, tr_s, config=SplitConfig()) -> Split:
+    """Cut ``n_trs`` TRs into contiguous blocks with gaps (see the module docstring).
+
+    Parameters
+    ----------
+    n_trs : int
+        Number of TRs over all runs.
+    tr_s : float
+        Repetition time, in seconds.
+    config : SplitConfig
+
+    Returns
+    -------
+    Split
+        Block sizes are the fractions of the ``n_trs - n_gaps * ceil(gap_s / tr_s)`` usable
+        TRs, rounded by largest remainder so that they add up exactly.
+    """
+    fractions = np.asarray(config.fractions, dtype=float)
+    if fractions.shape != (3,) or (fractions < 0).any() or not math.isclose(fractions.sum(), 1.0, abs_tol=1e-6):
+        raise ValueError(
+            f"split.fractions must be 3 non-negative numbers (train, val, test) summing to 1, "
+            f"got {list(config.fractions)}"
+        )
+    if fractions[0] == 0:
+        raise ValueError("split.fractions: the training fraction must be > 0")
+    if sorted(config.order) != sorted(BLOCKS):
+        raise ValueError(f"split.order must be a permutation of {list(BLOCKS)}, got {list(config.order)}")
+    if config.gap_s < config.min_gap_s:
+        raise ValueError(
+            f"split.gap_s is {config.gap_s} s, shorter than the HRF length {config.min_gap_s} s; "
+            f"blocks that close leak the response of one into the other: set split.gap_s >= {config.min_gap_s}"
+        )
+    if tr_s <= 0:
+        raise ValueError(f"tr_s must be > 0 seconds, got {tr_s}")
+    used = [b for b in config.order if fractions[BLOCKS.index(b)] > 0]
+    gap_trs = math.ceil(config.gap_s / tr_s - 1e-9)
+    usable = n_trs - gap_trs * (len(used) - 1)
+    share = np.array([fractions[BLOCKS.index(b)] for b in used]) * usable
+    sizes = np.floor(share).astype(int)
+    sizes[np.argsort(-(share - sizes), kind="stable")[: usable - sizes.sum()]] += 1
+    if usable <= 0 or (sizes == 0).any():
+        raise ValueError(
+            f"{n_trs} TRs cannot hold blocks {used} with fractions {list(config.fractions)} and "
+            f"{gap_trs}-TR gaps ({config.gap_s} s); lower split.gap_s or give every block a larger fraction"
+        )
+    labels = np.full(n_trs, GAP, dtype=np.int8)
+    start = 0
+    for block, size in zip(used, sizes):
+        labels[start : start + size] = BLOCKS.index(block)
+        start += size + gap_trs
+    return Split(labels=labels, tr_s=float(tr_s), gap_s=float(config.gap_s))

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from nilearn import signal
+
+from giblet.fmri.clean import clean_pieces, standardize
+
+TR_S = 2.0
+# the nilearn reference calls below raise nilearn's own note to its developers
+pytestmark = pytest.mark.filterwarnings("ignore:From release 0.14.0, confounds:DeprecationWarning")
+
+
+@pytest.fixture
+def pieces():
+    """Runs of 100 and 100 TRs; a training block [0, 140), a gap, a test block [156, 200)."""
+    return np.array([0] * 100 + [1] * 40 + [-1] * 16 + [2] * 44)
+
+
+@pytest.mark.parametrize("filter_, cut", [("cosine", None), ("butterworth", 0.1)])
+def test_clean_pieces_equals_nilearn_per_piece(rng, pieces, filter_, cut):
+    values = rng.standard_normal((200, 4)) + np.linspace(0, 5, 200)[:, None]
+    out = clean_pieces(values, pieces, np.ones(200, bool), tr_s=TR_S, high_pass_hz=0.01, low_pass_hz=cut, filter=filter_)
+    for piece in (0, 1, 2):
+        rows = pieces == piece
+        expected = signal.clean(values[rows], detrend=True, standardize=None, filter=filter_, high_pass=0.01,
+                                low_pass=cut, t_r=TR_S)
+        assert np.allclose(out[rows], expected, atol=1e-5)
+    assert np.isnan(out[pieces == -1]).all() and out.dtype == np.float32
+
+
+def test_clean_pieces_test_block_never_reaches_training(rng, pieces):
+    values = rng.standard_normal((200, 3))
+    changed = values.copy()
+    changed[156:] += 100.0 * rng.standard_normal((44, 3))
+    usable = np.ones(200, bool)
+    a = clean_pieces(values, pieces, usable, tr_s=TR_S, high_pass_hz=0.01)
+    b = clean_pieces(changed, pieces, usable, tr_s=TR_S, high_pass_hz=0.01)
+    assert np.array_equal(a[:140], b[:140]) and not np.allclose(a[156:], b[156:])
+
+
+@pytest.mark.parametrize("filter_", ["cosine", "butterworth"])
+def test_clean_pieces_censors_unusable_trs(rng, pieces, filter_):
+    values = rng.standard_normal((200, 3))
+    values[30] = np.nan  # a missing volume inside a piece
+    values[195:] = values[194]  # a copied tail
+    usable = np.ones(200, bool)
+    usable[[30, 195, 196, 197, 198, 199]] = False
+    out = clean_pieces(values, pieces, usable, tr_s=TR_S, high_pass_hz=0.01, filter=filter_)
+    assert np.isnan(out[~usable]).all() and np.isfinite(out[usable & (pieces >= 0)]).all()
+    censored = np.r_[0:30, 31:100]  # nilearn censors (cosine) or interpolates (Butterworth) on the piece's time base
+    expected = signal.clean(values[:100], sample_mask=censored, detrend=True, standardize=None, filter=filter_,
+                            high_pass=0.01, t_r=TR_S)
+    assert np.allclose(out[censored], expected, atol=1e-5)
+
+
+def test_clean_pieces_removes_confound(rng, pieces):
+    confound = rng.standard_normal((200, 1))
+    values = 3.0 * confound + 0.1 * rng.standard_normal((200, 2))
+    out = clean_pieces(values, pieces, np.ones(200, bool), tr_s=TR_S, confounds=confound)
+    assert np.nanstd(out) < 0.12  # only the 0.1-SD noise is left
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"filter": "fir"}, r"fmri.filter must be one of \['cosine', 'butterworth'\], got 'fir'"),
+    ({"low_pass_hz": 0.1}, "fmri.low_pass_hz needs fmri.filter: butterworth"),
+    ({"filter": "butterworth", "high_pass_hz": 0.01}, r"cleaning TRs \[80, 83\) \(3 usable\) failed"),
+])
+def test_clean_pieces_bad_options_raise(rng, kwargs, message):
+    pieces = np.array([0] * 80 + [1] * 3)  # a 3-TR piece: too short for a Butterworth filter
+    with pytest.raises(ValueError, match=message):
+        clean_pieces(rng.standard_normal((83, 2)), pieces, np.ones(83, bool), tr_s=TR_S, **kwargs)
+
+
+def test_standardize_fits_training_trs_only(rng):
+    values = rng.standard_normal((100, 3)) + [5.0, -1.0, 0.0]
+    values[70:] += 4.0  # the held-out block sits higher
+    values[95:] = np.nan
+    train = np.arange(100) < 60
+    z, mean, scale = standardize(values, train)
+    assert np.allclose(z[train].mean(axis=0), 0, atol=1e-6) and np.allclose(z[train].std(axis=0), 1, atol=1e-6)
+    assert np.allclose(mean, values[train].mean(axis=0)) and np.allclose(scale, values[train].std(axis=0))
+    held_out = z[70:95].mean(axis=0)
+    assert np.all(held_out > 2.0)  # not re-centred: about 4 training SDs above
+    assert np.allclose(held_out, (values[70:95].mean(axis=0) - mean) / scale, atol=1e-5)
+    assert np.isnan(z[95:]).all()
+
+
+def test_standardize_constant_training_voxel_raises(rng):
+    values = rng.standard_normal((20, 3))
+    values[:10, 1] = 2.0
+    with pytest.raises(ValueError, match=r"voxels \[1\] are constant over the training TRs"):
+        standardize(values, np.arange(20) < 10)

@@ -1,0 +1,203 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from giblet.fmri import PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
+from giblet.fmri.masks import grid_ijk
+from giblet.splits import GAP, SplitConfig, make_split
+from tests.conftest import SHARED_DATA
+from tests.fmri.conftest import AFFINE, GRID
+
+TR_S = 2.0
+# the 17-TR val/test pieces (34 s) are shorter than the 100 s high-pass period: nilearn says so, and only detrends
+pytestmark = pytest.mark.filterwarnings("ignore:Cosine filter was not created:UserWarning")
+RUN_N_TRS = [100, 100]
+N_TRS = sum(RUN_N_TRS)
+NAN_TR, CONSTANT_VOXEL, NAN_VOXEL = 50, (2, 3, 2), (3, 3, 2)
+
+
+def _save(path, data, affine=AFFINE):
+    img = nib.Nifti1Image(data, affine)
+    if img.ndim == 4:
+        img.header.set_zooms((3.0, 3.0, 3.0, TR_S))
+    nib.save(img, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Three simulated subjects (2 runs) and masks with real-world quirks; sub-0 has bad TRs and voxels."""
+    root = tmp_path_factory.mktemp("fmri")
+    rng = np.random.default_rng(0)
+    brain = np.zeros(GRID, np.float32)
+    brain[1:5, 1:6, 1:4] = 1.0
+    brain[0] = 0.25  # fractional edge, dropped at threshold 0.5
+    signal_roi = np.zeros(GRID, np.int16)
+    signal_roi[1:3, 1:4, 1:4] = 20  # label image: two labels form one ROI
+    signal_roi[3, 1:4, 1:4] = 33
+    noise_roi = np.zeros((*GRID, 1), np.uint8)  # 4-D singleton on a grid shifted by one voxel in z
+    noise_roi[1:5, 4:6, 0:2, 0] = 1
+    shifted = AFFINE.copy()
+    shifted[2, 3] += 3.0
+    masks = {
+        "brain": _save(root / "brain.nii.gz", brain),
+        "signal": _save(root / "signal.nii.gz", signal_roi),
+        "noise": _save(root / "noise.nii.gz", noise_roi, shifted),
+    }
+    shared = np.convolve(rng.standard_normal(N_TRS + 10), np.ones(5) / np.sqrt(5), mode="same")[:N_TRS]
+    subjects = {}
+    for s in range(3):
+        data = 100.0 + 0.02 * np.arange(N_TRS) + rng.standard_normal((*GRID, N_TRS))  # drift + noise
+        data[signal_roi > 0] += 1.5 * shared
+        if s == 0:
+            data[..., NAN_TR] = np.nan
+            data[..., 195:] = data[..., 194:195]  # the last 5 TRs copy TR 194
+            data[CONSTANT_VOXEL] = 100.0
+            data[NAN_VOXEL][10] = np.nan
+        data = data.astype(np.float32)
+        subjects[f"sub-{s}"] = [_save(root / f"sub-{s}_run-{r + 1}.nii.gz", data[..., r * 100 : (r + 1) * 100])
+                                for r in range(2)]
+        subjects[f"sub-{s}_data"] = data
+    return {"root": root, "masks": masks, "subjects": subjects, "brain": brain >= 0.5, "signal": signal_roi > 0}
+
+
+def _config(dataset, **kwargs):
+    masks = dataset["masks"]
+    return PrepareFmriConfig(brain_mask={"path": str(masks["brain"]), "threshold": 0.5},
+                             rois={"signal": masks["signal"], "noise": masks["noise"]}, **kwargs)
+
+
+def _prepare(dataset, subject, out=None, **kwargs):
+    out = out or dataset["root"] / f"{subject}.npz"
+    return run_prepare_fmri(subject, dataset["subjects"][subject], out, tr_s=TR_S, run_n_trs=RUN_N_TRS,
+                            config=_config(dataset, **kwargs))
+
+
+def test_run_prepare_fmri_flags_and_masks_bad_data(dataset):
+    p = PreparedFmri.load(_prepare(dataset, "sub-0"))
+    split = make_split(N_TRS, TR_S)
+    assert p.qc["bad_tr_ranges"] == {"nan": [[NAN_TR, NAN_TR + 1]], "repeated": [[195, 200]]}
+    assert p.qc["n_excluded_voxels"] == {"constant": 1, "nan": 1}
+    assert sorted(map(tuple, p.excluded_ijk.tolist())) == [CONSTANT_VOXEL, NAN_VOXEL]
+    expected_valid = split.labels != GAP
+    expected_valid[[NAN_TR, 195, 196, 197, 198, 199]] = False
+    assert np.array_equal(p.valid_trs, expected_valid)
+    assert np.isnan(p.values[~p.valid_trs]).all() and np.isfinite(p.values[p.valid_trs]).all()
+    assert p.values.shape == (N_TRS, dataset["brain"].sum() - 2) and p.values.dtype == np.float32
+
+
+def test_run_prepare_fmri_roi_table_and_grid(dataset):
+    p = PreparedFmri.load(_prepare(dataset, "sub-1"))
+    assert p.roi_names == ("signal", "noise")
+    assert np.array_equal(p.voxel_ijk, grid_ijk(dataset["brain"]))
+    signal_ijk = p.voxel_ijk[p.rois["signal"]]
+    assert np.array_equal(signal_ijk, grid_ijk(dataset["signal"] & dataset["brain"]))
+    noise = np.zeros(GRID, bool)
+    noise[1:5, 4:6, 1:3] = True  # one voxel up in z; brain z is 1..3, so z=1,2 remain
+    assert np.array_equal(p.voxel_ijk[p.rois["noise"]], grid_ijk(noise & dataset["brain"]))
+    img = p.to_nifti(np.arange(len(p.voxel_ijk), dtype=float))
+    i, j, k = p.voxel_ijk[7]
+    assert img.get_fdata()[i, j, k] == 7 and np.allclose(img.affine, AFFINE)
+    assert p.qc["masks"]["noise"]["resampled"] and p.qc["masks"]["signal"]["kind"] == "labels"
+
+
+def test_run_prepare_fmri_standardises_on_training_block_only(dataset):
+    p = PreparedFmri.load(_prepare(dataset, "sub-1", out=dataset["root"] / "raw.npz", detrend=False, high_pass_hz=None))
+    train = p.valid_trs & p.split.mask("train")
+    assert np.allclose(p.values[train].mean(axis=0), 0, atol=1e-4)
+    assert np.allclose(p.values[train].std(axis=0), 1, atol=1e-4)
+    raw = dataset["subjects"]["sub-1_data"][dataset["brain"]].T
+    assert np.allclose(p.mean, raw[train].mean(axis=0), rtol=1e-5)
+    assert np.allclose(p.scale, raw[train].std(axis=0), rtol=1e-4)
+    # the data drift up by 0.02 per TR: held-out blocks keep their offset from the training mean
+    for block in ("val", "test"):
+        rows = p.valid_trs & p.split.mask(block)
+        assert np.allclose(p.values[rows].mean(axis=0), (raw[rows].mean(axis=0) - p.mean) / p.scale, atol=1e-4)
+        assert p.values[rows].mean() > 0.5 and p.qc["block_mean_sd"][block][0] == pytest.approx(p.values[rows].mean())
+
+
+def test_run_prepare_fmri_matrix_equals_nifti(dataset):
+    root = dataset["root"]
+    data = dataset["subjects"]["sub-1_data"]
+    np.savez(root / "sub-1_matrix.npz", data=data[dataset["brain"]])  # voxels x TRs, C order
+    config = _config(dataset, matrix_mask={"path": str(dataset["masks"]["brain"]), "threshold": 0.5})
+    from_matrix = PreparedFmri.load(run_prepare_fmri("sub-1", root / "sub-1_matrix.npz", root / "m.npz", tr_s=TR_S,
+                                                     run_n_trs=RUN_N_TRS, config=config))
+    from_nifti = PreparedFmri.load(_prepare(dataset, "sub-1", out=root / "n.npz"))
+    assert np.array_equal(from_matrix.values, from_nifti.values, equal_nan=True)
+    assert np.array_equal(from_matrix.roi_membership, from_nifti.roi_membership)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"run_n_trs": [100, 90]}, r"sub-2_run-2.nii.gz: holds 100 TRs but the config expects 90"),
+    ({"rois": {"far": "far.nii.gz"}}, r"far.nii.gz: only 0% of mask 'far' lies inside"),
+    ({"rois": {"outside": "outside.nii.gz"}}, r"ROIs \['outside'\] have no usable voxel in the data"),
+    ({"brain_mask": None, "rois": {}}, r"NIfTI input needs fmri.brain_mask or fmri.rois"),
+    ({"inputs": "sub-2.npy"}, r"sub-2.npy: a matrix input needs fmri.matrix_mask"),
+    ({"inputs": "nan.nii.gz", "run_n_trs": [200]}, r"nan.nii.gz: every value is NaN"),
+])
+def test_run_prepare_fmri_bad_input_raises(dataset, change, message):
+    root = dataset["root"]
+    far = AFFINE.copy()
+    far[:3, 3] += 300.0
+    _save(root / "far.nii.gz", np.ones(GRID, np.uint8), far)
+    outside = np.zeros(GRID, np.uint8)
+    outside[0, 0, 0] = 1  # on the grid, but outside the brain mask
+    _save(root / "outside.nii.gz", outside)
+    _save(root / "nan.nii.gz", np.full((*GRID, 200), np.nan, np.float32))
+    np.save(root / "sub-2.npy", np.zeros((10, 200)))
+    masks = dataset["masks"]
+    fields = {"brain_mask": {"path": str(masks["brain"]), "threshold": 0.5}, "rois": {"signal": masks["signal"]}}
+    fields.update({k: v for k, v in change.items() if k in fields})
+    fields["rois"] = {k: (root / v if k in ("far", "outside") else v) for k, v in fields["rois"].items()}
+    inputs = root / change["inputs"] if "inputs" in change else dataset["subjects"]["sub-2"]
+    with pytest.raises(ValueError, match=message):
+        run_prepare_fmri("sub-2", inputs, root / "bad.npz", tr_s=TR_S, run_n_trs=change.get("run_n_trs", RUN_N_TRS),
+                         config=PrepareFmriConfig(**fields))
+    assert not (root / "bad.npz").exists()
+
+
+def test_run_group_isc_recovers_shared_signal(dataset):
+    paths = [_prepare(dataset, s) for s in ("sub-0", "sub-1", "sub-2")]
+    out = np.load(run_group_isc(paths, dataset["root"] / "isc.npz"))
+    assert out["blocks"].tolist() == ["all", "train", "val", "test"]
+    assert out["roi_names"].tolist() == ["signal", "noise"]
+    assert out["voxel_isc"].shape == (4, 3, dataset["brain"].sum() - 2)  # sub-0's 2 bad voxels dropped for all
+    roi_all = out["roi_isc"][0]
+    assert np.all(roi_all[:, 0] > 0.6) and np.all(np.abs(roi_all[:, 1]) < 0.25)
+    assert np.all(np.abs(out["roi_isc_null"][0]) < 0.25)  # the desynchronised reference is at chance
+    signal = np.isin(out["voxel_ijk"].tolist(), grid_ijk(dataset["signal"]).tolist()).all(axis=1)
+    assert np.median(out["voxel_isc"][0][:, signal]) > 0.4 > np.median(out["voxel_isc"][0][:, ~signal]) + 0.3
+    summary = json.loads(str(out["summary"]))
+    assert summary["blocks"]["all"]["n_trs"] == int(out["n_trs"][0]) == N_TRS - 32 - 6
+    assert summary["subjects"] == ["sub-0", "sub-1", "sub-2"]
+
+
+def test_run_group_isc_one_subject_raises(dataset):
+    with pytest.raises(ValueError, match="group ISC needs >= 2 subjects, got 1"):
+        run_group_isc([dataset["root"] / "sub-0.npz"], dataset["root"] / "isc.npz")
+
+
+def test_prepare_config_from_dict_takes_stage_keys():
+    section = {"tr_s": 1.5, "subjects": ["s1"], "brain_mask": "brain.nii.gz",
+               "rois": {"pmc": {"path": "pmc.nii.gz", "threshold": 0.5}}, "high_pass_hz": None, "filter": "butterworth"}
+    config = PrepareFmriConfig.from_dict(section)
+    assert config.brain_mask.path == "brain.nii.gz" and config.rois["pmc"].threshold == 0.5
+    assert config.high_pass_hz == 0.01 and config.filter == "butterworth"  # None keeps the default
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data (Sherlock PMC voxels)")
+def test_run_prepare_fmri_sherlock_s5(tmp_path):
+    sherlock = SHARED_DATA / "sherlock"
+    config = PrepareFmriConfig(matrix_mask=str(sherlock / "masks" / "pmc_nn.nii.gz"), matrix_key="rdata",
+                               kept_key="keptvox", rois={"pmc": str(sherlock / "masks" / "pmc_nn.nii.gz")})
+    p = PreparedFmri.load(run_prepare_fmri(
+        "s5", sherlock / "pmc_voxels" / "pmc_nn_sherlock_movie_s5.mat", tmp_path / "s5.npz", tr_s=1.5,
+        run_n_trs=[946, 1030], split=SplitConfig(), config=config,
+    ))
+    assert p.qc["bad_tr_ranges"] == {"nan": [], "repeated": [[1926, 1976]]}
+    assert p.qc["n_valid_trs"] == {"train": 1546, "val": 193, "test": 143}  # test loses the 50 copies
+    assert p.values.shape == (1976, 481) and len(p.rois["pmc"]) == 481
