@@ -70,6 +70,34 @@ def _group_isc(args):
     run_group_isc(args.inputs, args.out)
 
 
+def _extract_video(args):
+    from giblet.video.stage import run_extract_video
+
+    cfg = load_config(args.config)
+    fmri = cfg["fmri"]
+    run_extract_video(
+        cfg["stimulus"]["movie"], args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
+        run_n_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], device=cfg["device"],
+        **cfg["video"],
+    )
+
+
+def _extract_text(args):
+    from giblet.text.stage import run_extract_text
+
+    cfg = load_config(args.config)
+    fmri, stimulus = cfg["fmri"], cfg["stimulus"]
+    if "annotations" not in stimulus:
+        raise ConfigError(f"{args.config}: extract-text needs stimulus.annotations (or drop 'text' from modalities)")
+    if isinstance(stimulus["start_offset_s"], list):
+        raise ConfigError(f"{args.config}: extract-text needs one stimulus.start_offset_s, not one per run")
+    run_extract_text(
+        stimulus["annotations"], args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
+        run_n_trs=fmri["run_n_trs"], start_offset_s=stimulus["start_offset_s"], device=cfg["device"],
+        **cfg["text"],
+    )
+
+
 def _add(sub, name, func, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--config", required=True, type=Path, help="YAML config file (see config/demo.yaml)")
@@ -84,6 +112,10 @@ def build_parser():
     _add(sub, "validate-config", _validate_config, "check a config file against the schema")
     demo = _add(sub, "demo-data", _demo_data, "generate the simulated demo dataset (film, annotations, subjects)")
     demo.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/demo")
+    for name, func, what in (("extract-video", _extract_video, "video features, per frame and per TR, and thumbnails"),
+                             ("extract-text", _extract_text, "annotation embeddings and label fractions per TR")):
+        stage = _add(sub, name, func, what)
+        stage.add_argument("--out", required=True, type=Path, help="output folder")
     prep = _add(sub, "prepare-fmri", _prepare_fmri,
                 "read, check, clean and standardise one subject's fMRI (training-block statistics only)")
     prep.add_argument("--subject", required=True, help="a subject id from fmri.subjects")

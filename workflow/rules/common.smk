@@ -60,4 +60,7 @@ def get_final_output():
     if "demo" in config:
         outputs += list(demo_outputs().values())
     outputs.append(str(DERIVED / "fmri" / "group_isc.npz"))
+    features = {"video": VIDEO_FILES, "text": TEXT_FILES}
+    for modality in config["modalities"]:
+        outputs += [str(DERIVED / "features" / f) for f in features.get(modality, [])]
     return outputs

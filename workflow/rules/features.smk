@@ -1,0 +1,42 @@
+# Stimulus features: per-frame/per-segment tables in stimulus time and per-TR tables.
+
+VIDEO_FILES = ["video_lowlevel_frames.npz", "video_lowlevel_tr.npz", "video_thumbnails_tr.npz"]
+TEXT_FILES = ["text_segments.npz", "text_tr.npz", "labels_segments.npz", "labels_tr.npz", "text_report.json"]
+
+
+rule extract_video:
+    input:
+        config["stimulus"]["movie"],
+    output:
+        [str(DERIVED / "features" / f) for f in VIDEO_FILES],
+    params:
+        settings=lambda w: section("video", "stimulus.start_offset_s", "fmri.tr_s", "fmri.run_n_trs"),
+        out=str(DERIVED / "features"),
+    log:
+        str(LOGS / "extract_video.log"),
+    benchmark:
+        str(BENCH / "extract_video.tsv")
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "giblet extract-video --config {CONFIG_FILE} --out {params.out} 2> {log}"
+
+
+rule extract_text:
+    input:
+        config["stimulus"].get("annotations", []),
+    output:
+        [str(DERIVED / "features" / f) for f in TEXT_FILES],
+    params:
+        settings=lambda w: section("text", "stimulus.start_offset_s", "fmri.tr_s", "fmri.run_n_trs"),
+        out=str(DERIVED / "features"),
+    log:
+        str(LOGS / "extract_text.log"),
+    benchmark:
+        str(BENCH / "extract_text.tsv")
+    threads: 1
+    resources:
+        mem_mb=3000,
+    shell:
+        "giblet extract-text --config {CONFIG_FILE} --out {params.out} 2> {log}"
