@@ -98,6 +98,18 @@ def _extract_text(args):
     )
 
 
+def _align(args):
+    from giblet.alignment.stage import run_align
+
+    cfg = load_config(args.config)
+    fmri, align = cfg["fmri"], cfg["align"]
+    run_align(
+        args.inputs, args.out, run_n_trs=fmri["run_n_trs"], tr_s=fmri["tr_s"], hrf_model=align["hrf_model"],
+        delays_trs=tuple(align["delays_trs"]), preshift_trs=fmri["preshift_trs"],
+        slice_time_ref=align["slice_time_ref"],
+    )
+
+
 def _add(sub, name, func, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--config", required=True, type=Path, help="YAML config file (see config/demo.yaml)")
@@ -116,6 +128,9 @@ def build_parser():
                              ("extract-text", _extract_text, "annotation embeddings and label fractions per TR")):
         stage = _add(sub, name, func, what)
         stage.add_argument("--out", required=True, type=Path, help="output folder")
+    align = _add(sub, "align", _align, "HRF-convolve, TR-resample and FIR-delay stimulus feature tables")
+    align.add_argument("--inputs", required=True, nargs="+", type=Path, help="FeatureTable .npz files")
+    align.add_argument("--out", required=True, type=Path, help="output folder")
     prep = _add(sub, "prepare-fmri", _prepare_fmri,
                 "read, check, clean and standardise one subject's fMRI (training-block statistics only)")
     prep.add_argument("--subject", required=True, help="a subject id from fmri.subjects")

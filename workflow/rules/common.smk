@@ -44,6 +44,14 @@ def demo_outputs():
     return {k: str(v) for k, v in demo_paths(DATA, SUBJECTS, N_RUNS).items()}
 
 
+# Stimulus-time feature tables the align rule puts on the fMRI clock, by modality.
+STIMULUS_TABLES = {
+    "video": ["video_lowlevel_frames"],
+    "text": ["text_segments", "labels_segments"],
+}
+ALIGN_STEMS = [stem for m in config["modalities"] for stem in STIMULUS_TABLES.get(m, [])]
+
+
 def get_fmri_inputs(wildcards):
     """The subject's fMRI files (plus the mask files they are read with)."""
     from giblet.cli import _fmri_inputs
@@ -63,4 +71,5 @@ def get_final_output():
     features = {"video": VIDEO_FILES, "text": TEXT_FILES}
     for modality in config["modalities"]:
         outputs += [str(DERIVED / "features" / f) for f in features.get(modality, [])]
+    outputs += [str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS]
     return outputs
