@@ -98,6 +98,16 @@ def _extract_text(args):
     )
 
 
+def _import_features(args):
+    from giblet.precomputed import run_import_features
+
+    cfg = load_config(args.config)
+    specs = cfg["stimulus"].get("precomputed")
+    if not specs:
+        raise ConfigError(f"{args.config}: import-features needs stimulus.precomputed")
+    run_import_features(specs, args.out, tr_s=cfg["fmri"]["tr_s"], n_trs=sum(cfg["fmri"]["run_n_trs"]))
+
+
 def _align(args):
     from giblet.alignment.stage import run_align
 
@@ -128,6 +138,8 @@ def build_parser():
                              ("extract-text", _extract_text, "annotation embeddings and label fractions per TR")):
         stage = _add(sub, name, func, what)
         stage.add_argument("--out", required=True, type=Path, help="output folder")
+    imp = _add(sub, "import-features", _import_features, "precomputed per-TR stimulus features as a feature table")
+    imp.add_argument("--out", required=True, type=Path, help="output .npz")
     align = _add(sub, "align", _align, "HRF-convolve, TR-resample and FIR-delay stimulus feature tables")
     align.add_argument("--inputs", required=True, nargs="+", type=Path, help="FeatureTable .npz files")
     align.add_argument("--out", required=True, type=Path, help="output folder")

@@ -37,8 +37,12 @@ def check_features(features, name="features"):
     return features
 
 
-def check_times(times, n, name):
-    """Return ``times`` (seconds) as float64, checking length ``n`` and strict increase."""
+def check_times(times, n, name, strict=True):
+    """Return ``times`` (seconds) as float64, checking length ``n`` and increase.
+
+    ``strict=False`` allows ties: samples with explicit durations (annotation segments) may
+    start together or overlap.
+    """
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or (n is not None and times.size != n):
         expected = "(n,)" if n is None else f"({n},)"
@@ -46,10 +50,12 @@ def check_times(times, n, name):
     if times.size == 0 or not np.isfinite(times).all():
         raise ValueError(f"{name} must be non-empty and finite")
     steps = np.diff(times)
-    if (steps <= 0).any():
-        i = int(np.argmax(steps <= 0))
+    bad = steps <= 0 if strict else steps < 0
+    if bad.any():
+        i = int(np.argmax(bad))
         raise ValueError(
-            f"{name} must increase strictly, but {name}[{i}]={times[i]} >= "
+            f"{name} must increase{' strictly' if strict else ''}, but {name}[{i}]={times[i]} "
+            f"{'>=' if strict else '>'} "
             f"{name}[{i + 1}]={times[i + 1]}; put all runs on one continuous clock "
             "(run r starts where run r-1 ended) and sort by time"
         )

@@ -204,7 +204,7 @@ def convolve_hrf(
     whatever the number of features; runtime is linear in samples and in features.
     """
     features = check_features(features)
-    sample_times = check_times(sample_times, features.shape[0], "sample_times")
+    sample_times = check_times(sample_times, features.shape[0], "sample_times", strict=durations is None)
     frame_times = check_times(frame_times, None, "frame_times")
     sample_runs, frame_runs = split_runs(runs, sample_times.size, frame_times.size)
     if not 0.0 <= slice_time_ref <= 1.0:

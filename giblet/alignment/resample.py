@@ -102,7 +102,7 @@ def resample_to_trs(features, sample_times, frame_times, tr, how="mean", runs=No
     if not tr > 0:
         raise ValueError(f"tr must be a positive number of seconds, got {tr}")
     features = check_features(features)
-    sample_times = check_times(sample_times, features.shape[0], "sample_times")
+    sample_times = check_times(sample_times, features.shape[0], "sample_times", strict=durations is None)
     frame_times = check_times(frame_times, None, "frame_times")
     sample_runs, frame_runs = split_runs(runs, sample_times.size, frame_times.size)
     ends = sample_ends(sample_times, sample_runs, durations)

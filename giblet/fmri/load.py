@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from giblet.fmri.masks import grid_ijk
 
-__all__ = ["MATRIX_FORMATS", "is_matrix", "bold_grid", "read_bold", "read_matrix", "read_confounds"]
+__all__ = ["MATRIX_FORMATS", "is_matrix", "read_arrays", "bold_grid", "read_bold", "read_matrix", "read_confounds"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,16 @@ MATRIX_FORMATS = {
     ".h5": (_arrays_h5, "C"),
     ".hdf5": (_arrays_h5, "C"),
 }
+
+
+def read_arrays(path) -> dict:
+    """Every array in a ``.npy``/``.npz``/``.mat``/``.h5`` file, by name (``"array"`` for ``.npy``)."""
+    path = Path(path)
+    if not is_matrix(path):
+        raise ValueError(f"{path}: unknown array file type; use one of {sorted(MATRIX_FORMATS)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return MATRIX_FORMATS[path.suffix.lower()][0](path)
 
 
 def is_matrix(path) -> bool:

@@ -159,3 +159,16 @@ def test_run_align_sherlock_audio_tracks_early_auditory(tmp_path):
     assert r(honoured, auditory) > 0.1
     assert r(honoured, auditory) > r(honoured, pmc) + 0.1
     assert r(twice, auditory) < 0  # applying the lag twice (ignoring the pre-shift) loses it
+
+
+def test_convolve_hrf_segments_may_start_together_when_durations_are_given():
+    """Regression: annotation segments sharing an onset (Sherlock) were rejected as unsorted times."""
+    from giblet.alignment import convolve_hrf
+
+    frame_times = np.arange(40) * 1.5
+    together = convolve_hrf(np.array([[1.0], [2.0]]), [3.0, 3.0], frame_times, durations=[1.5, 3.0])
+    apart = convolve_hrf(np.array([[1.0]]), [3.0], frame_times, durations=[1.5]) + convolve_hrf(
+        np.array([[2.0]]), [3.0], frame_times, durations=[3.0])
+    np.testing.assert_allclose(together, apart, atol=1e-6)
+    with pytest.raises(ValueError, match="must increase strictly"):
+        convolve_hrf(np.array([[1.0], [2.0]]), [3.0, 3.0], frame_times)

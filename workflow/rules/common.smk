@@ -50,6 +50,8 @@ STIMULUS_TABLES = {
     "text": ["text_segments", "labels_segments"],
 }
 ALIGN_STEMS = [stem for m in config["modalities"] for stem in STIMULUS_TABLES.get(m, [])]
+if config["stimulus"].get("precomputed"):
+    ALIGN_STEMS.append("precomputed")
 
 
 def get_fmri_inputs(wildcards):

@@ -6,7 +6,7 @@ TEXT_FILES = ["text_segments.npz", "text_tr.npz", "labels_segments.npz", "labels
 
 rule extract_video:
     input:
-        config["stimulus"]["movie"],
+        config["stimulus"].get("movie", []),
     output:
         [str(DERIVED / "features" / f) for f in VIDEO_FILES],
     params:
@@ -40,3 +40,21 @@ rule extract_text:
         mem_mb=3000,
     shell:
         "giblet extract-text --config {CONFIG_FILE} --out {params.out} 2> {log}"
+
+
+rule import_features:
+    input:
+        [spec["path"] for spec in config["stimulus"].get("precomputed", [])],
+    output:
+        str(DERIVED / "features" / "precomputed.npz"),
+    params:
+        settings=lambda w: section("stimulus.precomputed", "fmri.tr_s", "fmri.run_n_trs"),
+    log:
+        str(LOGS / "import_features.log"),
+    benchmark:
+        str(BENCH / "import_features.tsv")
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "giblet import-features --config {CONFIG_FILE} --out {output} 2> {log}"
