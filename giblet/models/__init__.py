@@ -1,0 +1,56 @@
+"""The multimodal fMRI autoencoder: architecture, losses and lesions."""
+
+from giblet.models.autoencoder import GibletAutoencoder
+from giblet.models.config import AUDIO_MERGES, MODALITY_INPUTS, MODALITY_TARGETS, AutoencoderConfig
+from giblet.models.dropout import modality_keep_mask
+from giblet.models.heads import HEADS, AudioHead, TextHead, ThumbnailHead
+from giblet.models.lesion import LESION_MODES, lesion, roi_union
+from giblet.models.losses import (
+    FMRI_LOSSES,
+    RECONSTRUCTION_LOSSES,
+    audio_code_loss,
+    code_cross_entropy,
+    fmri_losses,
+    reconstruction_losses,
+    text_cosine,
+    thumbnail_mse,
+    voxel_mse,
+    voxel_neg_pearson,
+)
+from giblet.models.size import count_parameters, parameter_counts
+from giblet.models.temporal import DelayMixer, shift_trs
+from giblet.models.towers import TOWERS, AudioTower, CodebookEmbedding, FeatureTower
+
+__all__ = [
+    "AutoencoderConfig",
+    "GibletAutoencoder",
+    "MODALITY_INPUTS",
+    "MODALITY_TARGETS",
+    "AUDIO_MERGES",
+    "CodebookEmbedding",
+    "AudioTower",
+    "FeatureTower",
+    "TOWERS",
+    "AudioHead",
+    "ThumbnailHead",
+    "TextHead",
+    "HEADS",
+    "DelayMixer",
+    "shift_trs",
+    "modality_keep_mask",
+    "code_cross_entropy",
+    "audio_code_loss",
+    "voxel_mse",
+    "voxel_neg_pearson",
+    "thumbnail_mse",
+    "text_cosine",
+    "FMRI_LOSSES",
+    "RECONSTRUCTION_LOSSES",
+    "fmri_losses",
+    "reconstruction_losses",
+    "lesion",
+    "roi_union",
+    "LESION_MODES",
+    "count_parameters",
+    "parameter_counts",
+]

@@ -1,0 +1,170 @@
+"""Hyperparameters of the multimodal fMRI autoencoder and the tensors it exchanges.
+
+Tensor interface (time is TRs; a batch holds ``B`` contiguous chunks of ``T`` TRs, each
+chunk inside one run; padded TRs hold zeros and are marked False in ``tr_valid``):
+
+=============== =========================================== ========= ====================
+key             shape                                       dtype     meaning
+=============== =========================================== ========= ====================
+``audio_codes`` (B, T, n_codebooks, frames_per_tr)          integer   EnCodec code indices
+``audio_mask``  (B, T, frames_per_tr)                       bool      True at real frames
+``video``       (B, T, n_video_features)                    float     video features
+``thumbs``      (B, T, *thumb_shape)                        float     target thumbnails, [0, 1]
+``text``        (B, T, n_text_features)                     float     text embedding (+ labels)
+``tr_valid``    (B, T)                                      bool      TRs that enter losses
+=============== =========================================== ========= ====================
+
+Measured BOLD is passed per subject as (B, T, n_voxels[subject]) float, z-scored with
+training-TR statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "MODALITY_TARGETS", "AUDIO_MERGES"]
+
+#: Modality -> batch keys its input tower reads.
+MODALITY_INPUTS = {"audio": ("audio_codes", "audio_mask"), "video": ("video",), "text": ("text",)}
+#: Modality -> batch keys its decoder head is scored against.
+MODALITY_TARGETS = {"audio": ("audio_codes", "audio_mask"), "video": ("thumbs",), "text": ("text",)}
+#: How a frame's per-codebook embeddings are merged: summed (the codec's quantized latent) or concatenated.
+AUDIO_MERGES = ("sum", "concat")
+
+
+def _one_of(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"AutoencoderConfig.{name} must be one of {sorted(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Sizes and options of :class:`~giblet.models.GibletAutoencoder` (config section ``model``).
+
+    Attributes
+    ----------
+    n_voxels : dict of str to int
+        Voxel count of each subject's brain space, e.g. ``{"sub-01": 450}``; sets the
+        per-subject readout (encoder) and read-in (decoder). Subject names may not contain ``.``.
+    modalities : tuple of str, default=("audio", "video", "text")
+        Non-empty subset of :data:`MODALITY_INPUTS`: the input towers and decoder heads built.
+    n_codebooks : int, default=8
+        Residual codebooks per audio frame (EnCodec 24 kHz at 6 kbps: 8).
+    codebook_size : int, default=1024
+        Entries per codebook (EnCodec: 1024).
+    codebook_dim : int, default=128
+        Dimension of a codebook vector and of the codec latent (EnCodec 24 kHz: 128).
+    frames_per_tr : int, default=113
+        Frame slots per TR, ``ceil(tr_s * frame_rate_hz)``: 113 for a 1.5 s TR at 75 Hz
+        (TRs hold 112 and 113 frames in turn; ``audio_mask`` marks which slots are real).
+    n_video_features : int, default=10
+        Width of the ``video`` input (features per TR).
+    n_text_features : int, default=384
+        Width of the ``text`` input and text-head output (MiniLM: 384, plus any label fractions).
+    thumb_shape : tuple of 3 int, default=(3, 36, 64)
+        (channels, height, width) of the target thumbnails; height and width divisible by 4.
+    hidden : int, default=64
+        Width of the per-TR stimulus embedding, the trunks and the heads.
+    n_layers : int, default=2
+        Residual MLP blocks in each of the encoder and decoder trunks.
+    dropout : float, default=0.1
+        Dropout probability inside the trunks (training only).
+    audio_merge : {"sum", "concat"}, default="sum"
+        How a frame's per-codebook embeddings are merged; ``"sum"`` is the codec's quantized latent.
+    train_codebooks : bool, default=False
+        Let the codebook embedding tables (initialised from the codec) train. Frozen by default
+        so that the audio head's predicted latent stays in the codec's latent space.
+    encoder_delays_trs : tuple of int, default=(1, 2, 3, 4)
+        Causal FIR taps: voxels at TR ``t`` see the stimulus at TRs ``t - d``. Use ``(0,)`` when
+        the inputs are already HRF-convolved by the alignment stage. All ``>= 0``.
+    decoder_delays_trs : tuple of int, default=(1, 2, 3, 4)
+        Anti-causal taps: the stimulus at TR ``t`` is decoded from BOLD at TRs ``t + d``. All ``>= 0``.
+    readout_rank : int or None, default=None
+        Rank of each subject's readout and read-in (``hidden -> rank -> voxels``); ``None`` is full
+        rank. Whole-brain data (~270k voxels) need it to keep the model small.
+    modality_dropout_p : float, default=0.2
+        Probability, per chunk and modality in training, of dropping that modality's input
+        (at least one modality is always kept).
+
+    Notes
+    -----
+    Model size follows the data; the per-subject readouts and read-ins (``hidden + 1``
+    weights per voxel each, or ``rank`` with ``readout_rank``) dominate. Trainable
+    parameters with the defaults (``hidden=64``), from ``count_parameters(model, True)``
+    (the 8 x 1024 x 128 frozen codebook tables add 1,048,576):
+
+    - demo, 4 subjects x 450 voxels: 582,180 (readouts + read-ins 232,456);
+    - Sherlock whole brain, 17 subjects x 69,047 voxels (3 mm MNI mask >= 0.5): 151.8 M;
+      with ``readout_rank=16``: 39.1 M;
+    - Sherlock, 17 subjects x 271,633 voxels (the full 61 x 73 x 61 grid): 596.0 M;
+      with ``readout_rank=16``: 152.8 M.
+    """
+
+    n_voxels: dict
+    modalities: tuple = ("audio", "video", "text")
+    n_codebooks: int = 8
+    codebook_size: int = 1024
+    codebook_dim: int = 128
+    frames_per_tr: int = 113
+    n_video_features: int = 10
+    n_text_features: int = 384
+    thumb_shape: tuple = (3, 36, 64)
+    hidden: int = 64
+    n_layers: int = 2
+    dropout: float = 0.1
+    audio_merge: str = "sum"
+    train_codebooks: bool = False
+    encoder_delays_trs: tuple = (1, 2, 3, 4)
+    decoder_delays_trs: tuple = (1, 2, 3, 4)
+    readout_rank: int | None = None
+    modality_dropout_p: float = 0.2
+
+    def __post_init__(self):
+        for name in ("modalities", "thumb_shape", "encoder_delays_trs", "decoder_delays_trs"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))  # JSON round trips give lists
+        object.__setattr__(self, "n_voxels", {str(s): int(n) for s, n in dict(self.n_voxels).items()})
+        if not self.n_voxels:
+            raise ValueError("AutoencoderConfig.n_voxels is empty; pass {subject: voxel count} for every subject")
+        bad = {s: n for s, n in self.n_voxels.items() if n < 1 or "." in s or not s}
+        if bad:
+            raise ValueError(f"AutoencoderConfig.n_voxels: need non-empty names without '.' and counts >= 1, got {bad}")
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(
+                f"AutoencoderConfig.modalities must be a non-empty list without repeats, got {self.modalities}"
+            )
+        for modality in self.modalities:
+            _one_of("modalities", modality, MODALITY_INPUTS)
+        _one_of("audio_merge", self.audio_merge, AUDIO_MERGES)
+        sizes = ("n_codebooks", "codebook_size", "codebook_dim", "frames_per_tr", "n_video_features",
+                 "n_text_features", "hidden", "n_layers")
+        small = {name: getattr(self, name) for name in sizes if getattr(self, name) < 1}
+        if small:
+            raise ValueError(f"AutoencoderConfig sizes must be >= 1, got {small}")
+        if len(self.thumb_shape) != 3 or self.thumb_shape[1] % 4 or self.thumb_shape[2] % 4:
+            raise ValueError(
+                f"AutoencoderConfig.thumb_shape must be (channels, height, width) with height and width "
+                f"divisible by 4 (the head upsamples twice by 2), got {self.thumb_shape}"
+            )
+        for name in ("encoder_delays_trs", "decoder_delays_trs"):
+            delays = getattr(self, name)
+            if not delays or min(delays) < 0 or len(set(delays)) != len(delays):
+                raise ValueError(
+                    f"AutoencoderConfig.{name} must be distinct TR delays >= 0 (encoder: causal, decoder: "
+                    f"anti-causal), got {delays}"
+                )
+        if self.readout_rank is not None and self.readout_rank < 1:
+            raise ValueError(
+                f"AutoencoderConfig.readout_rank must be >= 1 or None (full rank), got {self.readout_rank}"
+            )
+        for name in ("dropout", "modality_dropout_p"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"AutoencoderConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def subjects(self) -> tuple:
+        """Subject names, in ``n_voxels`` order."""
+        return tuple(self.n_voxels)
+
+    def to_dict(self) -> dict:
+        """JSON-able copy (for checkpoints); ``AutoencoderConfig(**d)`` restores it."""
+        return asdict(self)

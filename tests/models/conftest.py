@@ -1,0 +1,58 @@
+"""Tiny autoencoder configs and random batches for the model tests."""
+
+import pytest
+import torch
+
+from giblet.models import AutoencoderConfig
+
+TINY = dict(
+    n_voxels={"sub-01": 12, "sub-02": 9},
+    n_codebooks=2,
+    codebook_size=16,
+    codebook_dim=8,
+    frames_per_tr=6,
+    n_video_features=5,
+    n_text_features=7,
+    thumb_shape=(3, 8, 12),
+    hidden=16,
+    n_layers=1,
+    dropout=0.0,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread; OpenMP threads spin badly on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**overrides):
+    return AutoencoderConfig(**{**TINY, **overrides})
+
+
+def make_batch(config, batch=2, n_trs=12, seed=0, device="cpu"):
+    """Random inputs and targets; odd TRs hold one frame fewer (like 112/113 frames at 75 Hz)."""
+    g = torch.Generator().manual_seed(seed)
+    width = config.frames_per_tr
+    mask = torch.ones(batch, n_trs, width, dtype=torch.bool)
+    mask[:, 1::2, width - 1] = False
+    codes = torch.randint(config.codebook_size, (batch, n_trs, config.n_codebooks, width), generator=g)
+    codes = torch.where(mask.unsqueeze(-2), codes, -1)  # PAD_CODE at invalid slots
+    out = {
+        "audio_codes": codes,
+        "audio_mask": mask,
+        "video": torch.randn(batch, n_trs, config.n_video_features, generator=g),
+        "text": torch.randn(batch, n_trs, config.n_text_features, generator=g),
+        "thumbs": torch.rand(batch, n_trs, *config.thumb_shape, generator=g),
+        "tr_valid": torch.ones(batch, n_trs, dtype=torch.bool),
+    }
+    for subject, n_voxels in config.n_voxels.items():
+        out[f"bold/{subject}"] = torch.randn(batch, n_trs, n_voxels, generator=g)
+    return {k: v.to(device) for k, v in out.items()}
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])]

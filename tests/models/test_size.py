@@ -1,0 +1,35 @@
+import torch
+
+from giblet.models import AutoencoderConfig, GibletAutoencoder, count_parameters, parameter_counts
+from tests.models.conftest import tiny_config
+
+
+def _meta_model(config):
+    with torch.device("meta"):  # sized without allocating
+        return GibletAutoencoder(config)
+
+
+def test_count_parameters_demo_matches_documented():
+    model = _meta_model(AutoencoderConfig(n_voxels={f"sub-0{i}": 450 for i in range(1, 5)}))
+    assert count_parameters(model, trainable_only=True) == 582_180
+    assert count_parameters(model) == 582_180 + 8 * 1024 * 128  # frozen codec tables
+    parts = parameter_counts(model, trainable_only=True)
+    assert parts["readouts"] == 4 * (64 * 450 + 450) and parts["readins"] == 4 * (450 * 64 + 64)
+    assert sum(parts.values()) == 582_180
+
+
+def test_count_parameters_sherlock_low_rank_readout():
+    n_voxels = {f"s{i}": 69_047 for i in range(1, 18)}
+    full = count_parameters(_meta_model(AutoencoderConfig(n_voxels=n_voxels)), trainable_only=True)
+    low = count_parameters(_meta_model(AutoencoderConfig(n_voxels=n_voxels, readout_rank=16)), trainable_only=True)
+    assert round(full / 1e6, 1) == 151.8 and round(low / 1e6, 1) == 39.1
+    per_subject_saving = (64 * 69_047 - (64 * 16 + 16 * 69_047)) + (69_047 * 64 - (69_047 * 16 + 16 * 64))
+    assert full - low == 17 * per_subject_saving
+
+
+def test_count_parameters_counts_shared_tables_once():
+    model = GibletAutoencoder(tiny_config(train_codebooks=True))
+    tables = 2 * 16 * 8  # tied: in the audio tower and the audio head
+    in_state_dict = sum(v.numel() for v in model.state_dict().values())
+    assert count_parameters(model) == in_state_dict - tables
+    assert sum(parameter_counts(model).values()) == count_parameters(model)
