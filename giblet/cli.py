@@ -120,6 +120,17 @@ def _align(args):
     )
 
 
+def _train(args):
+    from giblet.training import run_train
+
+    cfg = load_config(args.config)
+    run_train(
+        args.features, args.aligned, args.fmri, args.out, modalities=cfg["modalities"], train_options=cfg["train"],
+        model_options=cfg["model"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
+        device=cfg["device"], resume=not args.restart,
+    )
+
+
 def _add(sub, name, func, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--config", required=True, type=Path, help="YAML config file (see config/demo.yaml)")
@@ -143,6 +154,12 @@ def build_parser():
     align = _add(sub, "align", _align, "HRF-convolve, TR-resample and FIR-delay stimulus feature tables")
     align.add_argument("--inputs", required=True, nargs="+", type=Path, help="FeatureTable .npz files")
     align.add_argument("--out", required=True, type=Path, help="output folder")
+    train = _add(sub, "train", _train, "train the autoencoder (early stopping on the validation block) and ridge baselines")
+    train.add_argument("--features", required=True, type=Path, help="folder of the extract-* outputs")
+    train.add_argument("--aligned", required=True, nargs="+", type=Path, help="FIR-delayed tables (align outputs)")
+    train.add_argument("--fmri", required=True, nargs="+", type=Path, help="prepare-fmri outputs, one per subject")
+    train.add_argument("--out", required=True, type=Path, help="output folder")
+    train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     prep = _add(sub, "prepare-fmri", _prepare_fmri,
                 "read, check, clean and standardise one subject's fMRI (training-block statistics only)")
     prep.add_argument("--subject", required=True, help="a subject id from fmri.subjects")

@@ -54,6 +54,12 @@ if config["stimulus"].get("precomputed"):
     ALIGN_STEMS.append("precomputed")
 
 
+def get_feature_files():
+    """Per-modality feature files the model trains on."""
+    features = {"video": VIDEO_FILES, "text": TEXT_FILES}
+    return [str(DERIVED / "features" / f) for m in config["modalities"] for f in features.get(m, [])]
+
+
 def get_fmri_inputs(wildcards):
     """The subject's fMRI files (plus the mask files they are read with)."""
     from giblet.cli import _fmri_inputs
@@ -70,8 +76,5 @@ def get_final_output():
     if "demo" in config:
         outputs += list(demo_outputs().values())
     outputs.append(str(DERIVED / "fmri" / "group_isc.npz"))
-    features = {"video": VIDEO_FILES, "text": TEXT_FILES}
-    for modality in config["modalities"]:
-        outputs += [str(DERIVED / "features" / f) for f in features.get(modality, [])]
-    outputs += [str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS]
+    outputs.append(str(DERIVED / "model" / "autoencoder.pt"))
     return outputs

@@ -1,0 +1,174 @@
+"""Training data on one clock: per-TR stimulus tensors and every subject's BOLD.
+
+Clock convention: index ``t`` is stimulus TR ``t`` ([t * tr_s, (t + 1) * tr_s) from the first
+fMRI frame) and the BOLD volume *acquired* at ``t * tr_s``. Data stored pre-shifted by ``p`` TRs
+(Sherlock: 3; stored TR t was acquired at TR t + p) are moved ``p`` TRs later within each run, so
+the model's causal encoder delays apply the hemodynamic lag exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from giblet.audio.codes import CodeStream, codes_by_tr
+from giblet.features import FeatureTable
+from giblet.fmri.prepared import PreparedFmri
+from giblet.splits import BLOCKS, GAP
+
+__all__ = ["MovieData", "load_movie_data", "shift_within_runs", "windows", "make_batch"]
+
+
+@dataclass
+class MovieData:
+    """Everything the autoencoder trains on.
+
+    Attributes
+    ----------
+    tr_s : float
+    runs : ndarray, shape (n_trs,), int
+    labels : ndarray, shape (n_trs,), int8
+        Block of each TR on the clock (``BLOCKS`` index, ``GAP`` = -1).
+    stimulus : dict of str -> ndarray
+        ``audio_codes`` (n_trs, n_codebooks, width) int64 (0 in padded slots), ``audio_mask``
+        (n_trs, width) bool, ``video`` (n_trs, n_video) float32 z-scored on training TRs,
+        ``thumbs`` (n_trs, 3, h, w) float32 in [0, 1], ``text`` (n_trs, n_text) float32.
+    bold : dict of str -> ndarray, shape (n_trs, n_voxels), float32
+        Z-scored BOLD on the clock (0 where not valid).
+    bold_valid : dict of str -> ndarray, shape (n_trs,), bool
+    prepared : dict of str -> PreparedFmri
+        The stage inputs (ROI tables, voxel grids), on their stored clock.
+    codebook_vectors : ndarray, shape (n_codebooks, codebook_size, dim), or None
+    video_stats : dict
+        Training mean and scale of the video features.
+    modalities : tuple of str
+    """
+
+    tr_s: float
+    runs: np.ndarray
+    labels: np.ndarray
+    stimulus: dict
+    bold: dict
+    bold_valid: dict
+    prepared: dict
+    codebook_vectors: np.ndarray | None
+    video_stats: dict
+    modalities: tuple = ()
+
+    @property
+    def n_trs(self) -> int:
+        return len(self.runs)
+
+    @property
+    def subjects(self) -> tuple:
+        return tuple(self.bold)
+
+    def pieces(self, block):
+        """Contiguous ``(start, stop)`` TR ranges of ``block``, each inside one run."""
+        inside = self.labels == BLOCKS.index(block)
+        boundary = np.r_[True, (np.diff(self.runs) != 0) | (np.diff(inside.astype(np.int8)) != 0)]
+        starts = np.flatnonzero(boundary)
+        stops = np.r_[starts[1:], self.n_trs]
+        return [(int(a), int(b)) for a, b in zip(starts, stops) if inside[a]]
+
+
+def shift_within_runs(values, runs, shift, fill):
+    """Move rows ``shift`` TRs later inside each run; the first ``shift`` rows of a run get ``fill``."""
+    out = np.full_like(values, fill)
+    for run in np.unique(runs):
+        rows = np.flatnonzero(runs == run)
+        if shift < len(rows):
+            out[rows[shift:]] = values[rows[: len(rows) - shift]]
+    return out
+
+
+def _check_trs(name, n, n_trs):
+    if n != n_trs:
+        raise ValueError(f"{name} has {n} TRs but the fMRI has {n_trs}; extract features with the same fmri.run_n_trs")
+
+
+def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0):
+    """Assemble :class:`MovieData` from the feature stages' outputs and ``prepare-fmri`` files."""
+    features_dir = Path(features_dir)
+    prepared = {p.subject: p for p in (PreparedFmri.load(path) for path in prepared_paths)}
+    first = next(iter(prepared.values()))
+    n_trs, runs = len(first.runs), first.runs
+    for p in prepared.values():
+        if len(p.runs) != n_trs or not np.array_equal(p.split.labels, first.split.labels):
+            raise ValueError(f"subject {p.subject} has another TR count or split than {first.subject}")
+    labels = shift_within_runs(first.split.labels, runs, preshift_trs, GAP)
+    train = labels == BLOCKS.index("train")
+    stimulus, codebooks, video_stats = {}, None, {}
+    if "audio" in modalities:
+        stream = CodeStream.load(features_dir / "codes.npz")
+        codes, mask = codes_by_tr(stream, first.tr_s, n_trs)
+        stimulus["audio_codes"] = np.where(mask[:, None, :], codes, 0).astype(np.int64)
+        stimulus["audio_mask"] = mask
+        with np.load(features_dir / "codebooks.npz") as z:
+            codebooks = z["vectors"].astype(np.float32)
+    if "video" in modalities:
+        video = FeatureTable.load(features_dir / "video_lowlevel_tr.npz").values.astype(np.float64)
+        thumbs = FeatureTable.load(features_dir / "video_thumbnails_tr.npz")
+        _check_trs("video_lowlevel_tr.npz", len(video), n_trs)
+        mean, scale = video[train].mean(axis=0), video[train].std(axis=0)
+        scale[scale == 0] = 1.0
+        video_stats = {"mean": mean, "scale": scale}
+        stimulus["video"] = ((video - mean) / scale).astype(np.float32)
+        h, w, c = thumbs.meta["image_shape"]
+        stimulus["thumbs"] = thumbs.values.reshape(n_trs, h, w, c).transpose(0, 3, 1, 2).astype(np.float32)
+    if "text" in modalities:
+        text = FeatureTable.load(features_dir / "text_tr.npz").values
+        labels_tr = FeatureTable.load(features_dir / "labels_tr.npz").values
+        _check_trs("text_tr.npz", len(text), n_trs)
+        stimulus["text"] = np.concatenate([text, labels_tr], axis=1).astype(np.float32)
+    bold, bold_valid = {}, {}
+    for subject, p in prepared.items():
+        values = np.where(p.valid_trs[:, None], p.values, 0.0).astype(np.float32)
+        bold[subject] = shift_within_runs(values, runs, preshift_trs, 0.0)
+        bold_valid[subject] = shift_within_runs(p.valid_trs, runs, preshift_trs, False)
+    return MovieData(float(first.tr_s), runs, labels, stimulus, bold, bold_valid, prepared, codebooks, video_stats,
+                     tuple(modalities))
+
+
+def windows(data, block, length, stride, before, after):
+    """Training or evaluation windows inside the contiguous pieces of ``block``.
+
+    Returns a list of ``(lo, a, b, hi)``: TRs ``[a, b)`` enter the losses, ``[lo, a)`` and
+    ``[b, hi)`` are context (clipped to the run) for the causal encoder and anti-causal decoder.
+    """
+    out = []
+    for start, stop in data.pieces(block):
+        run = data.runs[start]
+        run_rows = np.flatnonzero(data.runs == run)
+        a_values = range(start, stop, stride) if length else [start]
+        for a in a_values:
+            b = stop if not length else min(a + length, stop)
+            lo, hi = max(a - before, run_rows[0]), min(b + after, run_rows[-1] + 1)
+            out.append((lo, a, b, hi))
+            if b == stop:
+                break
+    return out
+
+
+def make_batch(data, spans, block):
+    """Stack windows into padded arrays (B, T, ...) with per-subject BOLD and loss masks.
+
+    BOLD outside ``block`` is zeroed, so no held-out measurement enters training inputs.
+    """
+    size = max(hi - lo for lo, _, _, hi in spans)
+    in_block = data.labels == BLOCKS.index(block)
+    batch = {key: np.zeros((len(spans), size) + v.shape[1:], v.dtype) for key, v in data.stimulus.items()}
+    target = np.zeros((len(spans), size), bool)
+    bold = {s: np.zeros((len(spans), size, v.shape[1]), np.float32) for s, v in data.bold.items()}
+    valid = {s: np.zeros((len(spans), size), bool) for s in data.bold}
+    for i, (lo, a, b, hi) in enumerate(spans):
+        for key, v in data.stimulus.items():
+            batch[key][i, : hi - lo] = v[lo:hi]
+        target[i, a - lo : b - lo] = True
+        for s in data.bold:
+            keep = in_block[lo:hi] & data.bold_valid[s][lo:hi]
+            bold[s][i, : hi - lo] = np.where(keep[:, None], data.bold[s][lo:hi], 0.0)
+            valid[s][i, : hi - lo] = keep
+    return batch, target, bold, valid

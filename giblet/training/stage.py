@@ -1,0 +1,104 @@
+"""The ``train`` stage: the autoencoder and its ridge baselines, saved side by side."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+
+from giblet.features import FeatureTable
+from giblet.io import atomic_path, write_json
+from giblet.models import count_parameters
+from giblet.splits import BLOCKS
+from giblet.training.baselines import DECODING_TARGETS, decoding_design, encoding_design, fit_ridge
+from giblet.training.data import load_movie_data
+from giblet.training.trainer import TrainConfig, build_model, train
+
+__all__ = ["run_train", "save_model", "load_model"]
+
+log = logging.getLogger(__name__)
+
+
+def save_model(model, path, **extra):
+    """Write the model's config and weights (plus ``extra`` JSON-able/array items) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **extra}, tmp)
+    return Path(path)
+
+
+def load_model(path, device="cpu"):
+    """Rebuild a saved autoencoder in eval mode; returns (model, the saved dict)."""
+    from giblet.models import AutoencoderConfig, GibletAutoencoder
+
+    saved = torch.load(path, map_location=device, weights_only=False)
+    model = GibletAutoencoder(AutoencoderConfig(**saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval(), saved
+
+
+def _fit_baselines(data, features_dir, aligned_paths, decoder_delays):
+    """Per subject: ridge encoder (FIR features -> voxels) and ridge decoders (BOLD window -> targets)."""
+    X_enc = encoding_design(aligned_paths)
+    train_label = BLOCKS.index("train")
+    out = {}
+    for subject, prepared in data.prepared.items():
+        if len(X_enc) != len(prepared.values):
+            raise ValueError(f"aligned features have {len(X_enc)} volumes but {subject} has {len(prepared.values)}")
+        rows = prepared.valid_trs & (prepared.split.labels == train_label)
+        encoder = fit_ridge(X_enc, np.nan_to_num(prepared.values), rows)
+        X_dec, dec_rows = decoding_design(data.bold[subject], data.bold_valid[subject], data.labels, data.runs,
+                                          "train", decoder_delays)
+        decoders = {}
+        for modality, file in DECODING_TARGETS.items():
+            if (Path(features_dir) / file).exists() and modality in data.modalities:
+                target = FeatureTable.load(Path(features_dir) / file).values
+                decoders[modality] = fit_ridge(X_dec, target, dec_rows)
+        out[subject] = {"encoder": encoder, "decoders": decoders, "decoder_delays_trs": tuple(decoder_delays)}
+        log.info("%s: ridge encoder on %d TRs x %d features, decoders for %s", subject, rows.sum(),
+                 X_enc.shape[1], sorted(decoders))
+    return out
+
+
+def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, train_options=None,
+              model_options=None, preshift_trs=0, seed=0, device=None, resume=True):
+    """Train the autoencoder (early stopping on the validation block) and fit the ridge baselines.
+
+    Writes ``autoencoder.pt`` (config + best weights), ``checkpoint.pt`` (resumable state),
+    ``history.tsv`` (losses per epoch), ``baselines.joblib`` (per-subject ridge models) and
+    ``summary.json`` (parameter counts, epochs, best validation loss, wall time).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig(**(train_options or {}))
+    data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs)
+    torch.manual_seed(seed)
+    model = build_model(data, model_options or {}, modalities)
+    log.info("autoencoder: %d trainable parameters, %d subjects, modalities %s",
+             count_parameters(model, trainable_only=True), len(data.subjects), list(modalities))
+    started = time.perf_counter()
+    history = train(model, data, cfg, out_dir, seed=seed, device=device, resume=resume)
+    train_s = time.perf_counter() - started
+    model.cpu()
+    save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=preshift_trs)
+    with atomic_path(out_dir / "history.tsv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    baselines = _fit_baselines(data, features_dir, aligned_paths, model.config.decoder_delays_trs)
+    with atomic_path(out_dir / "baselines.joblib") as tmp:
+        joblib.dump(baselines, tmp)
+    write_json(out_dir / "summary.json", {
+        "trainable_parameters": count_parameters(model, trainable_only=True),
+        "all_parameters": count_parameters(model),
+        "epochs": len(history),
+        "best_val_loss": min((h["val_loss"] for h in history), default=None),
+        "train_seconds": round(train_s, 1),
+        "train_config": asdict(cfg),
+        "model_config": model.config.to_dict(),
+        "subjects": list(data.subjects),
+    })
+    return out_dir

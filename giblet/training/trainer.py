@@ -1,0 +1,193 @@
+"""Train the autoencoder: fMRI match + reconstruction through the middle layer + decoding from BOLD."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from giblet.io import atomic_path
+from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
+from giblet.training.data import make_batch, windows
+
+__all__ = ["TrainConfig", "build_model", "train", "resolve_device", "to_tensors"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (config section ``train``); defaults match the schema."""
+
+    max_epochs: int = 60  # upper bound; early stopping on the validation block usually ends sooner
+    patience: int = 8  # epochs without validation improvement before stopping
+    lr: float = 2e-3  # AdamW peak learning rate, cosine-annealed to 0 over max_epochs
+    weight_decay: float = 1e-2
+    window_trs: int = 32  # TRs per training window (plus encoder/decoder context)
+    stride_trs: int = 16  # step between training windows
+    batch_windows: int = 8  # windows per optimisation step (every subject sees each)
+    max_audio_frames: int = 1024  # audio frames scored per step (random subset of valid frames)
+    weight_fmri_mse: float = 1.0
+    weight_fmri_pearson: float = 1.0
+    weight_reconstruction: float = 1.0  # stimulus -> predicted voxels -> stimulus
+    weight_decoding: float = 1.0  # measured BOLD -> stimulus
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+
+def resolve_device(device=None):
+    """``None``/``"auto"``: CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_model(data, model_options, modalities):
+    """An autoencoder sized for ``data`` (voxel counts, feature widths, codebooks)."""
+    stim = data.stimulus
+    sizes = {"n_voxels": {s: v.shape[1] for s, v in data.bold.items()}, "modalities": tuple(modalities)}
+    if "audio" in modalities:
+        n_cb, size, dim = data.codebook_vectors.shape
+        sizes.update(n_codebooks=n_cb, codebook_size=size, codebook_dim=dim, frames_per_tr=stim["audio_mask"].shape[1])
+    if "video" in modalities:
+        sizes.update(n_video_features=stim["video"].shape[1], thumb_shape=tuple(stim["thumbs"].shape[1:]))
+    if "text" in modalities:
+        sizes["n_text_features"] = stim["text"].shape[1]
+    config = AutoencoderConfig(**sizes, **model_options)
+    vectors = None if data.codebook_vectors is None else torch.from_numpy(data.codebook_vectors)
+    return GibletAutoencoder(config, codebook_vectors=vectors)
+
+
+def to_tensors(arrays, device):
+    if isinstance(arrays, dict):
+        return {k: to_tensors(v, device) for k, v in arrays.items()}
+    return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
+
+
+def _step_losses(model, batch, target, bold, valid, cfg, generator):
+    """Weighted loss terms of one batch, summed over subjects (tensors)."""
+    terms = {}
+
+    def add(name, value, weight):
+        if weight:
+            terms[name] = terms.get(name, 0.0) + weight * value
+
+    embedding = model.embed_stimulus(batch)
+    for subject in bold:
+        fmri_valid = valid[subject] & target
+        predicted = model.readout(embedding, subject)
+        fmri = fmri_losses(predicted, bold[subject], fmri_valid)
+        add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
+        add("fmri_pearson", fmri["neg_pearson"], cfg.weight_fmri_pearson)
+        recon = reconstruction_losses(model, model.predict_stimulus(model.readin(predicted, subject)), batch,
+                                      target, max_audio_frames=cfg.max_audio_frames, generator=generator)
+        decoded = reconstruction_losses(model, model.decode(bold[subject], subject), batch, fmri_valid,
+                                        max_audio_frames=cfg.max_audio_frames, generator=generator)
+        for modality, value in recon.items():
+            add(f"reconstruction_{modality}", value, cfg.weight_reconstruction)
+        for modality, value in decoded.items():
+            add(f"decoding_{modality}", value, cfg.weight_decoding)
+    return {k: v / len(bold) for k, v in terms.items()}
+
+
+def _spans(model, data, block, cfg):
+    config = model.config
+    before, after = max(config.encoder_delays_trs), max(config.decoder_delays_trs)
+    if block == "train":
+        return windows(data, block, cfg.window_trs, cfg.stride_trs, before, after)
+    return windows(data, block, None, None, before, after)  # whole pieces
+
+
+def evaluate_loss(model, data, block, cfg, device, seed=0):
+    """Mean weighted loss terms over ``block`` (whole pieces, eval mode)."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    spans = _spans(model, data, block, cfg)
+    if not spans:
+        raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
+    with torch.no_grad():
+        batch, target, bold, valid = (to_tensors(x, device) for x in make_batch(data, spans, block))
+        terms = _step_losses(model, batch, target, bold, valid, cfg, generator)
+    return {k: float(v) for k, v in terms.items()}
+
+
+def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_after_epochs=None):
+    """Train ``model`` on the training block with early stopping on the validation block.
+
+    A checkpoint (model, optimizer, scheduler, RNG states, history) is written after every
+    epoch to ``out_dir/checkpoint.pt``; with ``resume`` an interrupted run continues from it
+    and ends exactly as an uninterrupted one would (``stop_after_epochs`` interrupts a run
+    on purpose). Returns the history (list of dicts) and leaves the best validation weights in
+    ``model``.
+    """
+    device = resolve_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(seed)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.max_epochs)
+    state = {"epoch": 0, "best_val": math.inf, "best_state": None, "bad_epochs": 0, "history": []}
+    checkpoint = Path(out_dir) / "checkpoint.pt"
+    saved = torch.load(checkpoint, map_location=device, weights_only=False) if resume and checkpoint.exists() else None
+    if saved is not None and (saved["train_config"] != asdict(cfg) or saved["model_config"] != model.config.to_dict()
+                              or saved["seed"] != seed):
+        log.warning("%s was written with other settings; training afresh", checkpoint)
+        saved = None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+        log.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
+    spans = _spans(model, data, "train", cfg)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    progress = tqdm(range(state["epoch"], cfg.max_epochs), desc="train", unit="epoch", initial=state["epoch"],
+                    total=cfg.max_epochs)
+    last_epoch = cfg.max_epochs if stop_after_epochs is None else state["epoch"] + stop_after_epochs
+    for epoch in progress:
+        if state["bad_epochs"] >= cfg.patience or epoch >= last_epoch:
+            break
+        model.train()
+        order = np.random.default_rng([seed, epoch]).permutation(len(spans))
+        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+        sums = {}
+        for start in range(0, len(order), cfg.batch_windows):
+            chosen = [spans[i] for i in order[start : start + cfg.batch_windows]]
+            batch, target, bold, valid = (to_tensors(x, device) for x in make_batch(data, chosen, "train"))
+            with autocast:
+                terms = _step_losses(model, batch, target, bold, valid, cfg, generator)
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * len(chosen)
+        scheduler.step()
+        val = evaluate_loss(model, data, "val", cfg, device, seed)
+        record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
+                  "train_loss": sum(sums.values()) / len(spans), "val_loss": sum(val.values()),
+                  **{f"train_{k}": v / len(spans) for k, v in sums.items()}, **{f"val_{k}": v for k, v in val.items()}}
+        state["history"].append(record)
+        if record["val_loss"] < state["best_val"]:
+            state.update(best_val=record["val_loss"], bad_epochs=0,
+                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        progress.set_postfix(train=f"{record['train_loss']:.3f}", val=f"{record['val_loss']:.3f}")
+        log.info("epoch %d: train %.4f, val %.4f", epoch + 1, record["train_loss"], record["val_loss"])
+        with atomic_path(checkpoint) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
+                        "train_config": asdict(cfg), "model_config": model.config.to_dict(), "seed": seed}, tmp)
+    if state["best_state"] is not None and stop_after_epochs is None:
+        model.load_state_dict(state["best_state"])
+    return state["history"]

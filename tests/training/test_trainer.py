@@ -1,0 +1,50 @@
+"""Training lowers the validation loss, is deterministic and resumes exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
+
+OPTIONS = {"hidden": 16, "n_layers": 1, "encoder_delays_trs": (1, 2, 3), "decoder_delays_trs": (1, 2, 3)}
+CFG = TrainConfig(max_epochs=6, patience=10, window_trs=16, stride_trs=8, batch_windows=4, lr=1e-2, threads=1)
+
+
+def _model(movie, seed=0):
+    torch.manual_seed(seed)
+    return build_model(movie, OPTIONS, ("video", "text"))
+
+
+def test_train_lowers_validation_loss(movie, tmp_path):
+    model = _model(movie)
+    before = sum(evaluate_loss(model, movie, "val", CFG, torch.device("cpu")).values())
+    history = train(model, movie, CFG, tmp_path, seed=0, device="cpu")
+    assert len(history) == CFG.max_epochs
+    assert min(h["val_loss"] for h in history) < before - 0.1
+    assert history[-1]["train_fmri_mse"] < history[0]["train_fmri_mse"]
+
+
+def test_train_is_deterministic_for_a_seed(movie, tmp_path):
+    runs = [train(_model(movie), movie, CFG, tmp_path / str(i), seed=3, device="cpu") for i in range(2)]
+    assert [h["val_loss"] for h in runs[0]] == [h["val_loss"] for h in runs[1]]
+
+
+def test_train_resumed_from_checkpoint_matches_uninterrupted_run(movie, tmp_path):
+    full_model = _model(movie)
+    full = train(full_model, movie, CFG, tmp_path / "full", seed=1, device="cpu")
+    short = TrainConfig(**{**CFG.__dict__, "max_epochs": CFG.max_epochs})
+    first = _model(movie)
+    interrupted = train(first, movie, short, tmp_path / "resume", seed=1, device="cpu", stop_after_epochs=3)
+    assert len(interrupted) == 3
+    resumed_model = _model(movie, seed=99)  # fresh weights: everything must come from the checkpoint
+    resumed = train(resumed_model, movie, short, tmp_path / "resume", seed=1, device="cpu")
+    assert [h["val_loss"] for h in resumed] == pytest.approx([h["val_loss"] for h in full], rel=1e-6)
+    for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_train_stops_early_when_validation_stops_improving(movie, tmp_path):
+    cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 40, "patience": 2, "lr": 5e-2})
+    history = train(_model(movie), movie, cfg, tmp_path, seed=0, device="cpu")
+    best = int(np.argmin([h["val_loss"] for h in history]))
+    assert len(history) < 40 and len(history) - 1 - best == 2
