@@ -19,6 +19,30 @@ def _validate_config(args):
     print(f"{args.config}: valid ({cfg['dataset']}, {len(cfg['fmri']['subjects'])} subjects)")
 
 
+def raw_inputs(cfg):
+    """Every input file a config names (film, annotations, fMRI, masks, precomputed features)."""
+    stimulus, fmri = cfg["stimulus"], cfg["fmri"]
+    paths = [stimulus[k] for k in ("movie", "annotations") if k in stimulus]
+    paths += [spec["path"] for spec in stimulus.get("precomputed", [])]
+    for subject in fmri["subjects"]:
+        paths += [str(p) for p in _fmri_inputs(cfg, subject)]
+    masks = [fmri[k] for k in ("brain_mask", "matrix_mask") if k in fmri] + list(fmri.get("rois", {}).values())
+    paths += [m if isinstance(m, str) else m["path"] for m in masks]
+    return list(dict.fromkeys(paths))
+
+
+def _check_inputs(args):
+    cfg = load_config(args.config)
+    missing = [p for p in raw_inputs(cfg) if not Path(p).exists()]
+    if missing:
+        listing = "\n  ".join(missing)
+        raise FileNotFoundError(
+            f"{args.config}: {len(missing)} input files are missing:\n  {listing}\n"
+            "put them there (see the comments in the config file) or change the paths in the config"
+        )
+    print(f"{args.config}: all {len(raw_inputs(cfg))} input files are present")
+
+
 def _demo_data(args):
     from giblet.demo.generate import generate_demo
 
@@ -68,6 +92,24 @@ def _group_isc(args):
     from giblet.fmri.stage import run_group_isc
 
     run_group_isc(args.inputs, args.out)
+
+
+def _extract_audio(args):
+    from giblet.audio.stage import run_extract_audio
+
+    cfg = load_config(args.config)
+    fmri, codec, stimulus = cfg["fmri"], cfg["codec"], cfg["stimulus"]
+    if "movie" not in stimulus:
+        raise ConfigError(f"{args.config}: extract-audio needs stimulus.movie (or drop 'audio' from modalities)")
+    if isinstance(stimulus["start_offset_s"], list):
+        raise ConfigError(f"{args.config}: extract-audio needs one stimulus.start_offset_s, not one per run")
+    run_extract_audio(
+        stimulus["movie"], args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
+        run_lengths_trs=fmri["run_n_trs"], start_offset_s=stimulus["start_offset_s"], codec_model=codec["model"],
+        bandwidth_kbps=codec["bandwidth_kbps"], fallback=codec["fallback"], seed=cfg["seed"],
+        device=cfg["device"] or "auto", fit_max_frames=codec["fit_max_frames"], chunk_s=codec["chunk_s"],
+        context_s=codec["context_s"],
+    )
 
 
 def _extract_video(args):
@@ -143,9 +185,11 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add(sub, "validate-config", _validate_config, "check a config file against the schema")
+    _add(sub, "check-inputs", _check_inputs, "check that every input file the config names exists")
     demo = _add(sub, "demo-data", _demo_data, "generate the simulated demo dataset (film, annotations, subjects)")
     demo.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/demo")
-    for name, func, what in (("extract-video", _extract_video, "video features, per frame and per TR, and thumbnails"),
+    for name, func, what in (("extract-audio", _extract_audio, "EnCodec codes per TR, continuous views, codebooks"),
+                             ("extract-video", _extract_video, "video features, per frame and per TR, and thumbnails"),
                              ("extract-text", _extract_text, "annotation embeddings and label fractions per TR")):
         stage = _add(sub, name, func, what)
         stage.add_argument("--out", required=True, type=Path, help="output folder")

@@ -3,6 +3,7 @@ import json
 
 from snakemake.utils import validate
 
+from giblet.cli import raw_inputs
 from giblet.config import SCHEMA_PATH
 
 validate(config, schema=str(SCHEMA_PATH))
@@ -46,6 +47,7 @@ def demo_outputs():
 
 # Stimulus-time feature tables the align rule puts on the fMRI clock, by modality.
 STIMULUS_TABLES = {
+    "audio": ["audio_frames"],
     "video": ["video_lowlevel_frames"],
     "text": ["text_segments", "labels_segments"],
 }
@@ -56,7 +58,7 @@ if config["stimulus"].get("precomputed"):
 
 def get_feature_files():
     """Per-modality feature files the model trains on."""
-    features = {"video": VIDEO_FILES, "text": TEXT_FILES}
+    features = {"audio": AUDIO_FILES, "video": VIDEO_FILES, "text": TEXT_FILES}
     return [str(DERIVED / "features" / f) for m in config["modalities"] for f in features.get(m, [])]
 
 
@@ -69,6 +71,9 @@ def get_fmri_inputs(wildcards):
     masks += list(fmri.get("rois", {}).values())
     paths = [m if isinstance(m, str) else m["path"] for m in masks]
     return [str(p) for p in _fmri_inputs(config, wildcards.subject)] + paths
+
+
+RAW_INPUTS = raw_inputs(config)
 
 
 def get_final_output():

@@ -16,3 +16,14 @@ if "demo" in config:
             mem_mb=2000,
         shell:
             "giblet demo-data --config {CONFIG_FILE} --out {params.out} 2> {log}"
+
+else:
+
+    rule check_inputs:
+        """Stands for the raw inputs of a real dataset: the plan shows without them, a run names what is missing."""
+        output:
+            RAW_INPUTS,
+        log:
+            str(LOGS / "check_inputs.log"),
+        shell:
+            "giblet check-inputs --config {CONFIG_FILE} 2> {log}; cat {log} >&2; exit 1"

@@ -1,7 +1,28 @@
 # Stimulus features: per-frame/per-segment tables in stimulus time and per-TR tables.
 
+AUDIO_FILES = ["codes.npz", "audio_frames.npz", "audio_pooled.npz", "audio_histograms.npz", "codebooks.npz",
+               "codec.json"]
 VIDEO_FILES = ["video_lowlevel_frames.npz", "video_lowlevel_tr.npz", "video_thumbnails_tr.npz"]
 TEXT_FILES = ["text_segments.npz", "text_tr.npz", "labels_segments.npz", "labels_tr.npz", "text_report.json"]
+
+
+rule extract_audio:
+    input:
+        config["stimulus"].get("movie", []),
+    output:
+        [str(DERIVED / "features" / f) for f in AUDIO_FILES],
+    params:
+        settings=lambda w: section("seed", "codec", "stimulus.start_offset_s", "fmri.tr_s", "fmri.run_n_trs"),
+        out=str(DERIVED / "features"),
+    log:
+        str(LOGS / "extract_audio.log"),
+    benchmark:
+        str(BENCH / "extract_audio.tsv")
+    threads: 2
+    resources:
+        mem_mb=6000,
+    shell:
+        "giblet extract-audio --config {CONFIG_FILE} --out {params.out} 2> {log}"
 
 
 rule extract_video:
