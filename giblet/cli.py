@@ -173,6 +173,55 @@ def _train(args):
     )
 
 
+def _evaluate(args):
+    from giblet.evaluation.stage import run_evaluate
+
+    cfg = load_config(args.config)
+    ev = cfg["evaluate"]
+    run_evaluate(
+        args.subject, features_dir=args.features, aligned_paths=args.aligned, prepared_paths=args.fmri,
+        model_path=args.model, baselines_path=args.baselines, group_isc_path=args.group_isc, out_dir=args.out,
+        modalities=cfg["modalities"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
+        n_permutations=ev["n_permutations"], n_bootstrap=ev["n_bootstrap"],
+        bootstrap_block_trs=ev["bootstrap_block_trs"], lesion_mode=ev["lesion_mode"], n_examples=ev["n_examples"],
+        device=cfg["device"],
+    )
+
+
+def _decode_audio(args):
+    from giblet.evaluation.stage import run_decode_audio_eval
+
+    cfg = load_config(args.config)
+    run_decode_audio_eval(
+        args.subject, features_dir=args.features, prepared_paths=args.fmri, model_path=args.model, out_dir=args.out,
+        preshift_trs=cfg["fmri"]["preshift_trs"], stimulus_path=cfg["stimulus"].get("movie"),
+        start_offset_s=cfg["stimulus"]["start_offset_s"], excerpt_s=cfg["evaluate"]["excerpt_s"],
+        lesion_mode=cfg["evaluate"]["lesion_mode"], seed=cfg["seed"], device=cfg["device"],
+    )
+
+
+def _group_summary(args):
+    from giblet.evaluation.group import run_group_summary
+
+    run_group_summary(args.inputs, args.out)
+
+
+def _report(args):
+    from giblet.report import run_report
+
+    cfg = load_config(args.config)
+    run_report(args.subject, dataset=cfg["dataset"], eval_dir=args.evaluation, prepared_path=args.fmri,
+               group_isc_path=args.group_isc, config_path=args.config, out_html=args.out, wave_dir=args.waveforms)
+
+
+def _group_report(args):
+    from giblet.report import run_group_report
+
+    cfg = load_config(args.config)
+    run_group_report(dataset=cfg["dataset"], subjects=cfg["fmri"]["subjects"], group_summary_path=args.summary,
+                     group_isc_path=args.group_isc, out_html=args.out)
+
+
 def _add(sub, name, func, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--config", required=True, type=Path, help="YAML config file (see config/demo.yaml)")
@@ -204,6 +253,34 @@ def build_parser():
     train.add_argument("--fmri", required=True, nargs="+", type=Path, help="prepare-fmri outputs, one per subject")
     train.add_argument("--out", required=True, type=Path, help="output folder")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    ev = _add(sub, "evaluate", _evaluate, "encoding, decoding and lesion scores of one subject on the test block")
+    ev.add_argument("--subject", required=True)
+    for flag, nargs, what in (("--features", None, "folder of the extract-* outputs"),
+                              ("--aligned", "+", "FIR-delayed tables (align outputs)"),
+                              ("--fmri", "+", "prepare-fmri outputs of every subject"),
+                              ("--model", None, "autoencoder.pt"), ("--baselines", None, "baselines.joblib"),
+                              ("--group-isc", None, "group_isc.npz"), ("--out", None, "output folder")):
+        ev.add_argument(flag, required=True, nargs=nargs, type=Path, help=what)
+    dec = _add(sub, "decode-audio", _decode_audio, "decode the test block to WAVs through the frozen codec, with lesions")
+    dec.add_argument("--subject", required=True)
+    for flag, nargs, what in (("--features", None, "folder of the extract-audio outputs"),
+                              ("--fmri", "+", "prepare-fmri outputs of every subject"),
+                              ("--model", None, "autoencoder.pt"), ("--out", None, "output folder")):
+        dec.add_argument(flag, required=True, nargs=nargs, type=Path, help=what)
+    grp = _add(sub, "group-summary", _group_summary, "every headline number across subjects")
+    grp.add_argument("--inputs", required=True, nargs="+", type=Path, help="evaluate summary.json files")
+    grp.add_argument("--out", required=True, type=Path, help="output .json (a .tsv beside it)")
+    rep = _add(sub, "report", _report, "one subject's HTML report")
+    rep.add_argument("--subject", required=True)
+    rep.add_argument("--evaluation", required=True, type=Path, help="the subject's evaluate folder")
+    rep.add_argument("--waveforms", type=Path, help="the subject's decode-audio folder (when audio is modelled)")
+    rep.add_argument("--fmri", required=True, type=Path, help="the subject's prepare-fmri output")
+    rep.add_argument("--group-isc", required=True, type=Path, help="group_isc.npz")
+    rep.add_argument("--out", required=True, type=Path, help="output .html")
+    grep_ = _add(sub, "group-report", _group_report, "the group HTML page linking every subject")
+    grep_.add_argument("--summary", required=True, type=Path, help="group-summary output .json")
+    grep_.add_argument("--group-isc", required=True, type=Path, help="group_isc.npz")
+    grep_.add_argument("--out", required=True, type=Path, help="output .html")
     prep = _add(sub, "prepare-fmri", _prepare_fmri,
                 "read, check, clean and standardise one subject's fMRI (training-block statistics only)")
     prep.add_argument("--subject", required=True, help="a subject id from fmri.subjects")

@@ -81,5 +81,5 @@ def get_final_output():
     if "demo" in config:
         outputs += list(demo_outputs().values())
     outputs.append(str(DERIVED / "fmri" / "group_isc.npz"))
-    outputs.append(str(DERIVED / "model" / "autoencoder.pt"))
+    outputs.append(str(Path(config["reports_dir"]) / DATASET / "index.html"))
     return outputs

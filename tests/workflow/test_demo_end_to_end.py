@@ -1,0 +1,114 @@
+"""The whole DAG on a small demo: raw stimuli to reports; a rerun does nothing; the pages render in a browser."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+SMALL = {
+    "demo": {"duration_s": 120.0},
+    "fmri": {"run_n_trs": [40, 40], "subjects": ["sub-01", "sub-02", "sub-03"]},
+    "split": {"fractions": [0.6, 0.2, 0.2], "gap_s": 12.0, "min_gap_s": 12.0},
+    "codec": {"fit_max_frames": 4096},
+    "train": {"max_epochs": 3, "window_trs": 16, "stride_trs": 8},
+    "evaluate": {"n_permutations": 50, "n_bootstrap": 50, "excerpt_s": 6.0, "n_examples": 4},
+}
+
+
+def _merge(base, extra):
+    for key, value in extra.items():
+        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def _snakemake(config_path, *flags):
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(config_path), *flags],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    cfg = _merge(yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text()), SMALL)
+    data = root / "data" / "demo"
+    cfg["data_dir"], cfg["reports_dir"] = str(root / "data"), str(root / "reports")
+    cfg["stimulus"] = {**cfg["stimulus"], "movie": str(data / "stimulus" / "movie.mp4"),
+                       "annotations": str(data / "stimulus" / "annotations.tsv")}
+    fmri = cfg["fmri"]
+    fmri["bold"] = str(data / "fmri" / "{subject}" / "{subject}_run-{run}_bold.nii.gz")
+    fmri["brain_mask"] = str(data / "masks" / "brain_mask.nii.gz")
+    fmri["rois"] = {name: str(data / "masks" / f"roi-{name}.nii.gz") for name in fmri["rois"]}
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = _snakemake(path)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return root, path, cfg
+
+
+@pytest.mark.slow
+def test_demo_dag_builds_every_report(small_demo):
+    root, _, cfg = small_demo
+    reports = root / "reports" / "demo"
+    assert sorted(p.name for p in reports.glob("*.html")) == ["index.html", "sub-01.html", "sub-02.html",
+                                                               "sub-03.html"]
+    page = (reports / "sub-01.html").read_text()
+    assert "codec: untrained" in page and "<audio" in page
+    for subject in cfg["fmri"]["subjects"]:
+        assert (root / "data" / "demo" / "benchmarks" / "evaluate" / f"{subject}.tsv").exists()
+
+
+@pytest.mark.slow
+def test_demo_dag_rerun_with_nothing_changed_does_nothing(small_demo):
+    _, path, _ = small_demo
+    result = _snakemake(path, "-n")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_demo_dag_model_change_reruns_train_and_below_only(small_demo):
+    root, path, cfg = small_demo
+    changed = root / "changed.yaml"
+    changed.write_text(yaml.safe_dump(_merge(cfg, {"model": {"hidden": 32}})))
+    result = _snakemake(changed, "-n")
+    planned = {line.split()[0] for line in result.stdout.splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert {"train", "evaluate", "report", "group_report"} <= planned
+    assert not {"demo_data", "extract_audio", "extract_video", "extract_text", "align", "prepare_fmri"} & planned
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(small_demo, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (test extra)")
+    root, _, _ = small_demo
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        for name in ("sub-01.html", "index.html"):
+            page = browser.new_page()
+            errors = []
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto((root / "reports" / "demo" / name).as_uri(), wait_until="load")
+            broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length")
+            n_images = page.evaluate("document.images.length")
+            audio = page.evaluate("""Promise.all([...document.querySelectorAll('audio')].map(a => new Promise(done => {
+                if (a.readyState >= 1) return done(a.duration);
+                a.addEventListener('loadedmetadata', () => done(a.duration));
+                a.addEventListener('error', () => done(-1));
+                a.load();
+            })))""")
+            page.screenshot(path=str(tmp_path / f"{Path(name).stem}.png"), full_page=True)
+            assert errors == [] and n_images > 0 and broken == 0, (name, errors, broken)
+            if name == "sub-01.html":
+                assert len(audio) >= 3 and all(d > 0 for d in audio), audio
+        browser.close()

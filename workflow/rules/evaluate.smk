@@ -1,0 +1,107 @@
+# Scores on the held-out test block, decoded sound, and the reports.
+
+EVAL = DERIVED / "evaluation"
+REPORTS = Path(config["reports_dir"]) / DATASET
+
+
+rule evaluate:
+    input:
+        features=get_feature_files(),
+        aligned=[str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS],
+        fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
+        model=str(DERIVED / "model" / "autoencoder.pt"),
+        baselines=str(DERIVED / "model" / "baselines.joblib"),
+        group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
+    output:
+        summary=str(EVAL / "{subject}" / "summary.json"),
+        encoding=str(EVAL / "{subject}" / "encoding_rois.tsv"),
+        decoding=str(EVAL / "{subject}" / "decoding.tsv"),
+        lesions=str(EVAL / "{subject}" / "lesions.tsv"),
+    params:
+        settings=lambda w: section("seed", "modalities", "evaluate", "fmri.preshift_trs"),
+        features=str(DERIVED / "features"),
+        out=lambda w: str(EVAL / w.subject),
+    log:
+        str(LOGS / "evaluate" / "{subject}.log"),
+    benchmark:
+        str(BENCH / "evaluate" / "{subject}.tsv")
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "giblet evaluate --config {CONFIG_FILE} --subject {wildcards.subject} --features {params.features} "
+        "--aligned {input.aligned} --fmri {input.fmri} --model {input.model} --baselines {input.baselines} "
+        "--group-isc {input.group_isc} --out {params.out} 2> {log}"
+
+
+rule decode_audio:
+    input:
+        features=[str(DERIVED / "features" / f) for f in AUDIO_FILES],
+        fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
+        model=str(DERIVED / "model" / "autoencoder.pt"),
+    output:
+        str(EVAL / "{subject}" / "waveforms" / "waveforms.json"),
+    params:
+        settings=lambda w: section("seed", "evaluate", "stimulus", "fmri.preshift_trs"),
+        features=str(DERIVED / "features"),
+        out=lambda w: str(EVAL / w.subject / "waveforms"),
+    log:
+        str(LOGS / "decode_audio" / "{subject}.log"),
+    benchmark:
+        str(BENCH / "decode_audio" / "{subject}.tsv")
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "giblet decode-audio --config {CONFIG_FILE} --subject {wildcards.subject} --features {params.features} "
+        "--fmri {input.fmri} --model {input.model} --out {params.out} 2> {log}"
+
+
+rule group_summary:
+    input:
+        expand(str(EVAL / "{subject}" / "summary.json"), subject=SUBJECTS),
+    output:
+        str(EVAL / "group_summary.json"),
+    log:
+        str(LOGS / "group_summary.log"),
+    shell:
+        "giblet group-summary --config {CONFIG_FILE} --inputs {input} --out {output} 2> {log}"
+
+
+def report_waveforms(wildcards):
+    if "audio" not in config["modalities"]:
+        return []
+    return str(EVAL / wildcards.subject / "waveforms" / "waveforms.json")
+
+
+rule report:
+    input:
+        evaluation=rules.evaluate.output,
+        waveforms=report_waveforms,
+        fmri=str(DERIVED / "fmri" / "{subject}.npz"),
+        group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
+    output:
+        report(str(REPORTS / "{subject}.html"), category="Subjects", labels={"subject": "{subject}"}),
+    params:
+        evaluation=lambda w: str(EVAL / w.subject),
+        waveforms=lambda w, input: f"--waveforms {Path(input.waveforms).parent}" if input.waveforms else "",
+    log:
+        str(LOGS / "report" / "{subject}.log"),
+    threads: 1
+    shell:
+        "giblet report --config {CONFIG_FILE} --subject {wildcards.subject} --evaluation {params.evaluation} "
+        "{params.waveforms} --fmri {input.fmri} --group-isc {input.group_isc} --out {output} 2> {log}"
+
+
+rule group_report:
+    input:
+        summary=str(EVAL / "group_summary.json"),
+        group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
+        pages=expand(str(REPORTS / "{subject}.html"), subject=SUBJECTS),
+    output:
+        report(str(REPORTS / "index.html"), category="Group"),
+    log:
+        str(LOGS / "group_report.log"),
+    shell:
+        "giblet group-report --config {CONFIG_FILE} --summary {input.summary} --group-isc {input.group_isc} "
+        "--out {output} 2> {log}"
