@@ -1,0 +1,198 @@
+"""The ``extract-audio`` stage (stimulus -> codes and views) and its inverse (codes -> WAV)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.io import wavfile
+from transformers import EncodecModel
+
+from giblet.audio.codec import CODEC_FALLBACKS, PRETRAINED_STATUS, CodecUnavailableError, EncodecCodec
+from giblet.audio.codes import CodeStream, frame_trs, tr_frame_spans
+from giblet.audio.load import load_audio
+from giblet.audio.views import code_histograms, pooled_embeddings, quantized_latent
+from giblet.io import atomic_path, save_npz, write_json
+
+__all__ = ["run_extract_audio", "load_stage_codec", "run_decode_audio", "STAGE_OUTPUTS"]
+
+logger = logging.getLogger(__name__)
+
+STAGE_OUTPUTS = {
+    "codes": "codes.npz",  # CodeStream + tr_frame_spans (n_trs, 2) + tr_s
+    "frames": "audio_frames.npz",  # FeatureTable: quantized latent per 75 Hz frame
+    "pooled": "audio_pooled.npz",  # FeatureTable: per-TR mean code vectors
+    "histograms": "audio_histograms.npz",  # FeatureTable (labels): per-TR code usage
+    "codebooks": "codebooks.npz",  # vectors (n_codebooks, codebook_size, dim) + meta (codec stamp)
+    "codec": "codec.json",  # status, model id, bandwidth, frame rate, n_codebooks...
+}
+_UNTRAINED_WEIGHTS = "codec_untrained"  # save_pretrained directory of a fallback codec
+
+
+def _tr_runs(n_trs, run_lengths_trs):
+    if run_lengths_trs is None:
+        return np.zeros(n_trs, dtype=np.int64)
+    if sum(run_lengths_trs) != n_trs:
+        raise ValueError(f"run_lengths_trs {list(run_lengths_trs)} sum to {sum(run_lengths_trs)}, not n_trs={n_trs}")
+    return np.repeat(np.arange(len(run_lengths_trs)), run_lengths_trs)
+
+
+def _load_codec(codec_model, fallback, seed, codec_kwargs):
+    if fallback not in (None, *CODEC_FALLBACKS):
+        raise ValueError(f"codec.fallback must be null or one of {list(CODEC_FALLBACKS)}, got {fallback!r}")
+    try:
+        return EncodecCodec.from_pretrained(codec_model, **codec_kwargs)
+    except CodecUnavailableError as err:
+        if fallback is None:
+            raise
+        logger.warning("%s; codec.fallback=%s: using the untrained codec (%s)", err, fallback,
+                       "waveforms are not perceptually meaningful")
+        return EncodecCodec.untrained(seed=seed, **codec_kwargs)
+
+
+def _save_model_dir(model, path):
+    """``save_pretrained`` into a temporary directory, then move it onto ``path``."""
+    tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        model.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0,
+                      codec_model="facebook/encodec_24khz", bandwidth_kbps=6.0, fallback=None, seed=0,
+                      device="auto", run_lengths_trs=None, fit_max_frames=20_000, chunk_s=60.0, context_s=3.0):
+    """Encode a stimulus's sound to EnCodec codes on the scan's clock and write its views.
+
+    Parameters
+    ----------
+    stimulus_path : str or Path
+        Movie or audio file (``stimulus.path``).
+    out_dir : str or Path
+        Output directory; files are named in :data:`STAGE_OUTPUTS`.
+    tr_s : float
+        Repetition time, in seconds.
+    n_trs : int
+        TRs of the scan, all runs together; the audio must cover ``n_trs * tr_s`` seconds.
+    start_offset_s : float, default=0.0
+        Stimulus time of the first fMRI frame, in seconds (``stimulus.start_offset_s``).
+    codec_model : str, default="facebook/encodec_24khz"
+        Hub id or local directory of EnCodec weights (``codec.model``).
+    bandwidth_kbps : float, default=6.0
+        ``codec.bandwidth_kbps``; 6 kbps = 8 codebooks.
+    fallback : {None, "untrained"}, default=None
+        ``codec.fallback``: what to do when the weights cannot be loaded (None: fail).
+    seed : int, default=0
+        Seeds the untrained codec's weights and its codebook k-means.
+    device : str, default="auto"
+    run_lengths_trs : sequence of int, optional
+        TRs per run (summing to ``n_trs``); labels ``runs`` of the feature tables.
+    fit_max_frames : int, default=20000
+        Frames used to adapt an untrained codec: latent statistics and k-means (``codec.fit_max_frames``).
+    chunk_s, context_s : float, default=60.0, 3.0
+        Encoder/decoder chunk and left-context lengths, in seconds.
+
+    Returns
+    -------
+    dict of str to Path
+        Keys of :data:`STAGE_OUTPUTS` (and ``"codec_weights"`` for an untrained codec).
+    """
+    out_dir = Path(out_dir)
+    tr_runs = _tr_runs(n_trs, run_lengths_trs)
+    codec = _load_codec(codec_model, fallback, seed, {"bandwidth_kbps": bandwidth_kbps, "device": device,
+                                                      "chunk_s": chunk_s, "context_s": context_s})
+    waveform = load_audio(stimulus_path, codec.sample_rate_hz, start_offset_s=start_offset_s, n_trs=n_trs, tr_s=tr_s)
+    latents = codec.latents(waveform, codec.sample_rate_hz)
+    paths = {name: out_dir / file for name, file in STAGE_OUTPUTS.items()}
+    if codec.status != PRETRAINED_STATUS:
+        latents = codec.fit_untrained(latents, max_frames=fit_max_frames, seed=seed)
+        paths["codec_weights"] = out_dir / _UNTRAINED_WEIGHTS
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _save_model_dir(codec.model, paths["codec_weights"])
+    stream = codec.quantize(latents)
+    vectors = codec.codebook_vectors()
+    spans = tr_frame_spans(n_trs, tr_s, codec.frame_rate_hz)
+    frame_runs = tr_runs[np.minimum(frame_trs(np.arange(stream.n_frames), tr_s, codec.frame_rate_hz), n_trs - 1)]
+
+    stream.save(paths["codes"], tr_frame_spans=spans, tr_s=np.asarray(tr_s))
+    quantized_latent(stream, vectors, runs=frame_runs).save(paths["frames"])
+    pooled_embeddings(stream, vectors, tr_s, n_trs, runs=tr_runs).save(paths["pooled"])
+    code_histograms(stream, codec.codebook_size, tr_s, n_trs, runs=tr_runs).save(paths["histograms"])
+    save_npz(paths["codebooks"], vectors=vectors, meta=np.asarray(json.dumps(stream.meta, sort_keys=True)))
+    write_json(paths["codec"], {
+        **codec.describe(),
+        "stimulus_path": str(stimulus_path),
+        "start_offset_s": start_offset_s,
+        "tr_s": tr_s,
+        "n_trs": n_trs,
+        "n_frames": stream.n_frames,
+        "frames_per_tr": tr_s * codec.frame_rate_hz,
+        "seed": seed,
+        "weights_dir": _UNTRAINED_WEIGHTS if "codec_weights" in paths else None,
+    })
+    logger.info("%s: %d frames x %d codebooks for %d TRs (codec: %s)", out_dir, stream.n_frames,
+                stream.n_codebooks, n_trs, codec.status)
+    return paths
+
+
+def load_stage_codec(codec_json, device="auto"):
+    """Rebuild the codec that :func:`run_extract_audio` used, from its ``codec.json``.
+
+    Parameters
+    ----------
+    codec_json : str or Path
+        The stage's ``codec.json``; an untrained codec is read from the weights
+        directory beside it.
+    device : str, default="auto"
+
+    Returns
+    -------
+    EncodecCodec
+    """
+    codec_json = Path(codec_json)
+    info = json.loads(codec_json.read_text())
+    kwargs = {key: info[key] for key in ("bandwidth_kbps", "chunk_s", "context_s", "crossfade_s")}
+    if info["weights_dir"] is None:
+        return EncodecCodec.from_pretrained(info["codec_id"], device=device, **kwargs)
+    model = EncodecModel.from_pretrained(codec_json.parent / info["weights_dir"])
+    return EncodecCodec(model, model_id=info["codec_id"], status=info["codec_status"], device=device, **kwargs)
+
+
+def run_decode_audio(codes, wav_path, *, codec_json, device="auto"):
+    """Decode a code stream to a float32 WAV of exactly ``n_frames * hop_length`` samples.
+
+    Parameters
+    ----------
+    codes : CodeStream or str or Path
+        Codes, or an ``.npz`` written by :meth:`CodeStream.save` (e.g. the stage's ``codes.npz``).
+    wav_path : str or Path
+        Output WAV; a JSON sidecar (same stem) records the codec status and start time.
+    codec_json : str or Path
+        ``codec.json`` of the :func:`run_extract_audio` run that made the codes.
+    device : str, default="auto"
+
+    Returns
+    -------
+    Path
+        ``wav_path``. Sample 0 is heard at ``stream.times_s[0]`` seconds from the first fMRI frame.
+    """
+    stream = codes if isinstance(codes, CodeStream) else CodeStream.load(codes)
+    codec = load_stage_codec(codec_json, device)
+    waveform = codec.decode(stream)
+    wav_path = Path(wav_path)
+    with atomic_path(wav_path) as tmp:
+        wavfile.write(tmp, codec.sample_rate_hz, waveform)
+    write_json(wav_path.with_suffix(".json"), {
+        **stream.meta,
+        "sample_rate_hz": codec.sample_rate_hz,
+        "n_samples": len(waveform),
+        "start_s": stream.first_frame / stream.frame_rate_hz,
+    })
+    return wav_path

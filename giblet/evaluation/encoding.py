@@ -1,0 +1,188 @@
+"""Encoding: predicted against measured BOLD on a held-out block, next to the ISC ceiling and a null."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from giblet.evaluation._batches import block_batch, scatter
+from giblet.evaluation.metrics import fdr_bh, pearson_columns
+from giblet.evaluation.nulls import permutation_test
+from giblet.training.data import shift_within_runs
+
+__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "score_encoding", "isc_ceiling", "encoding_table"]
+
+
+def predict_bold(model, data, subject, block="test", device="cpu"):
+    """The autoencoder's predicted BOLD (its encoder) for the TRs of ``block``.
+
+    Parameters
+    ----------
+    model : GibletAutoencoder
+    data : MovieData
+    subject : str
+    block : str, default="test"
+    device : str or torch.device
+
+    Returns
+    -------
+    ndarray, shape (n_trs, n_voxels), float32
+        On the model clock (``data``'s); NaN outside ``block``.
+    """
+    spans, stimulus, _ = block_batch(model, data, subject, block, device)
+    with torch.no_grad():
+        predicted = model.encode(stimulus, subject)
+    return scatter(spans, predicted.float(), data.n_trs, np.nan)
+
+
+def ridge_bold(encoder, design, runs, preshift_trs=0):
+    """The ridge encoder's predicted BOLD, moved from the stored clock to the model clock.
+
+    Parameters
+    ----------
+    encoder : sklearn Pipeline
+        ``baselines.joblib[subject]["encoder"]``.
+    design : ndarray, shape (n_trs, n_features)
+        ``giblet.training.baselines.encoding_design(aligned_paths)`` (stored clock).
+    runs : ndarray, shape (n_trs,), int
+    preshift_trs : int, default=0
+        TRs the stored BOLD is shifted earlier (Sherlock: 3).
+
+    Returns
+    -------
+    ndarray, shape (n_trs, n_voxels), float32
+        NaN on the first ``preshift_trs`` TRs of each run.
+    """
+    predicted = np.asarray(encoder.predict(design.astype(np.float64)), dtype=np.float32)
+    return shift_within_runs(predicted, runs, preshift_trs, np.nan)
+
+
+@dataclass(frozen=True)
+class EncodingScores:
+    """Pearson r of an encoding model per voxel and per ROI-mean time course, with permutation p-values.
+
+    Attributes
+    ----------
+    voxel_r, voxel_p, voxel_q : ndarray, shape (n_voxels,), float64
+        r, one-sided permutation p and Benjamini-Hochberg q across voxels.
+    roi_r, roi_p, roi_null_mean : ndarray, shape (n_rois,), float64
+        r of the ROI-mean prediction with the ROI-mean measurement, its p and null mean.
+    n_trs : int
+        TRs scored.
+    """
+
+    voxel_r: np.ndarray
+    voxel_p: np.ndarray
+    voxel_q: np.ndarray
+    roi_r: np.ndarray
+    roi_p: np.ndarray
+    roi_null_mean: np.ndarray
+    n_trs: int
+
+
+def _roi_means(values, roi_membership):
+    counts = roi_membership.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (values @ roi_membership.astype(values.dtype)) / np.where(counts, counts, np.nan)
+
+
+def score_encoding(predicted, measured, roi_membership, *, n_permutations=1000, seed=0, null_method="phase"):
+    """Score predicted BOLD against measured BOLD on the same TRs.
+
+    Parameters
+    ----------
+    predicted, measured : ndarray, shape (n_trs, n_voxels), float
+        The scored TRs only, in time order (one held-out block).
+    roi_membership : ndarray, shape (n_voxels, n_rois), bool
+    n_permutations : int, default=1000
+    seed : int, default=0
+    null_method : {"phase", "circular"}, default="phase"
+        Surrogates of the prediction (see :mod:`giblet.evaluation.nulls`).
+
+    Returns
+    -------
+    EncodingScores
+    """
+    predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
+    if predicted.shape != measured.shape or roi_membership.shape[0] != predicted.shape[1]:
+        raise ValueError(f"predicted {predicted.shape}, measured {measured.shape} and roi_membership "
+                         f"{roi_membership.shape} must agree on TRs and voxels")
+    if not np.isfinite(predicted).all() or not np.isfinite(measured).all():
+        raise ValueError("predicted and measured BOLD must be finite on the scored TRs; select valid TRs first")
+    measured_rois = _roi_means(measured, roi_membership)
+    n_voxels = predicted.shape[1]
+
+    def score(prediction):
+        return np.r_[pearson_columns(prediction, measured), pearson_columns(
+            _roi_means(prediction, roi_membership), measured_rois)]
+
+    result = permutation_test(score, predicted, method=null_method, n_permutations=n_permutations, seed=seed)
+    return EncodingScores(result.observed[:n_voxels], result.p[:n_voxels], fdr_bh(result.p[:n_voxels]),
+                          result.observed[n_voxels:], result.p[n_voxels:], result.null_mean[n_voxels:], len(predicted))
+
+
+def isc_ceiling(group_isc_path, subject, voxel_ijk, roi_names, block="test"):
+    """The subject's leave-one-subject-out ISC (``group_isc.npz``) on ``block``, in its voxel order.
+
+    Returns
+    -------
+    voxel_ceiling : ndarray, shape (n_voxels,), float64
+        NaN for voxels the group file lacks (not kept in every subject).
+    roi_ceiling : ndarray, shape (n_rois,), float64
+    """
+    with np.load(group_isc_path, allow_pickle=False) as z:
+        subjects, blocks = list(z["subjects"]), list(z["blocks"])
+        if subject not in subjects or block not in blocks:
+            raise ValueError(f"{group_isc_path}: no {subject!r} in subjects {subjects} or no {block!r} in blocks "
+                             f"{blocks}; rerun group-isc with every subject of the config")
+        if tuple(z["roi_names"]) != tuple(roi_names):
+            raise ValueError(f"{group_isc_path}: ROIs {list(z['roi_names'])} differ from the subject's "
+                             f"{list(roi_names)}; rerun group-isc after prepare-fmri")
+        b, s = blocks.index(block), subjects.index(subject)
+        grid = tuple(z["grid_shape"])
+        group_flat = np.ravel_multi_index(tuple(z["voxel_ijk"].T), grid)
+        voxel_isc, roi_isc = z["voxel_isc"][b, s].astype(np.float64), z["roi_isc"][b, s].astype(np.float64)
+    own_flat = np.ravel_multi_index(tuple(np.asarray(voxel_ijk).T), grid)
+    order = np.argsort(group_flat)
+    where = np.clip(np.searchsorted(group_flat, own_flat, sorter=order), 0, len(order) - 1)
+    found = group_flat[order[where]] == own_flat
+    return np.where(found, voxel_isc[order[where]], np.nan), roi_isc
+
+
+def encoding_table(scores, roi_names, roi_membership, voxel_ceiling, roi_ceiling, q_threshold=0.05):
+    """Tidy per-ROI table: one row per ROI and model.
+
+    Parameters
+    ----------
+    scores : dict of str to EncodingScores
+        Model name (``"autoencoder"``, ``"ridge"``) -> its scores.
+    roi_names : sequence of str, length n_rois
+    roi_membership : ndarray, shape (n_voxels, n_rois), bool
+    voxel_ceiling, roi_ceiling : ndarray, shape (n_voxels,), (n_rois,)
+        From :func:`isc_ceiling`.
+    q_threshold : float, default=0.05
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``roi, model, n_voxels, n_trs, r, null_mean, p, ceiling, r_over_ceiling,
+        mean_voxel_r, mean_voxel_ceiling, fraction_voxels_significant``; ``r`` is the ROI-mean
+        prediction's correlation, ``ceiling`` the ROI-mean leave-one-subject-out ISC.
+    """
+    rows = []
+    for model, s in scores.items():
+        for r, roi in enumerate(roi_names):
+            members = roi_membership[:, r]
+            some = members.any()
+            rows.append({
+                "roi": roi, "model": model, "n_voxels": int(members.sum()), "n_trs": s.n_trs,
+                "r": s.roi_r[r], "null_mean": s.roi_null_mean[r], "p": s.roi_p[r],
+                "ceiling": roi_ceiling[r], "r_over_ceiling": s.roi_r[r] / roi_ceiling[r],
+                "mean_voxel_r": np.nanmean(s.voxel_r[members]) if some else np.nan,
+                "mean_voxel_ceiling": np.nanmean(voxel_ceiling[members]) if some else np.nan,
+                "fraction_voxels_significant": (s.voxel_q[members] < q_threshold).mean() if some else np.nan,
+            })
+    return pd.DataFrame(rows)

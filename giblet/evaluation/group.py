@@ -1,0 +1,152 @@
+"""Group summary: every number of the subjects' ``summary.json`` across subjects, and pooled lesion effects.
+
+Lesion effects are pooled over subjects by concatenating their paired per-TR scores (each
+subject's test TRs in time order, subjects one after another) and bootstrapping blocks of TRs:
+a test block of a few dozen TRs gives one subject little power, the group much more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from giblet.evaluation._tables import json_number, write_tsv
+from giblet.evaluation.lesions import compare_lesions
+from giblet.evaluation.metrics import bootstrap_ci
+from giblet.io import write_json
+
+__all__ = ["flatten_summary", "pooled_lesion_effects", "pooled_lesion_contrasts", "run_group_summary"]
+
+log = logging.getLogger(__name__)
+
+_NOT_SCORES = ("seed", "n_permutations", "n_bootstrap", "bootstrap_block_trs", "seconds")  # settings, not results
+
+
+def flatten_summary(summary, prefix=""):
+    """Numeric leaves of a nested summary as ``{"a/b/c": value}`` (lists become ``path/0``, ``path/1``...)."""
+    items = summary.items() if isinstance(summary, dict) else enumerate(summary)
+    out = {}
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if isinstance(value, (dict, list)):
+            out.update(flatten_summary(value, f"{path}/"))
+        elif isinstance(value, bool):
+            out[path] = float(value)
+        elif isinstance(value, (int, float)) and path not in _NOT_SCORES:
+            out[path] = float(value)
+    return out
+
+
+def _read_per_tr(paths, metric):
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path, sep="\t")
+        if "subject" not in frame:
+            frame.insert(0, "subject", Path(path).parent.name)
+        frames.append(frame[frame["metric"] == metric])
+    return pd.concat(frames, ignore_index=True).sort_values(["subject", "tr"], kind="stable")
+
+
+def pooled_lesion_effects(per_tr, *, n_bootstrap=1000, seed=0, block_trs=5):
+    """Change of a metric under every lesion, pooled over subjects' TRs, with a block-bootstrap CI.
+
+    Parameters
+    ----------
+    per_tr : pandas.DataFrame
+        Subjects' ``lesions_per_tr.tsv.gz`` rows with a ``subject`` column, in (subject, TR) order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``model, input, modality, metric, roi, part``: ``intact``, ``lesioned``,
+        ``change`` (lesioned - intact), ``ci_low``, ``ci_high``, ``significant``, ``n_subjects``, ``n_trs``.
+    """
+    rows = []
+    for keys, group in per_tr.groupby(["model", "input", "modality", "metric", "roi", "part"], sort=False):
+        change, low, high = bootstrap_ci((group["lesioned"] - group["intact"]).to_numpy(), n_bootstrap=n_bootstrap,
+                                         seed=seed, block_trs=min(block_trs, len(group)))
+        rows.append({**dict(zip(["model", "input", "modality", "metric", "roi", "part"], keys)),
+                     "intact": group["intact"].mean(), "lesioned": group["lesioned"].mean(), "change": change,
+                     "ci_low": low, "ci_high": high, "significant": bool(low > 0 or high < 0),
+                     "n_subjects": group["subject"].nunique(), "n_trs": len(group)})
+    return pd.DataFrame(rows)
+
+
+def pooled_lesion_contrasts(per_tr, *, n_bootstrap=1000, seed=0, block_trs=5):
+    """Extra cost of silencing each named ROI rather than each other one, pooled over subjects.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`giblet.evaluation.compare_lesions` rows with ``roi`` (the first lesion) and ``other``
+        columns: ``extra_cost > 0`` when silencing ``roi`` costs more than silencing ``other``.
+    """
+    rois = per_tr.loc[per_tr["part"] == "roi", "roi"].unique()
+    frames = [compare_lesions(per_tr, {"roi": a, "part": "roi"}, {"roi": b, "part": "roi"}, n_bootstrap=n_bootstrap,
+                              seed=seed, block_trs=block_trs).assign(roi=a, other=b)
+              for a in rois for b in rois if a != b]
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_accuracy", n_bootstrap=1000, seed=0,
+                      block_trs=5):
+    """Mean, spread and per-subject values of every number in the subjects' evaluation summaries.
+
+    Parameters
+    ----------
+    summary_paths : sequence of path
+        ``summary.json`` of :func:`giblet.evaluation.run_evaluate`, one per subject.
+    out_path : path
+        Output JSON; a TSV with the same stem holds one row per number.
+    lesion_paths : sequence of path, optional
+        The subjects' ``lesions_per_tr.tsv.gz`` (subject = the folder name unless a ``subject``
+        column says otherwise). With them, ``<stem>_lesions.tsv`` (:func:`pooled_lesion_effects`)
+        and ``<stem>_lesion_contrasts.tsv`` (:func:`pooled_lesion_contrasts`) are written for ``metric``.
+    metric : str, default="rank_accuracy"
+        The decoding metric the pooled lesion tables use (TR identification).
+    n_bootstrap, seed, block_trs
+        Block bootstrap of the pooled TRs.
+
+    Returns
+    -------
+    Path
+        ``out_path``, holding ``subjects``, ``codec_status`` (every status met), ``numbers``:
+        ``{path: {"n", "mean", "sd", "min", "max", "values": {subject: value}}}`` (booleans such as
+        ``significant`` become the fraction of subjects where they hold) and, with lesion paths,
+        ``pooled_lesions``: ``{"model/input": {modality: {roi[ (complement)]: {change, ci, significant}}}}``.
+    """
+    summaries = [json.loads(Path(p).read_text()) for p in summary_paths]
+    if not summaries:
+        raise ValueError("run_group_summary needs at least one summary.json; run evaluate for every subject first")
+    subjects = [s["subject"] for s in summaries]
+    if len(set(subjects)) != len(subjects):
+        raise ValueError(f"summaries repeat subjects {subjects}; pass one summary.json per subject")
+    table = pd.DataFrame({s["subject"]: flatten_summary(s) for s in summaries})  # (numbers, subjects)
+    stats = pd.DataFrame({"n": table.notna().sum(axis=1), "mean": table.mean(axis=1), "sd": table.std(axis=1),
+                          "min": table.min(axis=1), "max": table.max(axis=1)})
+    frame = pd.concat([stats, table], axis=1).rename_axis("number").reset_index()
+    write_tsv(frame, Path(out_path).with_suffix(".tsv"))
+    numbers = {row["number"]: {"n": int(row["n"]), **{k: json_number(row[k]) for k in ("mean", "sd", "min", "max")},
+                               "values": {s: json_number(row[s]) for s in subjects}}
+               for row in frame.to_dict("records")}
+    statuses = sorted({str(s.get("codec_status")) for s in summaries if s.get("codec_status") is not None})
+    group = {"subjects": subjects, "codec_status": statuses, "numbers": numbers}
+    if lesion_paths:
+        per_tr = _read_per_tr(lesion_paths, metric)
+        options = {"n_bootstrap": n_bootstrap, "seed": seed, "block_trs": block_trs}
+        effects = pooled_lesion_effects(per_tr, **options)
+        stem = Path(out_path).with_suffix("")
+        write_tsv(effects, f"{stem}_lesions.tsv")
+        write_tsv(pooled_lesion_contrasts(per_tr, **options), f"{stem}_lesion_contrasts.tsv")
+        group["pooled_lesions"] = {}
+        for row in effects.to_dict("records"):
+            name = row["roi"] if row["part"] == "roi" else f"{row['roi']} (complement)"
+            group["pooled_lesions"].setdefault(f"{row['model']}/{row['input']}", {}).setdefault(
+                row["modality"], {})[name] = {"change": json_number(row["change"]),
+                                              "ci": [json_number(row["ci_low"]), json_number(row["ci_high"])],
+                                              "significant": row["significant"]}
+    log.info("group summary of %d subjects: %d numbers", len(subjects), len(numbers))
+    return write_json(out_path, group)

@@ -1,0 +1,130 @@
+"""Lesions: how much each decoding score changes when a region (or everything but it) is silenced.
+
+Scores are compared TR by TR (lesioned minus intact, on the same scored TRs), so the
+confidence interval of the change comes from a moving-block bootstrap over TRs of paired
+differences. Silencing goes through :func:`giblet.models.lesion`: voxels are replaced by their
+training mean (``"mean"``), zero, or noise with their training mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from giblet.evaluation.metrics import bootstrap_ci
+from giblet.models import lesion
+
+__all__ = ["LESION_PARTS", "lesion_masks", "silence", "lesion_effects", "compare_lesions"]
+
+#: Part of the brain silenced for a named ROI: the ROI itself or everything else.
+LESION_PARTS = {"roi": lambda members: members, "complement": lambda members: ~members}
+
+
+def lesion_masks(roi_names, roi_membership):
+    """Bool voxel masks of every named ROI and its complement.
+
+    Parameters
+    ----------
+    roi_names : sequence of str, length n_rois
+    roi_membership : ndarray, shape (n_voxels, n_rois), bool
+
+    Returns
+    -------
+    dict of (str, str) to ndarray, shape (n_voxels,), bool
+        ``(roi, part) -> mask`` with ``part`` in :data:`LESION_PARTS`.
+    """
+    membership = np.asarray(roi_membership, dtype=bool)
+    return {(roi, part): make(membership[:, r])
+            for r, roi in enumerate(roi_names) for part, make in LESION_PARTS.items()}
+
+
+def silence(voxels, mask, mode, mean, std, seed=0):
+    """Silence ``mask``'s voxels of a (n_trs, n_voxels) array (measured BOLD) with :func:`giblet.models.lesion`.
+
+    Parameters
+    ----------
+    voxels : ndarray, shape (n_trs, n_voxels), float32
+    mask : ndarray, shape (n_voxels,), bool
+    mode : {"zero", "mean", "noise"}
+    mean, std : ndarray, shape (n_voxels,)
+        Training statistics of ``voxels``.
+    seed : int, default=0
+        Seeds the ``"noise"`` draws.
+
+    Returns
+    -------
+    ndarray, shape (n_trs, n_voxels), float32
+    """
+    generator = torch.Generator().manual_seed(seed)
+    out = lesion(torch.from_numpy(np.ascontiguousarray(voxels, dtype=np.float32)), torch.from_numpy(mask), mode,
+                 mean=mean, std=std, generator=generator)
+    return out.numpy()
+
+
+def lesion_effects(intact, lesioned, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95):
+    """Change of every metric under a lesion, with its bootstrap confidence interval over TRs.
+
+    Parameters
+    ----------
+    intact, lesioned : dict of str to (str, ndarray)
+        :func:`giblet.evaluation.decoding.score_views` outputs on the same TRs.
+    n_bootstrap : int, default=1000
+    seed : int, default=0
+    block_trs : int, default=1
+        Moving-block length of the bootstrap, in TRs.
+    level : float, default=0.95
+
+    Returns
+    -------
+    list of dict
+        Keys ``metric, features, intact, lesioned, change, ci_low, ci_high, significant``;
+        ``change = lesioned - intact`` (negative: the lesion costs), ``significant`` when the
+        interval excludes 0.
+    """
+    metrics = list(intact)
+    diff = np.stack([lesioned[m][1] - intact[m][1] for m in metrics], axis=1)
+    change, low, high = bootstrap_ci(diff, n_bootstrap=n_bootstrap, seed=seed, block_trs=min(block_trs, len(diff)),
+                                     level=level)
+    return [{"metric": m, "features": intact[m][0], "intact": np.nanmean(intact[m][1]),
+             "lesioned": np.nanmean(lesioned[m][1]), "change": change[i], "ci_low": low[i], "ci_high": high[i],
+             "significant": bool(low[i] > 0 or high[i] < 0)} for i, m in enumerate(metrics)]
+
+
+def compare_lesions(per_tr, first, second, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95):
+    """How much more lesion ``first`` costs than lesion ``second``, per metric, with a paired bootstrap CI.
+
+    Parameters
+    ----------
+    per_tr : pandas.DataFrame
+        The stage's ``lesions_per_tr.tsv.gz`` (columns ``model, input, roi, part, n_voxels, modality,
+        metric, tr, intact, lesioned``), or several subjects' concatenated with a ``subject`` column
+        (then pooled over subjects).
+    first, second : dict
+        Column filters selecting one lesion each, e.g. ``{"roi": "auditory", "part": "roi"}``.
+    n_bootstrap, seed, block_trs, level
+        See :func:`giblet.evaluation.metrics.bootstrap_ci`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``(model, input, modality, metric)``: ``extra_cost`` (mean over paired TRs of
+        ``lesioned[second] - lesioned[first]``; > 0 when ``first`` costs more), ``ci_low``,
+        ``ci_high``, ``significant`` and ``n_trs``.
+    """
+    groups = ["model", "input", "modality", "metric"]
+    pairs = [c for c in per_tr.columns if c not in {"roi", "part", "n_voxels", "intact", "lesioned", *groups}]
+
+    def pick(selection):
+        rows = per_tr.loc[(per_tr[list(selection)] == pd.Series(selection)).all(axis=1)]
+        return rows.set_index(groups + pairs)["lesioned"]
+
+    both = pd.concat({"first": pick(first), "second": pick(second)}, axis=1).dropna()
+    out = []
+    for group, rows in both.groupby(level=groups, sort=False):
+        extra = (rows["second"] - rows["first"]).sort_index().to_numpy()
+        mean, low, high = bootstrap_ci(extra, n_bootstrap=n_bootstrap, seed=seed, block_trs=min(block_trs, len(extra)),
+                                       level=level)
+        out.append({**dict(zip(groups, group)), "extra_cost": mean, "ci_low": low, "ci_high": high,
+                    "significant": bool(low > 0 or high < 0), "n_trs": len(extra)})
+    return pd.DataFrame(out)

@@ -1,0 +1,203 @@
+"""Scores of predictions against truth: correlation, top-k, TR identification, SSIM, bootstrap CI, FDR.
+
+Every function works on numpy arrays with time (TRs, or frames) on axis 0 and returns
+per-item scores where a score decomposes over TRs, so that callers can average, bootstrap
+or shift them (see :mod:`giblet.evaluation.nulls`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, stats
+
+__all__ = [
+    "pearson_columns",
+    "pearson_rows",
+    "topk_hits",
+    "identification_ranks",
+    "rank_accuracy",
+    "ssim",
+    "bootstrap_ci",
+    "fdr_bh",
+]
+
+
+def pearson_columns(prediction, target):
+    """Pearson r between matching columns.
+
+    Parameters
+    ----------
+    prediction, target : ndarray, shape (n_samples, n_columns) or (n_samples,)
+
+    Returns
+    -------
+    ndarray, shape (n_columns,), float64 (a float for 1-D inputs)
+        NaN where a column is constant.
+    """
+    a, b = np.asarray(prediction, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if a.shape != b.shape or a.ndim not in (1, 2) or len(a) < 2:
+        raise ValueError(f"prediction {a.shape} and target {b.shape} must have one shape (n_samples>=2[, n_columns])")
+    squeeze = a.ndim == 1
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(denom > 0, (a * b).sum(axis=0) / denom, np.nan)
+    return float(r[0]) if squeeze else r
+
+
+def pearson_rows(prediction, target):
+    """Pearson r between matching rows (e.g. decoded and true thumbnail of each TR).
+
+    Parameters
+    ----------
+    prediction, target : ndarray, shape (n_trs, ...)
+        Trailing axes are flattened.
+
+    Returns
+    -------
+    ndarray, shape (n_trs,), float64
+    """
+    a, b = np.asarray(prediction), np.asarray(target)
+    return pearson_columns(a.reshape(len(a), -1).T, b.reshape(len(b), -1).T)
+
+
+def topk_hits(topk, target):
+    """Whether each target is among the k best predictions.
+
+    Parameters
+    ----------
+    topk : ndarray, shape (..., k), int
+        Predicted classes, best first (e.g. ``logits.topk(k).indices``); pass ``[..., :1]`` for top-1.
+    target : ndarray, shape (...), int
+        True classes (e.g. EnCodec code indices).
+
+    Returns
+    -------
+    ndarray, shape (...), bool
+    """
+    topk, target = np.asarray(topk), np.asarray(target)
+    if topk.shape[:-1] != target.shape:
+        raise ValueError(f"topk {topk.shape} must be target's shape {target.shape} plus a k axis")
+    return (topk == target[..., None]).any(axis=-1)
+
+
+def identification_ranks(decoded, true):
+    """Rank of the true TR among all candidate TRs, by correlation with the decoded features.
+
+    Parameters
+    ----------
+    decoded, true : ndarray, shape (n_trs, n_features), float
+        Decoded and true features of the same TRs, each standardised (e.g. z-scored per
+        feature) so that no feature dominates the correlation.
+
+    Returns
+    -------
+    ndarray, shape (n_trs,), float64
+        0 when the true TR correlates best with the decoded row, ``n_trs - 1`` when worst;
+        ties with the true TR count one half each, so a constant decoding ranks at chance.
+    """
+    decoded, true = np.asarray(decoded, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if decoded.shape != true.shape or decoded.ndim != 2 or len(decoded) < 2:
+        raise ValueError(f"decoded {decoded.shape} and true {true.shape} must be one (n_trs>=2, n_features) shape")
+    z = [(x - x.mean(axis=1, keepdims=True)) for x in (decoded, true)]
+    norms = [np.linalg.norm(x, axis=1, keepdims=True) for x in z]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num((z[0] / norms[0]) @ (z[1] / norms[1]).T)  # (decoded TR, candidate TR)
+    own = np.diag(corr)[:, None]
+    better = (corr > own).sum(axis=1)
+    ties = (corr == own).sum(axis=1) - 1
+    return better + 0.5 * ties
+
+
+def rank_accuracy(ranks, n_candidates):
+    """``1 - rank / (n_candidates - 1)``: 1 for perfect identification, 0.5 at chance (1 - normalised rank)."""
+    return 1.0 - np.asarray(ranks, dtype=np.float64) / (n_candidates - 1)
+
+
+def ssim(estimate, reference, data_range=1.0, sigma=1.5):
+    """Mean structural similarity of images (Wang et al. 2004, Gaussian window).
+
+    Parameters
+    ----------
+    estimate, reference : ndarray, shape (n_images, n_channels, height, width), float
+    data_range : float, default=1.0
+        Range of pixel values (1 for thumbnails in [0, 1]).
+    sigma : float, default=1.5
+        Standard deviation of the Gaussian window, in pixels (truncated at 3.5 sigma).
+
+    Returns
+    -------
+    ndarray, shape (n_images,), float64
+        SSIM averaged over pixels and channels; 1 for identical images.
+    """
+    x, y = np.asarray(estimate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 4:
+        raise ValueError(f"estimate {x.shape} and reference {y.shape} must be one (n_images, channels, h, w) shape")
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+
+    def blur(z):
+        return ndimage.gaussian_filter(z, sigma=(0, 0, sigma, sigma), truncate=3.5, mode="reflect")
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return index.mean(axis=(1, 2, 3))
+
+
+def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95):
+    """Mean over TRs and its moving-block bootstrap confidence interval.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_trs,) or (n_trs, n_columns), float
+        Per-TR scores (e.g. lesioned minus intact), in time order.
+    n_bootstrap : int, default=1000
+    seed : int, default=0
+    block_trs : int, default=1
+        Length of the resampled blocks of consecutive TRs; > 1 keeps the autocorrelation of
+        fMRI-derived scores within a block (1 is the ordinary bootstrap).
+    level : float, default=0.95
+
+    Returns
+    -------
+    mean, low, high : ndarray, shape (n_columns,) (floats for 1-D input)
+        NaN TRs are left out.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    squeeze = values.ndim == 1
+    values = values.reshape(len(values), -1)
+    n = len(values)
+    if n < 1 or not 1 <= block_trs <= n:
+        raise ValueError(f"need >= 1 TR and 1 <= block_trs <= n_trs = {n}, got block_trs={block_trs}")
+    rng = np.random.default_rng(seed)
+    n_blocks = -(-n // block_trs)
+    starts = rng.integers(0, n - block_trs + 1, size=(n_bootstrap, n_blocks))
+    index = (starts[..., None] + np.arange(block_trs)).reshape(n_bootstrap, -1)[:, :n]
+    with np.errstate(invalid="ignore"):
+        means = np.nanmean(values[index], axis=1)  # (n_bootstrap, n_columns)
+        low, high = np.nanquantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        mean = np.nanmean(values, axis=0)
+    if squeeze:
+        return float(mean[0]), float(low[0]), float(high[0])
+    return mean, low, high
+
+
+def fdr_bh(p_values):
+    """Benjamini-Hochberg adjusted p-values (q), ignoring NaN.
+
+    Parameters
+    ----------
+    p_values : ndarray, shape (n_tests,), float
+
+    Returns
+    -------
+    ndarray, shape (n_tests,), float64
+        ``scipy.stats.false_discovery_control(p, method="bh")`` over the finite p-values; NaN elsewhere.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        q[finite] = stats.false_discovery_control(p[finite], method="bh")
+    return q

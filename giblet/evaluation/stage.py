@@ -1,0 +1,447 @@
+"""The ``evaluate`` and ``decode-audio`` stages: one subject's scores and sounds on the test block."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from giblet.audio.codes import CodeStream
+from giblet.audio.load import load_audio
+from giblet.audio.stage import load_stage_codec
+from giblet.evaluation._tables import json_number, write_tsv
+from giblet.evaluation.decoding import (
+    autoencoder_views,
+    code_topk,
+    decoder_outputs,
+    decoding_rows,
+    decoding_targets,
+    ridge_views,
+    score_views,
+)
+from giblet.evaluation.encoding import encoding_table, isc_ceiling, predict_bold, ridge_bold, score_encoding
+from giblet.evaluation.lesions import lesion_effects, lesion_masks, silence
+from giblet.evaluation.waveforms import score_waveforms, trs_waveform, write_wav
+from giblet.io import save_npz, write_json
+from giblet.models import LESION_MODES, lesion
+from giblet.splits import BLOCKS
+from giblet.training.baselines import decoding_design, encoding_design
+from giblet.training.data import load_movie_data
+from giblet.training.stage import load_model
+from giblet.training.trainer import resolve_device
+
+__all__ = ["EVALUATE_OUTPUTS", "HEADLINE_METRIC", "LESION_INPUTS", "subject_prepared_path", "run_evaluate",
+           "run_decode_audio_eval"]
+
+log = logging.getLogger(__name__)
+
+EVALUATE_OUTPUTS = {
+    "encoding_rois": "encoding_rois.tsv",  # ROI x model: r of the ROI mean, ceiling, r/ceiling, p
+    "encoding_voxels": "encoding_voxels.npz",  # per-voxel r, p, q per model + ceiling + voxel grid
+    "decoding": "decoding.tsv",  # model x input x modality x metric: score, chance, baseline, null, p
+    "lesions": "lesions.tsv",  # lesion x model x input x modality x metric: change and bootstrap CI
+    "lesions_per_tr": "lesions_per_tr.tsv.gz",  # the per-TR scores behind lesions.tsv
+    "examples": "examples.npz",  # true / decoded / reconstructed thumbnails of some test TRs
+    "text_examples": "text_examples.tsv",  # true and retrieved annotation text of every scored TR
+    "summary": "summary.json",  # headline numbers and codec status
+}
+#: Signals a lesion can silence: the subject's measured BOLD, or the encoder's predicted BOLD (middle layer).
+LESION_INPUTS = ("measured_bold", "predicted_bold")
+#: The metric every modality is summarised and lesioned by: TR identification (chance 0.5).
+HEADLINE_METRIC = "rank_accuracy"
+
+
+def subject_prepared_path(prepared_paths, subject):
+    """The ``prepare-fmri`` file of ``subject`` among ``prepared_paths`` (reads only its ``subject`` entry)."""
+    found = []
+    for path in prepared_paths:
+        with np.load(path, allow_pickle=False) as z:
+            found.append(str(z["subject"]))
+            if found[-1] == subject:
+                return Path(path)
+    raise ValueError(f"no prepare-fmri file for subject {subject!r} among {len(found)} files (subjects {found}); "
+                     "pass the subject's file in prepared_paths")
+
+
+def _check_lesion_mode(mode):
+    if mode not in LESION_MODES:
+        raise ValueError(f"evaluate.lesion_mode must be one of {sorted(LESION_MODES)}, got {mode!r}")
+
+
+def _statistics(values, rows):
+    mean, std = values[rows].mean(axis=0), values[rows].std(axis=0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _test_design(data, subject, bold, delays):
+    """The ridge decoder's design on the test block only (and the BOLD after it that its windows reach).
+
+    Returns
+    -------
+    design : ndarray, shape (n_rows, n_voxels * n_delays)
+        Rows for TRs ``first, first + 1, ...`` of the clock.
+    first : int
+    scored : ndarray, shape (n_scored,), int
+        Test TRs whose every window row is valid test-block BOLD of the same run (the scored TRs).
+    """
+    test = np.flatnonzero(data.labels == BLOCKS.index("test"))
+    first, stop = test[0], min(test[-1] + max(delays) + 1, data.n_trs)
+    window = slice(first, stop)
+    design, rows = decoding_design(bold[window], data.bold_valid[subject][window], data.labels[window],
+                                   data.runs[window], "test", delays)
+    return design, first, np.flatnonzero(rows) + first
+
+
+def _decode_all(model, data, subject, targets, baselines, delays, device, bold=None, lesion_fn=None):
+    """Views of the three decoders: the autoencoder and the ridge from measured BOLD, the autoencoder's reconstruction.
+
+    ``bold`` replaces the measured BOLD (a lesion of it); ``lesion_fn`` acts on the middle layer.
+    """
+    design, first, _ = _test_design(data, subject, data.bold[subject] if bold is None else bold, delays)
+    return {
+        ("autoencoder", "measured_bold"): autoencoder_views(model, data, subject, targets, bold=bold, device=device),
+        ("ridge", "measured_bold"): ridge_views(baselines["decoders"], design[targets.rows - first], targets),
+        ("autoencoder", "predicted_bold"): autoencoder_views(model, data, subject, targets, source="predicted_bold",
+                                                             lesion=lesion_fn, device=device),
+    }
+
+
+def _check_design(design, encoder, prepared, aligned_paths):
+    """The FIR design must be the one the ridge encoder was fitted on: same columns, same training means."""
+    scaler = encoder[0]
+    train = prepared.valid_trs & prepared.split.mask("train")
+    if design.shape[1] != scaler.n_features_in_ or not np.allclose(
+            design[train].astype(np.float64).mean(axis=0), scaler.mean_, rtol=1e-5, atol=1e-6):
+        raise ValueError(f"aligned tables {[str(p) for p in aligned_paths]} ({design.shape[1]} columns) are not the "
+                         f"design the ridge encoder was trained on ({scaler.n_features_in_} columns); pass the train "
+                         "stage's --aligned files in the same order")
+
+
+def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, preshift_trs, device, out_dir, *,
+              n_permutations, seed):
+    prepared = data.prepared[subject]
+    rows = np.flatnonzero((data.labels == BLOCKS.index("test")) & data.bold_valid[subject])
+    measured = data.bold[subject][rows]
+    design = encoding_design(aligned_paths)
+    _check_design(design, baselines["encoder"], prepared, aligned_paths)
+    predictions = {
+        "autoencoder": predict_bold(model, data, subject, "test", device)[rows],
+        "ridge": ridge_bold(baselines["encoder"], design, data.runs, preshift_trs)[rows],
+    }
+    scores = {name: score_encoding(p, measured, prepared.roi_membership, n_permutations=n_permutations, seed=seed)
+              for name, p in tqdm(predictions.items(), desc="encoding nulls", unit="model")}
+    voxel_ceiling, roi_ceiling = isc_ceiling(group_isc_path, subject, prepared.voxel_ijk, prepared.roi_names)
+    table = encoding_table(scores, prepared.roi_names, prepared.roi_membership, voxel_ceiling, roi_ceiling)
+    write_tsv(table, out_dir / EVALUATE_OUTPUTS["encoding_rois"])
+    per_voxel = {f"{field}_{name}": getattr(s, f"voxel_{field}").astype(np.float32)
+                 for name, s in scores.items() for field in ("r", "p", "q")}
+    save_npz(out_dir / EVALUATE_OUTPUTS["encoding_voxels"], **per_voxel, ceiling=voxel_ceiling.astype(np.float32),
+             voxel_ijk=prepared.voxel_ijk, affine=prepared.affine, grid_shape=np.asarray(prepared.grid_shape),
+             roi_names=np.asarray(prepared.roi_names), roi_membership=prepared.roi_membership,
+             n_trs=np.asarray(len(rows)))
+    summary = {name: {"n_trs": int(len(rows)), "median_voxel_r": json_number(np.nanmedian(s.voxel_r)),
+                      "fraction_voxels_q05": json_number(np.mean(s.voxel_q < 0.05)),
+                      "rois": {roi: {"r": json_number(s.roi_r[r]), "ceiling": json_number(roi_ceiling[r]),
+                                     "r_over_ceiling": json_number(s.roi_r[r] / roi_ceiling[r]),
+                                     "p": json_number(s.roi_p[r])}
+                               for r, roi in enumerate(prepared.roi_names)}}
+               for name, s in scores.items()}
+    return summary
+
+
+def _examples(views, targets, n_examples, out_dir):
+    index = np.arange(0, targets.n_trs, max(1, targets.n_trs // n_examples))[:n_examples]  # evenly spaced TRs
+    arrays = {"trs": targets.rows[index], "times_s": targets.rows[index] * targets.tr_s}
+    if "thumbs" in targets.views:
+        arrays["true_thumbs"] = targets.views["thumbs"][index]
+        for (model, source), name in ((("autoencoder", "measured_bold"), "decoded"),
+                                      (("autoencoder", "predicted_bold"), "reconstructed")):
+            arrays[f"{name}_thumbs"] = views[model, source]["video"]["thumbs"][index].astype(np.float32)
+    save_npz(out_dir / EVALUATE_OUTPUTS["examples"], **arrays)
+    text = {"tr": targets.rows, "time_s": targets.rows * targets.tr_s}
+    if targets.text_index is not None:
+        text["true_texts"] = [" | ".join(sorted(ok)) for ok in targets.correct_texts]
+        for (model, source), v in views.items():
+            text[f"{model}_{source}"] = targets.text_index.nearest_texts(v["text"]["embedding"])
+    write_tsv(pd.DataFrame(text), out_dir / EVALUATE_OUTPUTS["text_examples"])
+
+
+def _lesion_statistics(model, data, subject, device):
+    """Training mean and std of the measured BOLD and of the encoder's predicted voxels (the lesion fillers)."""
+    train = np.flatnonzero((data.labels == BLOCKS.index("train")) & data.bold_valid[subject])
+    return {"measured_bold": _statistics(data.bold[subject], train),
+            "predicted_bold": _statistics(predict_bold(model, data, subject, "train", device), train)}
+
+
+def _lesioned_inputs(data, subject, mask, mode, stats, seed, device):
+    """The silenced measured BOLD (n_trs, n_voxels) and the middle-layer lesion for one voxel mask."""
+    silenced = silence(data.bold[subject], mask, mode, *stats["measured_bold"], seed)
+    mean, std = (torch.from_numpy(x).to(device) for x in stats["predicted_bold"])
+    generator = torch.Generator(device=device).manual_seed(seed)
+    on_layer = functools.partial(lesion, roi=torch.from_numpy(mask).to(device), mode=mode, mean=mean, std=std,
+                                 generator=generator)
+    return silenced, on_layer
+
+
+def _lesions(model, data, subject, targets, baselines, intact, *, delays, mode, device, seed, n_bootstrap,
+             block_trs):
+    """Tidy lesion effects and the per-TR scores behind them."""
+    prepared = data.prepared[subject]
+    stats = _lesion_statistics(model, data, subject, device)
+    effects, per_tr = [], []
+    masks = lesion_masks(prepared.roi_names, prepared.roi_membership)
+    for (roi, part), mask in tqdm(masks.items(), desc="lesions", unit="lesion"):
+        silenced, on_layer = _lesioned_inputs(data, subject, mask, mode, stats, seed, device)
+        lesioned = _decode_all(model, data, subject, targets, baselines, delays, device, silenced, on_layer)
+        for (name, source), by_modality in lesioned.items():
+            for modality, views in by_modality.items():
+                before, after = intact[name, source][modality], score_views(views, targets)
+                keys = {"model": name, "input": source, "roi": roi, "part": part, "n_voxels": int(mask.sum()),
+                        "modality": modality}
+                effects += [{**keys, **row} for row in lesion_effects(before, after, n_bootstrap=n_bootstrap,
+                                                                      seed=seed, block_trs=block_trs)]
+                per_tr += [pd.DataFrame({**keys, "metric": metric, "tr": targets.rows, "intact": before[metric][1],
+                                         "lesioned": after[metric][1]}) for metric in before]
+    return pd.DataFrame(effects), pd.concat(per_tr, ignore_index=True)
+
+
+def _decoding_summary(table):
+    out = {}
+    headline = table[~table["metric"].str.contains("_cb")]
+    for row in headline.to_dict("records"):
+        key = f"{row['model']}/{row['input']}"
+        out.setdefault(key, {}).setdefault(row["modality"], {})[row["metric"]] = {
+            k: json_number(row[k]) for k in ("score", "chance", "baseline", "ceiling", "null_mean", "p")}
+    return out
+
+
+def _lesion_summary(table):
+    out = {}
+    for row in table[table["metric"] == HEADLINE_METRIC].to_dict("records"):
+        key = f"{row['model']}/{row['input']}"
+        name = row["roi"] if row["part"] == "roi" else f"{row['roi']} (complement)"
+        out.setdefault(key, {}).setdefault(row["modality"], {})[name] = {
+            "change": json_number(row["change"]), "ci": [json_number(row["ci_low"]), json_number(row["ci_high"])],
+            "significant": bool(row["significant"])}
+    return out
+
+
+def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_path, baselines_path, group_isc_path,
+                 out_dir, modalities, preshift_trs=0, seed=0, n_permutations=1000, n_bootstrap=1000,
+                 bootstrap_block_trs=5, lesion_mode="mean", n_examples=8, device=None):
+    """Score one subject's encoding, decoding and lesions on the test block.
+
+    Parameters
+    ----------
+    subject : str
+    features_dir : path
+        Feature stages' folder (per-TR tables, ``codes.npz``, ``text_segments.npz``).
+    aligned_paths : sequence of path
+        The ``align`` stage's FIR tables (the ridge encoder's design, stored clock).
+    prepared_paths : sequence of path
+        ``prepare-fmri`` files; the subject's is picked by its ``subject`` entry.
+    model_path, baselines_path : path
+        The ``train`` stage's ``autoencoder.pt`` and ``baselines.joblib``.
+    group_isc_path : path
+        ``group_isc.npz`` (the leave-one-subject-out ceiling).
+    out_dir : path
+        Output folder; files are named in :data:`EVALUATE_OUTPUTS`.
+    modalities : sequence of str
+        As trained.
+    preshift_trs : int, default=0
+        TRs the stored BOLD is shifted earlier (Sherlock: 3); must match training.
+    seed : int, default=0
+        Seeds the nulls, bootstraps and noise lesions.
+    n_permutations : int, default=1000
+        Phase-randomised encoding predictions per model; circular shifts of decoded sequences
+        (at most n_trs - 1).
+    n_bootstrap : int, default=1000
+        Bootstrap resamples of the test TRs for lesion confidence intervals.
+    bootstrap_block_trs : int, default=5
+        Moving-block length of the bootstrap, in TRs (keeps BOLD autocorrelation in the resamples).
+    lesion_mode : {"zero", "mean", "noise"}, default="mean"
+        Replacement of silenced voxels (training statistics; see :func:`giblet.models.lesion`).
+    n_examples : int, default=8
+        Test TRs whose thumbnails go to ``examples.npz``.
+    device : str, optional
+        ``None``: CUDA when available.
+
+    Returns
+    -------
+    dict of str to Path
+        Keys of :data:`EVALUATE_OUTPUTS`.
+    """
+    _check_lesion_mode(lesion_mode)
+    # One BLAS thread: many small products, and parallel Snakemake jobs share the cores (two threads
+    # on a busy machine made them 100x slower).
+    with threadpool_limits(1, user_api="blas"):
+        return _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path,
+                         group_isc_path, out_dir, modalities, preshift_trs, seed, n_permutations, n_bootstrap,
+                         bootstrap_block_trs, lesion_mode, n_examples, device)
+
+
+def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path, group_isc_path,
+              out_dir, modalities, preshift_trs, seed, n_permutations, n_bootstrap, bootstrap_block_trs, lesion_mode,
+              n_examples, device):
+    started = time.perf_counter()
+    out_dir, features_dir, device = Path(out_dir), Path(features_dir), resolve_device(device)
+    model, saved = load_model(model_path, device)
+    if saved.get("preshift_trs", 0) != preshift_trs:
+        raise ValueError(f"{model_path} was trained with preshift_trs={saved.get('preshift_trs')}, evaluation asks "
+                         f"for {preshift_trs}; set fmri.preshift_trs as in training")
+    data = load_movie_data(features_dir, [subject_prepared_path(prepared_paths, subject)], modalities, preshift_trs)
+    all_baselines = joblib.load(baselines_path)
+    if subject not in all_baselines:
+        raise ValueError(f"{baselines_path} has no ridge baselines for {subject!r} (has {sorted(all_baselines)}); "
+                         "retrain with this subject")
+    baselines = all_baselines[subject]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    codec_status = CodeStream.load(features_dir / "codes.npz").codec_status if "audio" in modalities else None
+
+    encoding = _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, preshift_trs, device,
+                         out_dir, n_permutations=n_permutations, seed=seed)
+
+    delays = model.config.decoder_delays_trs
+    rows = _test_design(data, subject, data.bold[subject], delays)[2]
+    targets = decoding_targets(data, features_dir, rows)
+    views = _decode_all(model, data, subject, targets, baselines, delays, device)
+    size = model.config.codebook_size
+    decoding = pd.DataFrame([row for (name, source), v in tqdm(views.items(), desc="decoding nulls", unit="model")
+                             for row in decoding_rows(name, source, v, targets, codebook_size=size,
+                                                      n_permutations=n_permutations, seed=seed)])
+    write_tsv(decoding, out_dir / EVALUATE_OUTPUTS["decoding"])
+    _examples(views, targets, n_examples, out_dir)
+
+    intact = {key: {m: score_views(v, targets) for m, v in by_modality.items()} for key, by_modality in views.items()}
+    lesions, per_tr = _lesions(model, data, subject, targets, baselines, intact, delays=delays, mode=lesion_mode,
+                               device=device, seed=seed, n_bootstrap=n_bootstrap, block_trs=bootstrap_block_trs)
+    write_tsv(lesions, out_dir / EVALUATE_OUTPUTS["lesions"])
+    write_tsv(per_tr, out_dir / EVALUATE_OUTPUTS["lesions_per_tr"])
+
+    seconds = time.perf_counter() - started
+    write_json(out_dir / EVALUATE_OUTPUTS["summary"], {
+        "subject": subject, "codec_status": codec_status, "modalities": list(modalities),
+        "n_decoding_trs": int(len(rows)), "lesion_mode": lesion_mode, "headline_metric": HEADLINE_METRIC,
+        "seed": seed, "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
+        "bootstrap_block_trs": bootstrap_block_trs, "encoding": encoding, "decoding": _decoding_summary(decoding),
+        "lesions": _lesion_summary(lesions), "seconds": round(seconds, 1),
+    })
+    log.info("%s: evaluated %d test TRs in %.1f s", subject, len(rows), seconds)
+    return {name: out_dir / file for name, file in EVALUATE_OUTPUTS.items()}
+
+
+def _top_codes(model, outputs):
+    """Most likely code of every slot: (n_trs, n_codebooks, width) int64, from decoder outputs."""
+    return code_topk(model, outputs["audio"], k=1)[..., 0].transpose(0, 2, 1)
+
+
+def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, out_dir, preshift_trs=0,
+                          stimulus_path=None, start_offset_s=0.0, excerpt_s=30.0, lesion_mode="mean",
+                          lesion_inputs=LESION_INPUTS, seed=0, device=None):
+    """Decode the test block's sound through the frozen codec and score it against references.
+
+    Writes to ``out_dir``, for the longest piece of the test block: ``codec_resynthesis.wav`` (the
+    true codes; the ceiling), ``decoded_measured_bold.wav`` (codes decoded from measured BOLD),
+    ``reconstructed_predicted_bold.wav`` (the autoencoder's reconstruction) and, when the stimulus
+    is given, ``original.wav``; the same for the first ``excerpt_s`` seconds under ``excerpt/``, with
+    ``lesion-<roi>-<part>_<input>.wav`` for every named ROI and its complement silenced in the
+    measured or the predicted BOLD. Every WAV lasts exactly its TRs (``n_trs * tr_s``) and has a JSON
+    sidecar with the codec status. ``waveform_scores.tsv`` scores every decoded WAV against the
+    codec resynthesis and the original; ``waveforms.json`` records the TR ranges and codec status.
+
+    Parameters
+    ----------
+    subject : str
+    features_dir : path
+        Holds ``codes.npz`` and ``codec.json`` (+ untrained weights) of ``extract-audio``.
+    prepared_paths : sequence of path
+        ``prepare-fmri`` files; the subject's is picked by its ``subject`` entry.
+    model_path : path
+        The ``train`` stage's ``autoencoder.pt`` (with an audio head).
+    out_dir : path
+    preshift_trs : int, default=0
+    stimulus_path : path, optional
+        The movie (``stimulus.movie``), for the original-sound reference.
+    start_offset_s : float, default=0.0
+        Stimulus time of the first fMRI frame, in seconds.
+    excerpt_s : float, default=30.0
+        Length of the excerpt decoded for every lesion, in seconds (rounded up to whole TRs).
+    lesion_mode : {"zero", "mean", "noise"}, default="mean"
+    lesion_inputs : sequence of {"measured_bold", "predicted_bold"}, default=LESION_INPUTS (both)
+        Where lesions are applied for the excerpt WAVs; each is 2 x n_rois codec decodes of
+        ``excerpt_s`` (the slow part on a CPU).
+    seed : int, default=0
+    device : str, optional
+
+    Returns
+    -------
+    dict of str to Path
+        ``"scores"``, ``"summary"`` and every WAV by name (excerpt WAVs as ``"excerpt/<name>"``).
+    """
+    _check_lesion_mode(lesion_mode)
+    unknown = set(lesion_inputs) - set(LESION_INPUTS)
+    if unknown:
+        raise ValueError(f"decode_audio.lesion_inputs must be among {list(LESION_INPUTS)}, got {sorted(unknown)}")
+    started = time.perf_counter()
+    out_dir, features_dir, device = Path(out_dir), Path(features_dir), resolve_device(device)
+    model, _ = load_model(model_path, device)
+    if "audio" not in model.config.modalities:
+        raise ValueError(f"{model_path} has no audio head (modalities {list(model.config.modalities)}); add audio "
+                         "to the config's modalities and retrain before decode-audio")
+    data = load_movie_data(features_dir, [subject_prepared_path(prepared_paths, subject)], model.config.modalities,
+                           preshift_trs)
+    codec = load_stage_codec(features_dir / "codec.json", device)
+    first, stop = max(data.pieces("test"), key=lambda piece: piece[1] - piece[0])
+    n_excerpt = min(stop - first, math.ceil(excerpt_s / data.tr_s - 1e-9))
+    codes, mask = data.stimulus["audio_codes"], data.stimulus["audio_mask"]
+    rate, meta = codec.sample_rate_hz, {"codec_status": codec.status, "codec_id": codec.model_id, "subject": subject}
+    original = None
+    if stimulus_path is not None:
+        original = load_audio(stimulus_path, rate, start_offset_s=start_offset_s, n_trs=data.n_trs, tr_s=data.tr_s)
+    stats = _lesion_statistics(model, data, subject, device)
+    masks = lesion_masks(data.prepared[subject].roi_names, data.prepared[subject].roi_membership)
+    paths, scores = {}, []
+    with threadpool_limits(1, user_api="blas"):
+        for segment, rows in (("test", np.arange(first, stop)), ("excerpt", np.arange(first, first + n_excerpt))):
+            trs = {"first_tr": int(rows[0]), "tr_s": data.tr_s}
+            estimates = {
+                "decoded_measured_bold": _top_codes(model, decoder_outputs(model, data, subject, rows, device=device)),
+                "reconstructed_predicted_bold": _top_codes(model, decoder_outputs(
+                    model, data, subject, rows, source="predicted_bold", device=device)),
+            }
+            if segment == "excerpt":
+                for (roi, part), voxels in masks.items():
+                    silenced, on_layer = _lesioned_inputs(data, subject, voxels, lesion_mode, stats, seed, device)
+                    lesioned = {"measured_bold": {"bold": silenced}, "predicted_bold": {"lesion": on_layer}}
+                    for source in lesion_inputs:
+                        estimates[f"lesion-{roi}-{part}_{source}"] = _top_codes(model, decoder_outputs(
+                            model, data, subject, rows, source=source, device=device, **lesioned[source]))
+            references = {"codec_resynthesis": trs_waveform(codec, codes[rows], mask[rows], **trs)}
+            if original is not None:
+                span = slice(round(rows[0] * data.tr_s * rate), round((rows[-1] + 1) * data.tr_s * rate))
+                references["original"] = original[span]
+            waves = {name: trs_waveform(codec, c, mask[rows], **trs)
+                     for name, c in tqdm(estimates.items(), desc=f"decode {segment} audio", unit="wav")}
+            folder = out_dir if segment == "test" else out_dir / "excerpt"
+            for name, wave in {**references, **waves}.items():
+                key = name if segment == "test" else f"excerpt/{name}"
+                paths[key] = write_wav(folder / f"{name}.wav", wave, rate, **meta, source=name,
+                                       start_s=rows[0] * data.tr_s, trs=[int(rows[0]), int(rows[-1]) + 1])
+            scores += [{"segment": segment, **row} for row in score_waveforms(waves, references, rate)]
+    paths["scores"] = write_tsv(pd.DataFrame(scores), out_dir / "waveform_scores.tsv")
+    paths["summary"] = write_json(out_dir / "waveforms.json", {
+        **meta, "test_trs": [int(first), int(stop)], "excerpt_trs": [int(first), int(first + n_excerpt)],
+        "tr_s": data.tr_s, "sample_rate_hz": rate, "lesion_mode": lesion_mode, "seed": seed,
+        "original_reference": original is not None, "seconds": round(time.perf_counter() - started, 1),
+    })
+    log.info("%s: decoded %d WAVs (codec: %s)", subject, len(paths) - 2, codec.status)
+    return paths

@@ -1,0 +1,150 @@
+import contextlib
+import json
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+from transformers import EncodecConfig
+
+from giblet.audio import (
+    UNTRAINED_STATUS,
+    CodecUnavailableError,
+    CodeStream,
+    EncodecCodec,
+    codes_by_tr,
+    load_stage_codec,
+    run_decode_audio,
+    run_extract_audio,
+    stream_from_trs,
+)
+from giblet.features import FeatureTable
+from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack, write_clip
+from tests.conftest import REPO_ROOT
+
+DEMO_MOVIE = REPO_ROOT / "data" / "demo" / "stimulus" / "movie.mp4"
+
+
+@contextlib.contextmanager
+def _tiny_fallback():
+    """Make the untrained fallback build the tiny architecture (the real one is tested in the slow test)."""
+    untrained = EncodecCodec.untrained.__func__
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EncodecCodec, "untrained",
+                      classmethod(lambda cls, config=None, **kw: untrained(cls, EncodecConfig(**TINY_CONFIG), **kw)))
+        yield
+
+
+@pytest.fixture
+def tiny_fallback():
+    with _tiny_fallback():
+        yield
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("stimulus") / "movie.mp4", make_soundtrack(12.0, 48_000), 48_000)
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, movie):
+    with _tiny_fallback():
+        return _extract(movie, tmp_path_factory.mktemp("extract") / "audio", fallback="untrained",
+                        run_lengths_trs=[3, 4])
+
+
+def _extract(movie, out_dir, **kwargs):
+    return run_extract_audio(movie, out_dir, tr_s=1.5, n_trs=7, start_offset_s=0.5,
+                             codec_model=str(out_dir.parent / "no_local_copy"), bandwidth_kbps=TINY_BANDWIDTH_KBPS,
+                             seed=0, device="cpu", chunk_s=4.0, context_s=0.5, **kwargs)
+
+
+def test_run_extract_audio_untrained_fallback_writes_stamped_outputs(extracted):
+    paths = extracted
+    info = json.loads(paths["codec"].read_text())
+    assert info["codec_status"] == UNTRAINED_STATUS == "untrained — waveforms are not perceptually meaningful"
+    assert (info["n_codebooks"], info["frame_rate_hz"], info["bandwidth_kbps"]) == (3, 75.0, 1.5)
+    assert info["n_frames"] == 788  # ceil(7 TRs x 112.5)
+
+    stream = CodeStream.load(paths["codes"])
+    assert stream.codec_status == UNTRAINED_STATUS
+    with np.load(paths["codes"]) as z:
+        np.testing.assert_array_equal(z["tr_frame_spans"][:3], [[0, 112], [112, 225], [225, 337]])
+        assert z["tr_frame_spans"][-1, 1] == 787  # frame 787's centre (10.5067 s) is past the scan
+
+    frames = FeatureTable.load(paths["frames"])
+    assert frames.values.shape == (788, 16)
+    np.testing.assert_allclose(frames.times_s[[0, 1, 787]], [0.0, 1 / 75, 787 / 75])
+    assert frames.runs[336] == 0 and frames.runs[337] == 1  # TR 3 (run 2) starts at frame 337
+    pooled = FeatureTable.load(paths["pooled"])
+    assert pooled.values.shape == (7, 4 * 16)
+    np.testing.assert_array_equal(pooled.runs, [0, 0, 0, 1, 1, 1, 1])
+    histograms = FeatureTable.load(paths["histograms"])
+    assert histograms.values.shape == (7, 3 * 64) and histograms.kind == "labels"
+    for table in (frames, pooled, histograms):
+        assert table.meta["codec_status"] == UNTRAINED_STATUS
+    with np.load(paths["codebooks"]) as z:
+        assert z["vectors"].shape == (3, 64, 16)
+        assert json.loads(str(z["meta"]))["codec_status"] == UNTRAINED_STATUS
+    assert all(len(np.unique(codes)) >= 32 for codes in stream.codes)
+
+
+def test_run_extract_audio_is_deterministic(tmp_path, movie, tiny_fallback, extracted):
+    again = _extract(movie, tmp_path / "audio", fallback="untrained", run_lengths_trs=[3, 4])
+    np.testing.assert_array_equal(CodeStream.load(again["codes"]).codes, CodeStream.load(extracted["codes"]).codes)
+    np.testing.assert_array_equal(FeatureTable.load(again["pooled"]).values,
+                                  FeatureTable.load(extracted["pooled"]).values)
+
+
+def test_run_decode_audio_exact_length_and_reproducible(tmp_path, extracted):
+    paths = extracted
+    wav = run_decode_audio(paths["codes"], tmp_path / "resynth.wav", codec_json=paths["codec"], device="cpu")
+    rate_hz, waveform = wavfile.read(wav)
+    assert (rate_hz, len(waveform)) == (24_000, 788 * 320)
+    sidecar = json.loads(wav.with_suffix(".json").read_text())
+    assert sidecar["codec_status"] == UNTRAINED_STATUS and sidecar["start_s"] == 0.0
+    codec = load_stage_codec(paths["codec"], device="cpu")
+    np.testing.assert_allclose(codec.decode(CodeStream.load(paths["codes"])), waveform, atol=1e-6)
+
+
+def test_run_decode_audio_of_predicted_tr_block(tmp_path, extracted):
+    """The evaluation path: per-TR codes of TRs 3..5 -> stream -> waveform on the stimulus clock."""
+    paths = extracted
+    stream = CodeStream.load(paths["codes"])
+    codes, mask = codes_by_tr(stream, 1.5, 3, first_tr=3)
+    block = stream_from_trs(codes, mask, tr_s=1.5, frame_rate_hz=75.0, first_tr=3, codec_id=stream.codec_id,
+                            bandwidth_kbps=stream.bandwidth_kbps, codec_status=stream.codec_status)
+    wav = run_decode_audio(block, tmp_path / "block.wav", codec_json=paths["codec"], device="cpu")
+    assert len(wavfile.read(wav)[1]) == (675 - 337) * 320
+    assert json.loads(wav.with_suffix(".json").read_text())["start_s"] == pytest.approx(337 / 75)
+
+
+def test_run_extract_audio_without_fallback_fails_naming_keys(tmp_path, movie):
+    with pytest.raises(CodecUnavailableError, match="codec.model.*codec.fallback: untrained"):
+        _extract(movie, tmp_path / "audio")
+    assert not (tmp_path / "audio").exists()
+
+
+def test_run_extract_audio_rejects_unknown_fallback(tmp_path, movie):
+    with pytest.raises(ValueError, match=r"codec.fallback must be null or one of \['untrained'\], got 'random'"):
+        _extract(movie, tmp_path / "audio", fallback="random")
+
+
+def test_run_extract_audio_rejects_bad_run_lengths(tmp_path, movie):
+    with pytest.raises(ValueError, match=r"run_lengths_trs \[3, 3\] sum to 6, not n_trs=7"):
+        _extract(movie, tmp_path / "audio", run_lengths_trs=[3, 3])
+
+
+@pytest.mark.slow
+def test_untrained_fallback_codes_are_informative(tmp_path):
+    """Full-size fallback codec (EncodecConfig() defaults): >= 64 distinct codes in each of 8 codebooks."""
+    if DEMO_MOVIE.exists():
+        movie, n_trs = DEMO_MOVIE, 120  # first 180 s of the demo film
+    else:
+        movie, n_trs = write_clip(tmp_path / "film.mp4", make_soundtrack(120.0, 16_000, seed=3), 16_000), 80
+    paths = run_extract_audio(movie, tmp_path / "audio", tr_s=1.5, n_trs=n_trs, codec_model=str(tmp_path / "none"),
+                              fallback="untrained", seed=0, device="cpu")
+    stream = CodeStream.load(paths["codes"])
+    assert stream.n_codebooks == 8
+    distinct = [len(np.unique(codes)) for codes in stream.codes]
+    assert min(distinct) >= 64, distinct
+    assert json.loads(paths["codec"].read_text())["codec_status"] == UNTRAINED_STATUS

@@ -1,0 +1,103 @@
+"""Encoding scores, the ISC ceiling lookup and the per-ROI table."""
+
+import numpy as np
+import pytest
+
+from giblet.evaluation.encoding import encoding_table, isc_ceiling, predict_bold, ridge_bold, score_encoding
+from giblet.io import save_npz
+from giblet.splits import BLOCKS
+
+
+def _scores(rng, n_trs=80):
+    prediction = rng.standard_normal((n_trs, 6))
+    measured = np.hstack([prediction[:, :3] + 0.2 * rng.standard_normal((n_trs, 3)), rng.standard_normal((n_trs, 3))])
+    membership = np.zeros((6, 2), bool)
+    membership[:3, 0] = membership[3:, 1] = True
+    return score_encoding(prediction, measured, membership, n_permutations=199, seed=0), membership
+
+
+def _data(rng, n_trs=80):
+    prediction = rng.standard_normal((n_trs, 6))
+    return prediction, prediction + rng.standard_normal((n_trs, 6))
+
+
+def test_score_encoding_finds_driven_voxels(rng):
+    scores, _ = _scores(rng)
+    assert (scores.voxel_r[:3] > 0.9).all() and (np.abs(scores.voxel_r[3:]) < 0.35).all()
+    assert (scores.voxel_p[:3] == 1 / 200).all() and (scores.voxel_q[:3] <= 0.05).all()
+    assert scores.roi_r[0] > 0.95 and scores.roi_p[0] == 1 / 200 and scores.roi_p[1] > 0.05
+    assert abs(scores.roi_null_mean[0]) < 0.05 and scores.n_trs == 80
+
+
+def test_score_encoding_roi_r_is_correlation_of_roi_means(rng):
+    prediction, measured = _data(rng)
+    membership = np.zeros((6, 2), bool)
+    membership[[0, 2, 4], 0] = membership[[1, 5], 1] = True
+    scores = score_encoding(prediction, measured, membership, n_permutations=9)
+    for r, members in enumerate(membership.T):
+        expected = np.corrcoef(prediction[:, members].mean(1), measured[:, members].mean(1))[0, 1]
+        assert scores.roi_r[r] == pytest.approx(expected)
+    assert (scores.voxel_q >= scores.voxel_p).all()
+
+
+def test_score_encoding_rejects_nan(rng):
+    prediction = rng.standard_normal((10, 2))
+    prediction[3, 1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        score_encoding(prediction, rng.standard_normal((10, 2)), np.ones((2, 1), bool))
+
+
+def test_isc_ceiling_follows_voxel_grid_positions(tmp_path):
+    grid = (2, 2, 1)
+    group_ijk = np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]], np.int32)
+    voxel_isc = np.zeros((2, 2, 4), np.float32)
+    voxel_isc[1, 1] = [0.1, 0.2, 0.3, 0.4]  # block "test", subject "s2"
+    roi_isc = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
+    path = save_npz(tmp_path / "group_isc.npz", subjects=np.array(["s1", "s2"]), blocks=np.array(["all", "test"]),
+                    voxel_ijk=group_ijk, grid_shape=np.array(grid), roi_names=np.array(["a", "b"]),
+                    voxel_isc=voxel_isc, roi_isc=roi_isc)
+    own_ijk = np.array([[1, 1, 0], [0, 0, 0], [1, 0, 0]])  # another order; voxel (0, 1) not in this subject
+    voxel, roi = isc_ceiling(path, "s2", own_ijk, ("a", "b"))
+    np.testing.assert_allclose(voxel, [0.4, 0.1, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(roi, [6, 7])
+    with pytest.raises(ValueError, match="rerun group-isc"):
+        isc_ceiling(path, "s3", own_ijk, ("a", "b"))
+    with pytest.raises(ValueError, match="ROIs"):
+        isc_ceiling(path, "s2", own_ijk, ("a", "c"))
+
+
+def test_encoding_table_reports_r_over_ceiling(rng):
+    scores, membership = _scores(rng)
+    table = encoding_table({"autoencoder": scores}, ("driven", "noise"), membership, np.full(6, 0.5),
+                           np.array([0.8, 0.1]))
+    assert table["roi"].tolist() == ["driven", "noise"] and (table["n_voxels"] == 3).all()
+    row = table.iloc[0]
+    assert row["r_over_ceiling"] == pytest.approx(scores.roi_r[0] / 0.8)
+    assert row["mean_voxel_r"] == pytest.approx(scores.voxel_r[:3].mean())
+    assert row["fraction_voxels_significant"] == 1.0
+
+
+def test_predict_bold_fills_only_the_block(model, movie_data):
+    predicted = predict_bold(model, movie_data, "sub-a", "test")
+    test = movie_data.labels == BLOCKS.index("test")
+    assert predicted.shape == movie_data.bold["sub-a"].shape
+    assert np.isfinite(predicted[test]).all() and np.isnan(predicted[~test]).all()
+
+
+def test_predict_bold_ignores_measured_bold(model, movie_data):
+    import dataclasses
+
+    other = dataclasses.replace(movie_data, bold={"sub-a": np.zeros_like(movie_data.bold["sub-a"])})
+    np.testing.assert_array_equal(predict_bold(model, movie_data, "sub-a"), predict_bold(model, other, "sub-a"))
+
+
+class _Identity:
+    def predict(self, X):
+        return X
+
+
+def test_ridge_bold_moves_preshifted_predictions_later_within_runs():
+    design = np.arange(10, dtype=np.float32)[:, None]
+    runs = np.repeat([0, 1], 5)
+    moved = ridge_bold(_Identity(), design, runs, preshift_trs=2)[:, 0]
+    np.testing.assert_array_equal(moved, [np.nan, np.nan, 0, 1, 2, np.nan, np.nan, 5, 6, 7])

@@ -1,0 +1,70 @@
+"""Group summary across subjects."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from giblet.evaluation.group import flatten_summary, run_group_summary
+from tests.evaluation.conftest import read_json
+
+
+def _summary(tmp_path, subject, r, significant):
+    path = tmp_path / f"{subject}.json"
+    path.write_text(json.dumps({"subject": subject, "codec_status": "untrained", "seed": 0, "seconds": 3.0,
+                                "encoding": {"ridge": {"rois": {"visual": {"r": r, "ci": [r - 0.1, r + 0.1]}}}},
+                                "lesions": {"visual": {"significant": significant}}}))
+    return path
+
+
+def test_flatten_summary_keeps_numbers_and_drops_settings():
+    flat = flatten_summary({"seed": 1, "seconds": 2.0, "subject": "s", "a": {"b": [1, 2], "ok": True}})
+    assert flat == {"a/b/0": 1.0, "a/b/1": 2.0, "a/ok": 1.0}
+
+
+def test_run_group_summary_hand_computed(tmp_path):
+    paths = [_summary(tmp_path, "s1", 0.2, True), _summary(tmp_path, "s2", 0.6, False)]
+    out = run_group_summary(paths, tmp_path / "group" / "summary.json")
+    group = read_json(out)
+    r = group["numbers"]["encoding/ridge/rois/visual/r"]
+    assert r["mean"] == pytest.approx(0.4) and r["sd"] == pytest.approx(0.2828427, rel=1e-6)
+    assert r["values"] == {"s1": 0.2, "s2": 0.6} and r["n"] == 2
+    assert group["numbers"]["lesions/visual/significant"]["mean"] == 0.5
+    assert group["codec_status"] == ["untrained"] and "seed" not in group["numbers"]
+    table = pd.read_csv(tmp_path / "group" / "summary.tsv", sep="\t")
+    assert list(table.columns[:6]) == ["number", "n", "mean", "sd", "min", "max"]
+
+
+def test_run_group_summary_rejects_repeated_subjects(tmp_path):
+    path = _summary(tmp_path, "s1", 0.2, True)
+    with pytest.raises(ValueError, match="repeat subjects"):
+        run_group_summary([path, path], tmp_path / "group.json")
+
+
+def _per_tr(folder, rng, visual_cost):
+    folder.mkdir()
+    intact = rng.uniform(0.5, 1.0, 20)
+    frames = [pd.DataFrame({"model": "ridge", "input": "measured_bold", "roi": roi, "part": "roi", "n_voxels": 3,
+                            "modality": "video", "metric": metric, "tr": np.arange(20), "intact": intact,
+                            "lesioned": intact - cost - cost * 0.1 * rng.standard_normal(20)})
+              for roi, cost in (("visual", visual_cost), ("noise", 0.0)) for metric in ("rank_accuracy", "ssim")]
+    path = folder / "lesions_per_tr.tsv.gz"
+    pd.concat(frames).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_run_group_summary_pools_lesion_effects_over_subjects(tmp_path, rng):
+    summaries = [_summary(tmp_path, "s1", 0.2, True), _summary(tmp_path, "s2", 0.6, False)]
+    per_tr = [_per_tr(tmp_path / "s1", rng, 0.1), _per_tr(tmp_path / "s2", rng, 0.3)]
+    group = read_json(run_group_summary(summaries, tmp_path / "group.json", per_tr, n_bootstrap=500, block_trs=4))
+    visual = group["pooled_lesions"]["ridge/measured_bold"]["video"]["visual"]
+    assert visual["change"] == pytest.approx(-0.2, abs=0.01) and visual["significant"]
+    noise = group["pooled_lesions"]["ridge/measured_bold"]["video"]["noise"]
+    assert noise["change"] == 0 and not noise["significant"]
+    effects = pd.read_csv(tmp_path / "group_lesions.tsv", sep="\t")
+    assert set(effects["metric"]) == {"rank_accuracy"} and (effects["n_trs"] == 40).all()
+    assert (effects["n_subjects"] == 2).all()
+    contrasts = pd.read_csv(tmp_path / "group_lesion_contrasts.tsv", sep="\t")
+    row = contrasts[(contrasts["roi"] == "visual") & (contrasts["other"] == "noise")].iloc[0]
+    assert row["extra_cost"] == pytest.approx(0.2, abs=0.01) and row["significant"]
