@@ -196,14 +196,17 @@ def _decode_audio(args):
         args.subject, features_dir=args.features, prepared_paths=args.fmri, model_path=args.model, out_dir=args.out,
         preshift_trs=cfg["fmri"]["preshift_trs"], stimulus_path=cfg["stimulus"].get("movie"),
         start_offset_s=cfg["stimulus"]["start_offset_s"], excerpt_s=cfg["evaluate"]["excerpt_s"],
-        lesion_mode=cfg["evaluate"]["lesion_mode"], seed=cfg["seed"], device=cfg["device"],
+        lesion_mode=cfg["evaluate"]["lesion_mode"], lesion_inputs=tuple(cfg["evaluate"]["lesion_inputs"]),
+        seed=cfg["seed"], device=cfg["device"],
     )
 
 
 def _group_summary(args):
     from giblet.evaluation.group import run_group_summary
 
-    run_group_summary(args.inputs, args.out)
+    cfg = load_config(args.config)
+    run_group_summary(args.inputs, args.out, lesion_paths=args.lesions or (), n_bootstrap=cfg["evaluate"]["n_bootstrap"],
+                      seed=cfg["seed"], block_trs=cfg["evaluate"]["bootstrap_block_trs"])
 
 
 def _report(args):
@@ -269,6 +272,7 @@ def build_parser():
         dec.add_argument(flag, required=True, nargs=nargs, type=Path, help=what)
     grp = _add(sub, "group-summary", _group_summary, "every headline number across subjects")
     grp.add_argument("--inputs", required=True, nargs="+", type=Path, help="evaluate summary.json files")
+    grp.add_argument("--lesions", nargs="+", type=Path, help="evaluate lesions_per_tr.tsv.gz files (pooled lesion tests)")
     grp.add_argument("--out", required=True, type=Path, help="output .json (a .tsv beside it)")
     rep = _add(sub, "report", _report, "one subject's HTML report")
     rep.add_argument("--subject", required=True)

@@ -78,7 +78,12 @@ class AudioTower(nn.Module):
         self.embedding = embedding
         self.merge = config.audio_merge
         width = config.codebook_dim * (config.n_codebooks if self.merge == "concat" else 1)
-        self.norm = nn.LayerNorm(width)
+        # No per-frame normalisation: a frame latent's norm carries its loudness (what drives
+        # auditory cortex); one fixed scale, set from the codebooks, keeps activations near unit size.
+        with torch.no_grad():
+            power = torch.stack([table.weight.pow(2).mean() for table in embedding.tables])
+            rms = power.sum().sqrt() if self.merge == "sum" else power.mean().sqrt()
+        self.register_buffer("scale", 1.0 / rms.clamp_min(1e-6))
         self.proj = nn.Linear(width, config.hidden)
         self.conv = nn.Conv1d(config.hidden, config.hidden, kernel_size=5, padding=2)
         self.score = nn.Linear(config.hidden, 1)
@@ -98,7 +103,7 @@ class AudioTower(nn.Module):
         """
         frames = self.embedding(audio_codes, audio_mask)  # (B, T, W, n_codebooks, D)
         frames = frames.sum(-2) if self.merge == "sum" else frames.flatten(-2)
-        x = self.act(self.proj(self.norm(frames))) * audio_mask[..., None]  # (B, T, W, hidden)
+        x = self.act(self.proj(frames * self.scale)) * audio_mask[..., None]  # (B, T, W, hidden)
         x = self.act(self.conv(x.flatten(0, -3).transpose(1, 2))).transpose(1, 2).reshape(x.shape)
         scores = self.score(x).squeeze(-1).masked_fill(~audio_mask, torch.finfo(x.dtype).min)
         weights = scores.softmax(-1) * audio_mask  # all-masked TRs: uniform weights, zeroed here

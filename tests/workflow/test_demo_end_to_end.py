@@ -1,5 +1,6 @@
 """The whole DAG on a small demo: raw stimuli to reports; a rerun does nothing; the pages render in a browser."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,10 @@ def _merge(base, extra):
 
 
 def _snakemake(config_path, *flags):
+    # the rules call the `giblet` console script installed beside this interpreter
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(config_path), *flags],
-                          cwd=REPO_ROOT, capture_output=True, text=True)
+                          cwd=REPO_ROOT, capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ rule evaluate:
         encoding=str(EVAL / "{subject}" / "encoding_rois.tsv"),
         decoding=str(EVAL / "{subject}" / "decoding.tsv"),
         lesions=str(EVAL / "{subject}" / "lesions.tsv"),
+        lesions_per_tr=str(EVAL / "{subject}" / "lesions_per_tr.tsv.gz"),
     params:
         settings=lambda w: section("seed", "modalities", "evaluate", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
@@ -59,13 +60,17 @@ rule decode_audio:
 
 rule group_summary:
     input:
-        expand(str(EVAL / "{subject}" / "summary.json"), subject=SUBJECTS),
+        summaries=expand(str(EVAL / "{subject}" / "summary.json"), subject=SUBJECTS),
+        lesions=expand(str(EVAL / "{subject}" / "lesions_per_tr.tsv.gz"), subject=SUBJECTS),
     output:
         str(EVAL / "group_summary.json"),
+    params:
+        settings=lambda w: section("seed", "evaluate"),
     log:
         str(LOGS / "group_summary.log"),
     shell:
-        "giblet group-summary --config {CONFIG_FILE} --inputs {input} --out {output} 2> {log}"
+        "giblet group-summary --config {CONFIG_FILE} --inputs {input.summaries} --lesions {input.lesions} "
+        "--out {output} 2> {log}"
 
 
 def report_waveforms(wildcards):
