@@ -78,7 +78,13 @@ def stimulus_drives(segments, band_energy, frame_feats, fps, duration_s):
         "annotations": np.concatenate(onehot, axis=1),
         "events": np.stack([state, boundary], axis=1),
     }
-    return {k: stats.zscore(v, axis=0, nan_policy="omit") for k, v in drives.items()}
+    return {k: _zscore(v) for k, v in drives.items()}
+
+
+def _zscore(values):
+    """Z-score columns; a constant column (a label absent from a short film) becomes 0, not NaN."""
+    scale = values.std(axis=0)
+    return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
 
 
 def subject_hrf(peak_s, duration_s=32.0):

@@ -132,3 +132,14 @@ def test_demo_ground_truth_records_what_recovery_needs(demo):
     peaks = [s["hrf_peak_s"] for s in truth["subjects"].values()]
     assert len(set(peaks)) == len(peaks) and all(4.5 <= p <= 6.0 for p in peaks)
     assert all(s["snr"] == cfg["demo"]["snr"] for s in truth["subjects"].values())
+
+
+def test_generate_demo_short_film_with_absent_labels_has_no_nan_voxels(tmp_path):
+    """Regression: a label absent from a short film z-scored to NaN and blanked its ROI."""
+    cfg = _short_config(seed=0)
+    cfg["demo"]["duration_s"], cfg["fmri"]["run_n_trs"] = 30.0, [10, 10]
+    paths = generate_demo(cfg, tmp_path)
+    bold = nib.load(paths["bold_sub-01_run-1"]).get_fdata()
+    assert np.isfinite(bold).all()
+    brain = nib.load(paths["brain_mask"]).get_fdata() > 0
+    assert (bold[brain].std(axis=1) > 0).all()
