@@ -7,13 +7,13 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT, SHARED_DATA
+from tests.workflow.conftest import demo_config_under
 
 
-def _dry_run(configfile, tmp_path, **overrides):
+def _dry_run(configfile, tmp_path):
     cfg = yaml.safe_load((REPO_ROOT / configfile).read_text())
     cfg["data_dir"] = str(tmp_path / "data")
-    cfg.update(overrides)
-    path = tmp_path / "config.yaml"
+    path = tmp_path / "dry_run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(path)],
                             cwd=REPO_ROOT, capture_output=True, text=True)
@@ -27,7 +27,8 @@ def _planned(stdout):
 
 
 def test_dag_demo_plans_every_stage_from_raw_stimuli(tmp_path):
-    planned = _planned(_dry_run("config/demo.yaml", tmp_path))
+    path, _ = demo_config_under(tmp_path)
+    planned = _planned(_dry_run(path, tmp_path))
     assert {"demo_data", "extract_audio", "extract_video", "extract_text", "align", "prepare_fmri",
             "group_isc", "train", "all"} <= planned
 

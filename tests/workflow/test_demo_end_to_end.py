@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.workflow.conftest import demo_config_under, merge
 
 SMALL = {
     "demo": {"duration_s": 120.0},
@@ -19,12 +20,6 @@ SMALL = {
     "train": {"max_epochs": 3, "window_trs": 16, "stride_trs": 8},
     "evaluate": {"n_permutations": 50, "n_bootstrap": 50, "excerpt_s": 6.0, "n_examples": 4},
 }
-
-
-def _merge(base, extra):
-    for key, value in extra.items():
-        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
 
 
 def _snakemake(config_path, *flags):
@@ -37,17 +32,7 @@ def _snakemake(config_path, *flags):
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    cfg = _merge(yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text()), SMALL)
-    data = root / "data" / "demo"
-    cfg["data_dir"], cfg["reports_dir"] = str(root / "data"), str(root / "reports")
-    cfg["stimulus"] = {**cfg["stimulus"], "movie": str(data / "stimulus" / "movie.mp4"),
-                       "annotations": str(data / "stimulus" / "annotations.tsv")}
-    fmri = cfg["fmri"]
-    fmri["bold"] = str(data / "fmri" / "{subject}" / "{subject}_run-{run}_bold.nii.gz")
-    fmri["brain_mask"] = str(data / "masks" / "brain_mask.nii.gz")
-    fmri["rois"] = {name: str(data / "masks" / f"roi-{name}.nii.gz") for name in fmri["rois"]}
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path, cfg = demo_config_under(root, SMALL)
     result = _snakemake(path)
     assert result.returncode == 0, result.stderr[-5000:]
     return root, path, cfg
@@ -76,7 +61,7 @@ def test_demo_dag_rerun_with_nothing_changed_does_nothing(small_demo):
 def test_demo_dag_model_change_reruns_train_and_below_only(small_demo):
     root, path, cfg = small_demo
     changed = root / "changed.yaml"
-    changed.write_text(yaml.safe_dump(_merge(cfg, {"model": {"hidden": 32}})))
+    changed.write_text(yaml.safe_dump(merge(cfg, {"model": {"hidden": 32}})))
     result = _snakemake(changed, "-n")
     planned = {line.split()[0] for line in result.stdout.splitlines()
                if len(line.split()) == 2 and line.split()[1].isdigit()}
