@@ -9,7 +9,7 @@ from pathlib import Path
 
 from giblet.config import ConfigError, load_config
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "fmri_inputs", "mask_paths", "raw_inputs"]
 
 log = logging.getLogger("giblet")
 
@@ -25,10 +25,15 @@ def raw_inputs(cfg):
     paths = [stimulus[k] for k in ("movie", "annotations") if k in stimulus]
     paths += [spec["path"] for spec in stimulus.get("precomputed", [])]
     for subject in fmri["subjects"]:
-        paths += [str(p) for p in _fmri_inputs(cfg, subject)]
+        paths += [str(p) for p in fmri_inputs(cfg, subject)]
+    return list(dict.fromkeys(paths + mask_paths(cfg)))
+
+
+def mask_paths(cfg):
+    """The brain, matrix and ROI mask files a config names."""
+    fmri = cfg["fmri"]
     masks = [fmri[k] for k in ("brain_mask", "matrix_mask") if k in fmri] + list(fmri.get("rois", {}).values())
-    paths += [m if isinstance(m, str) else m["path"] for m in masks]
-    return list(dict.fromkeys(paths))
+    return [m if isinstance(m, str) else m["path"] for m in masks]
 
 
 def _check_inputs(args):
@@ -53,7 +58,7 @@ def _demo_data(args):
     log.info("wrote %d files under %s", len(paths), args.out)
 
 
-def _fmri_inputs(cfg, subject):
+def fmri_inputs(cfg, subject):
     """A subject's fMRI files from the config: a matrix, one file per run, or one file for all runs."""
     fmri = cfg["fmri"]
     if "matrix" in fmri:
@@ -82,7 +87,7 @@ def _prepare_fmri(args):
         raise ConfigError(f"{args.config}: subject {args.subject!r} is not in fmri.subjects {fmri['subjects']}")
     confounds = fmri.get("confounds")
     run_prepare_fmri(
-        args.subject, _fmri_inputs(cfg, args.subject), args.out, tr_s=fmri["tr_s"], run_n_trs=fmri["run_n_trs"],
+        args.subject, fmri_inputs(cfg, args.subject), args.out, tr_s=fmri["tr_s"], run_n_trs=fmri["run_n_trs"],
         split=_split_config(cfg), config=PrepareFmriConfig.from_dict(fmri),
         confounds=None if confounds is None else confounds.format(subject=args.subject),
     )
@@ -94,18 +99,24 @@ def _group_isc(args):
     run_group_isc(args.inputs, args.out)
 
 
+def _stimulus_input(cfg, args, key, modality, one_offset=True):
+    """The stimulus file ``key`` of the config, checked for this command (and its start offset)."""
+    stimulus = cfg["stimulus"]
+    if key not in stimulus:
+        raise ConfigError(f"{args.config}: {args.command} needs stimulus.{key} (or drop '{modality}' from modalities)")
+    if one_offset and isinstance(stimulus["start_offset_s"], list):
+        raise ConfigError(f"{args.config}: {args.command} needs one stimulus.start_offset_s, not one per run")
+    return stimulus[key]
+
+
 def _extract_audio(args):
     from giblet.audio.stage import run_extract_audio
 
     cfg = load_config(args.config)
-    fmri, codec, stimulus = cfg["fmri"], cfg["codec"], cfg["stimulus"]
-    if "movie" not in stimulus:
-        raise ConfigError(f"{args.config}: extract-audio needs stimulus.movie (or drop 'audio' from modalities)")
-    if isinstance(stimulus["start_offset_s"], list):
-        raise ConfigError(f"{args.config}: extract-audio needs one stimulus.start_offset_s, not one per run")
+    fmri, codec = cfg["fmri"], cfg["codec"]
     run_extract_audio(
-        stimulus["movie"], args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
-        run_lengths_trs=fmri["run_n_trs"], start_offset_s=stimulus["start_offset_s"], codec_model=codec["model"],
+        _stimulus_input(cfg, args, "movie", "audio"), args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
+        run_lengths_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], codec_model=codec["model"],
         bandwidth_kbps=codec["bandwidth_kbps"], fallback=codec["fallback"], seed=cfg["seed"],
         device=cfg["device"] or "auto", fit_max_frames=codec["fit_max_frames"], chunk_s=codec["chunk_s"],
         context_s=codec["context_s"],
@@ -118,7 +129,7 @@ def _extract_video(args):
     cfg = load_config(args.config)
     fmri = cfg["fmri"]
     run_extract_video(
-        cfg["stimulus"]["movie"], args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
+        _stimulus_input(cfg, args, "movie", "video", one_offset=False), args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
         run_n_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], device=cfg["device"],
         **cfg["video"],
     )
@@ -128,14 +139,10 @@ def _extract_text(args):
     from giblet.text.stage import run_extract_text
 
     cfg = load_config(args.config)
-    fmri, stimulus = cfg["fmri"], cfg["stimulus"]
-    if "annotations" not in stimulus:
-        raise ConfigError(f"{args.config}: extract-text needs stimulus.annotations (or drop 'text' from modalities)")
-    if isinstance(stimulus["start_offset_s"], list):
-        raise ConfigError(f"{args.config}: extract-text needs one stimulus.start_offset_s, not one per run")
+    fmri = cfg["fmri"]
     run_extract_text(
-        stimulus["annotations"], args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
-        run_n_trs=fmri["run_n_trs"], start_offset_s=stimulus["start_offset_s"], device=cfg["device"],
+        _stimulus_input(cfg, args, "annotations", "text"), args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
+        run_n_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], device=cfg["device"],
         **cfg["text"],
     )
 

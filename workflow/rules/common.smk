@@ -3,7 +3,7 @@ import json
 
 from snakemake.utils import validate
 
-from giblet.cli import raw_inputs
+from giblet.cli import fmri_inputs, mask_paths, raw_inputs
 from giblet.config import SCHEMA_PATH
 
 validate(config, schema=str(SCHEMA_PATH))
@@ -64,13 +64,7 @@ def get_feature_files():
 
 def get_fmri_inputs(wildcards):
     """The subject's fMRI files (plus the mask files they are read with)."""
-    from giblet.cli import _fmri_inputs
-
-    fmri = config["fmri"]
-    masks = [fmri[k] for k in ("brain_mask", "matrix_mask") if k in fmri]
-    masks += list(fmri.get("rois", {}).values())
-    paths = [m if isinstance(m, str) else m["path"] for m in masks]
-    return [str(p) for p in _fmri_inputs(config, wildcards.subject)] + paths
+    return [str(p) for p in fmri_inputs(config, wildcards.subject)] + mask_paths(config)
 
 
 RAW_INPUTS = raw_inputs(config)
