@@ -25,6 +25,7 @@ _ROI_SPHERES = {  # name -> list of (centre in voxels, radius in voxels), for a 
     "noise": [((9.5, 19, 8), 2.6)],
 }
 _AUDIO_BANDS_HZ = (100, 400, 1000, 2500, 8000)
+HEARING_THRESHOLD_DBFS = -50.0  # white noise this far below full scale counts as silence
 
 
 def _hold(values, times_s, n_fine):
@@ -35,15 +36,25 @@ def _hold(values, times_s, n_fine):
 
 
 def audio_band_energy(audio, sample_rate_hz):
-    """Log energy in a few frequency bands, one row per FINE_DT_S window of the waveform."""
+    """Log energy in a few frequency bands above a hearing threshold, one row per FINE_DT_S window.
+
+    Each band's power gets the power of white noise at ``HEARING_THRESHOLD_DBFS`` added before
+    the log, so silence, pauses and empty bands all sit at the threshold (as for a listener)
+    instead of at the log of a numerical zero, which would dominate the drive.
+    """
     hop = int(round(FINE_DT_S * sample_rate_hz))
     n = len(audio) // hop
     freqs, _, spec = signal.stft(audio[: n * hop], fs=sample_rate_hz, nperseg=hop, noverlap=0,
                                  boundary=None, padded=False)
     power = np.abs(spec) ** 2
-    bands = [power[(freqs >= lo) & (freqs < hi)].sum(axis=0) for lo, hi in
-             zip(_AUDIO_BANDS_HZ[:-1], _AUDIO_BANDS_HZ[1:])]
-    return np.log(np.stack(bands, axis=1) + 1e-8)
+    window = signal.get_window("hann", hop)
+    # expected |STFT|^2 per bin of white noise at the threshold (scipy's "spectrum" scaling)
+    threshold_per_bin = 10 ** (HEARING_THRESHOLD_DBFS / 10) * (window**2).sum() / window.sum() ** 2
+    bands = []
+    for lo, hi in zip(_AUDIO_BANDS_HZ[:-1], _AUDIO_BANDS_HZ[1:]):
+        in_band = (freqs >= lo) & (freqs < hi)
+        bands.append(np.log(power[in_band].sum(axis=0) + threshold_per_bin * in_band.sum()))
+    return np.stack(bands, axis=1)
 
 
 def frame_features(frame, previous):

@@ -11,6 +11,7 @@ import pytest
 from nilearn import signal
 
 from giblet.config import load_config
+from giblet.demo.brain import audio_band_energy
 from giblet.demo.generate import generate_demo
 from giblet.fmri import loso_isc
 from tests.conftest import REPO_ROOT
@@ -143,3 +144,19 @@ def test_generate_demo_short_film_with_absent_labels_has_no_nan_voxels(tmp_path)
     assert np.isfinite(bold).all()
     brain = nib.load(paths["brain_mask"]).get_fdata() > 0
     assert (bold[brain].std(axis=1) > 0).all()
+
+
+def test_audio_band_energy_puts_silence_at_the_hearing_threshold():
+    rate = 16000
+    t = np.arange(rate) / rate
+    audio = np.r_[np.zeros(rate), 0.5 * np.sin(2 * np.pi * 700 * t)]  # 1 s of silence, then a 700 Hz tone
+    energy = audio_band_energy(audio, rate)
+    assert energy.shape == (20, 4)
+    silent, tone = energy[:10], energy[10:]
+    # silence: every band holds the threshold's noise power, proportional to the band's width in Hz
+    assert np.ptp(silent, axis=0).max() < 1e-9
+    per_hz = np.exp(silent[0]) / np.diff([100, 400, 1000, 2500, 8000])
+    np.testing.assert_allclose(per_hz, per_hz[0], rtol=0.02)
+    # the tone lifts its own band (400-1000 Hz) ~14 nats above the threshold and the others barely
+    lift = tone.mean(axis=0) - silent.mean(axis=0)
+    assert lift[1] > 10 and np.delete(lift, 1).max() < 1.0
