@@ -106,8 +106,8 @@ class AudioTower(nn.Module):
         frames = self.embedding(audio_codes, audio_mask)  # (B, T, W, n_codebooks, D), zero at invalid frames
         frames = (frames.sum(-2) if self.merge == "sum" else frames.flatten(-2)) * self.scale
         n_frames = audio_mask.sum(-1, keepdim=True)
-        mean = frames.sum(-2) / n_frames.clamp_min(1)
-        power = frames.pow(2).sum(-2) / n_frames.clamp_min(1)
+        count = n_frames.clamp_min(1)
+        mean, power = frames.sum(-2) / count, frames.pow(2).sum(-2) / count
         moments = torch.cat([mean, (power + self.POWER_FLOOR).log()], dim=-1)
         return self.net(moments) * (n_frames > 0)
 

@@ -50,8 +50,8 @@ def _extra_cost(demo, roi, other, modality):
 
 
 AUDIO_NOT_RECOVERED = pytest.mark.xfail(
-    strict=True, reason="issue 7 open: with the untrained codec the autoencoder does not learn the auditory ROI "
-                        "(encoding r ~0, code accuracy below the unigram); fix the audio tower, then drop this mark")
+    strict=True, reason="issue 7 open: the autoencoder does not learn the auditory ROI (encoding r ~0): the demo "
+                        "trains for ~60 steps and overfits through the audio input; fix training, then drop this mark")
 
 
 @pytest.mark.parametrize("roi, other, modality", [
