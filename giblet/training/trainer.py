@@ -115,6 +115,12 @@ def evaluate_loss(model, data, block, cfg, device, seed=0):
     return {k: float(v) for k, v in terms.items()}
 
 
+def _same_layout(state_dict, model):
+    """Whether saved weights fit ``model`` (same names and shapes; another giblet version may differ)."""
+    own = model.state_dict()
+    return state_dict.keys() == own.keys() and all(state_dict[k].shape == own[k].shape for k in own)
+
+
 def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_after_epochs=None):
     """Train ``model`` on the training block with early stopping on the validation block.
 
@@ -136,8 +142,9 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
     checkpoint = Path(out_dir) / "checkpoint.pt"
     saved = torch.load(checkpoint, map_location=device, weights_only=False) if resume and checkpoint.exists() else None
     if saved is not None and (saved["train_config"] != asdict(cfg) or saved["model_config"] != model.config.to_dict()
-                              or saved["seed"] != seed):
-        log.warning("%s was written with other settings; training afresh", checkpoint)
+                              or saved["seed"] != seed or not _same_layout(saved["model"], model)):
+        log.warning("%s was written with other settings or another version of the model; training afresh",
+                    checkpoint)
         saved = None
     if saved is not None:
         model.load_state_dict(saved["model"])

@@ -43,6 +43,16 @@ def test_train_resumed_from_checkpoint_matches_uninterrupted_run(movie, tmp_path
         torch.testing.assert_close(a, b)
 
 
+def test_train_restarts_afresh_from_a_checkpoint_of_another_architecture(movie, tmp_path):
+    train(_model(movie), movie, CFG, tmp_path / "other", seed=1, device="cpu", stop_after_epochs=2)
+    checkpoint = torch.load(tmp_path / "other" / "checkpoint.pt", weights_only=False)
+    checkpoint["model"] = {f"old_{k}": v for k, v in checkpoint["model"].items()}  # as if giblet renamed its layers
+    torch.save(checkpoint, tmp_path / "other" / "checkpoint.pt")
+    restarted = train(_model(movie), movie, CFG, tmp_path / "other", seed=1, device="cpu")
+    fresh = train(_model(movie), movie, CFG, tmp_path / "fresh", seed=1, device="cpu")
+    assert [h["val_loss"] for h in restarted] == [h["val_loss"] for h in fresh]
+
+
 def test_train_stops_early_when_validation_stops_improving(movie, tmp_path):
     cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 40, "patience": 2, "lr": 5e-2})
     history = train(_model(movie), movie, cfg, tmp_path, seed=0, device="cpu")
