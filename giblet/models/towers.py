@@ -60,14 +60,11 @@ class CodebookEmbedding(nn.Module):
 
 
 class AudioTower(nn.Module):
-    """Per-TR audio vector from the first and second moments of the TR's frame latents.
+    """Per-TR audio vector from the codes of the TR's frames.
 
-    Each valid frame's codes select their codebook vectors, merged (summed: the codec's
-    quantized latent; or concatenated) and brought to unit size by one fixed scale. Over the
-    TR's valid frames the tower takes, per latent channel, the mean and the log mean square
-    (the TR's latent power: what loudness and spectral energy leave in the latent; the mean
-    alone misses them) and maps both through an MLP. Pooling over valid frames only treats
-    TRs of 112 and 113 frames alike, and the result does not depend on frame order.
+    Frame embeddings (summed or concatenated over codebooks) are projected to ``hidden``,
+    mixed by a temporal convolution over the TR's frames and pooled by attention over the
+    valid frames only, so TRs of 112 and 113 frames are treated alike.
 
     Parameters
     ----------
@@ -76,20 +73,21 @@ class AudioTower(nn.Module):
         Shared with the audio head (tied scoring).
     """
 
-    POWER_FLOOR = 1e-3  # added to the mean square before the log: near-silent TRs stay finite
-
     def __init__(self, config, embedding):
         super().__init__()
         self.embedding = embedding
         self.merge = config.audio_merge
         width = config.codebook_dim * (config.n_codebooks if self.merge == "concat" else 1)
-        # No per-frame normalisation: a frame latent's size carries its loudness (what drives
+        # No per-frame normalisation: a frame latent's norm carries its loudness (what drives
         # auditory cortex); one fixed scale, set from the codebooks, keeps activations near unit size.
         with torch.no_grad():
             power = torch.stack([table.weight.pow(2).mean() for table in embedding.tables])
             rms = power.sum().sqrt() if self.merge == "sum" else power.mean().sqrt()
         self.register_buffer("scale", 1.0 / rms.clamp_min(1e-6))
-        self.net = nn.Sequential(nn.Linear(2 * width, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.hidden))
+        self.proj = nn.Linear(width, config.hidden)
+        self.conv = nn.Conv1d(config.hidden, config.hidden, kernel_size=5, padding=2)
+        self.score = nn.Linear(config.hidden, 1)
+        self.act = nn.GELU()
 
     def forward(self, audio_codes, audio_mask):
         """
@@ -103,13 +101,13 @@ class AudioTower(nn.Module):
         Tensor, shape (B, T, hidden), float
             Zero for TRs without valid frames.
         """
-        frames = self.embedding(audio_codes, audio_mask)  # (B, T, W, n_codebooks, D), zero at invalid frames
-        frames = (frames.sum(-2) if self.merge == "sum" else frames.flatten(-2)) * self.scale
-        n_frames = audio_mask.sum(-1, keepdim=True)
-        count = n_frames.clamp_min(1)
-        mean, power = frames.sum(-2) / count, frames.pow(2).sum(-2) / count
-        moments = torch.cat([mean, (power + self.POWER_FLOOR).log()], dim=-1)
-        return self.net(moments) * (n_frames > 0)
+        frames = self.embedding(audio_codes, audio_mask)  # (B, T, W, n_codebooks, D)
+        frames = frames.sum(-2) if self.merge == "sum" else frames.flatten(-2)
+        x = self.act(self.proj(frames * self.scale)) * audio_mask[..., None]  # (B, T, W, hidden)
+        x = self.act(self.conv(x.flatten(0, -3).transpose(1, 2))).transpose(1, 2).reshape(x.shape)
+        scores = self.score(x).squeeze(-1).masked_fill(~audio_mask, torch.finfo(x.dtype).min)
+        weights = scores.softmax(-1) * audio_mask  # all-masked TRs: uniform weights, zeroed here
+        return (weights.unsqueeze(-1) * x).sum(-2)
 
 
 class FeatureTower(nn.Module):

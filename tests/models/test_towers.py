@@ -51,21 +51,5 @@ def test_audio_tower_tr_without_frames_is_zero():
     assert not out[1, 4].any() and out[1, 5].abs().sum() > 0
 
 
-def test_audio_tower_pools_mean_and_log_power_of_the_valid_frame_latents(rng):
-    cfg = tiny_config()
-    vectors = rng.standard_normal((2, 16, 8)).astype(np.float32)
-    tower = AudioTower(cfg, CodebookEmbedding(2, 16, 8, vectors))
-    codes = torch.tensor([[[[1, 2, 3, 4, 5, 0], [6, 7, 8, 9, 10, 0]]]])  # (1, 1, n_codebooks, 6)
-    mask = torch.tensor([[[True] * 5 + [False]]])
-    latents = (vectors[0, [1, 2, 3, 4, 5]] + vectors[1, [6, 7, 8, 9, 10]]) * tower.scale.item()  # 5 valid frames
-    rms = np.sqrt((vectors[0] ** 2).mean() + (vectors[1] ** 2).mean())
-    np.testing.assert_allclose(tower.scale.item(), 1 / rms, rtol=1e-6)
-    moments = np.r_[latents.mean(0), np.log((latents**2).mean(0) + AudioTower.POWER_FLOOR)]
-    expected = tower.net(torch.from_numpy(moments.astype(np.float32)))
-    torch.testing.assert_close(tower(codes, mask)[0, 0], expected, rtol=1e-5, atol=1e-6)
-    shuffled = codes[..., [4, 2, 0, 3, 1, 5]]  # the TR's frames in another order
-    torch.testing.assert_close(tower(shuffled, mask), tower(codes, mask))
-
-
 def test_feature_tower_shape():
     assert FeatureTower(5, 16)(torch.zeros(2, 3, 5)).shape == (2, 3, 16)
