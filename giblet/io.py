@@ -49,11 +49,11 @@ def write_json(path, obj) -> Path:
     return write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def save_npz(path, **arrays) -> Path:
-    """Save arrays to a compressed ``.npz`` atomically."""
+def save_npz(path, *, compress=True, **arrays) -> Path:
+    """Save arrays to a ``.npz`` atomically; ``compress=False`` writes it uncompressed (fast, for large float data)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            (np.savez_compressed if compress else np.savez)(f, **arrays)
     return Path(path)
 
 

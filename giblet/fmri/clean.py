@@ -8,6 +8,10 @@ nilearn's ``sample_mask`` (removed for the cosine filter, interpolated for Butte
 Standardisation (per-voxel mean and standard deviation) is fitted on the usable training
 TRs only and applied to every TR: validation and test TRs keep whatever offset and scale
 they have relative to training, as a model would see them.
+
+Both work in float64 on a block of voxels at a time (``giblet.blocks``; every step is per voxel,
+so the result does not depend on the blocks) and can write into their input (``out=values``): a
+whole-brain subject is then held once in float32, plus one block's float64 temporaries.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import warnings
 
 import numpy as np
 from nilearn import signal
-from sklearn.preprocessing import StandardScaler
+
+from giblet.blocks import column_blocks
 
 __all__ = ["FILTERS", "clean_pieces", "standardize"]
 
@@ -27,7 +32,7 @@ FILTERS = ("cosine", "butterworth")  # nilearn.signal.clean ``filter`` options
 
 
 def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=None, low_pass_hz=None,
-                 filter="cosine", confounds=None):
+                 filter="cosine", confounds=None, out=None):
     """Clean every piece of the TR axis on its own with ``nilearn.signal.clean``.
 
     Parameters
@@ -47,44 +52,50 @@ def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=Non
         nilearn's filter; ``"cosine"`` (drift regressors, high-pass only) works on pieces of any length.
     confounds : ndarray, shape (n_trs, n_confounds), optional
         Nuisance regressors, regressed out within each piece.
+    out : ndarray, shape (n_trs, n_voxels), float32, optional
+        Where to write the result; may be ``values`` itself (cleaned in place). Default: a new array.
 
     Returns
     -------
     ndarray, shape (n_trs, n_voxels), float32
-        Cleaned values; NaN on TRs that are not usable or in no piece.
+        ``out``: cleaned values; NaN on TRs that are not usable or in no piece.
     """
     if filter not in FILTERS:
         raise ValueError(f"fmri.filter must be one of {list(FILTERS)}, got {filter!r}")
     if filter == "cosine" and low_pass_hz is not None:
         raise ValueError("fmri.low_pass_hz needs fmri.filter: butterworth (the cosine filter is high-pass only)")
     filter_or_none = filter if high_pass_hz is not None or low_pass_hz is not None else False
-    out = np.full(values.shape, np.nan, dtype=np.float32)
+    out = np.empty(values.shape, dtype=np.float32) if out is None else out
     for piece in np.unique(pieces[pieces >= 0]):
         rows = np.flatnonzero(pieces == piece)
         keep = usable[rows]
+        out[rows[~keep]] = np.nan
         if not keep.any():
             continue
-        with warnings.catch_warnings():  # nilearn's note to its own developers about confound scaling
-            warnings.filterwarnings("ignore", message="From release 0.14.0, confounds", category=DeprecationWarning)
-            try:
-                cleaned = signal.clean(
-                    values[rows], detrend=detrend, standardize=None,
-                    sample_mask=None if keep.all() else np.flatnonzero(keep),
-                    confounds=None if confounds is None else confounds[rows],
-                    filter=filter_or_none, low_pass=low_pass_hz, high_pass=high_pass_hz, t_r=tr_s, extrapolate=False,
-                )
-            except ValueError as err:
-                raise ValueError(
-                    f"cleaning TRs [{rows[0]}, {rows[-1] + 1}) ({keep.sum()} usable) failed: {err}; "
-                    "use fmri.filter: cosine, or change the split so that no run/block piece is this short"
-                ) from err
-        out[rows[keep]] = cleaned
+        for block in column_blocks(values.shape[1]):
+            with warnings.catch_warnings():  # nilearn's note to its own developers about confound scaling
+                warnings.filterwarnings("ignore", message="From release 0.14.0, confounds", category=DeprecationWarning)
+                try:
+                    cleaned = signal.clean(
+                        values[rows, block].astype(np.float64), detrend=detrend, standardize=None,
+                        sample_mask=None if keep.all() else np.flatnonzero(keep),
+                        confounds=None if confounds is None else confounds[rows],
+                        filter=filter_or_none, low_pass=low_pass_hz, high_pass=high_pass_hz, t_r=tr_s,
+                        extrapolate=False,
+                    )
+                except ValueError as err:
+                    raise ValueError(
+                        f"cleaning TRs [{rows[0]}, {rows[-1] + 1}) ({keep.sum()} usable) failed: {err}; "
+                        "use fmri.filter: cosine, or change the split so that no run/block piece is this short"
+                    ) from err
+            out[rows[keep], block] = cleaned
+    out[pieces < 0] = np.nan
     log.info("cleaned %d pieces (detrend=%s, high-pass %s Hz, low-pass %s Hz, %s filter)",
              len(np.unique(pieces[pieces >= 0])), detrend, high_pass_hz, low_pass_hz, filter)
     return out
 
 
-def standardize(values, fit_trs):
+def standardize(values, fit_trs, out=None):
     """Z-score every voxel with the mean and standard deviation of the ``fit_trs`` only.
 
     Parameters
@@ -93,18 +104,26 @@ def standardize(values, fit_trs):
         May hold NaN rows outside ``fit_trs``; they stay NaN.
     fit_trs : ndarray, shape (n_trs,), bool
         TRs the statistics come from (the usable training TRs).
+    out : ndarray, shape (n_trs, n_voxels), float32, optional
+        Where to write the z-scores; may be ``values`` itself. Default: a new array.
 
     Returns
     -------
     z : ndarray, shape (n_trs, n_voxels), float32
+        ``out``.
     mean, scale : ndarray, shape (n_voxels,), float64
-        The fitted statistics (population standard deviation).
+        The fitted statistics (population standard deviation, computed in float64).
     """
     fit_trs = np.asarray(fit_trs, dtype=bool)
     if not fit_trs.any():
         raise ValueError("standardize: no training TR to fit on; check the split and the bad-TR report")
-    scaler = StandardScaler().fit(values[fit_trs])
-    flat = np.flatnonzero(scaler.var_ == 0)
-    if len(flat):
-        raise ValueError(f"standardize: voxels {flat[:10].tolist()} are constant over the training TRs; exclude them first")
-    return scaler.transform(values).astype(np.float32), scaler.mean_, scaler.scale_
+    out = np.empty(values.shape, dtype=np.float32) if out is None else out
+    mean, scale = np.empty(values.shape[1]), np.empty(values.shape[1])
+    for block in column_blocks(values.shape[1]):
+        fit = values[fit_trs, block].astype(np.float64)
+        mean[block], scale[block] = fit.mean(axis=0), fit.std(axis=0)
+        if (flat := block.start + np.flatnonzero(scale[block] == 0)).size:
+            raise ValueError(f"standardize: voxels {flat[:10].tolist()} are constant over the training TRs; "
+                             "exclude them first")
+        out[:, block] = (values[:, block] - mean[block]) / scale[block]
+    return out, mean, scale

@@ -151,17 +151,17 @@ def read_bold(paths, mask):
     ndarray, shape (n_trs, n_voxels), float32
         Columns in C order of ``mask`` (``grid_ijk(mask, "C")``).
     """
-    parts = []
-    for path in paths:
-        img = nib.load(path, keep_file_open=True)
+    images = [nib.load(path, keep_file_open=True) for path in paths]
+    out = np.empty((sum(img.shape[3] for img in images), int(mask.sum())), dtype=np.float32)  # one copy, all runs
+    first = 0
+    for path, img in zip(paths, images):
         n_trs = img.shape[3]
-        out = np.empty((n_trs, int(mask.sum())), dtype=np.float32)
         for start in tqdm(range(0, n_trs, _CHUNK_TRS), desc=f"read {Path(path).name}", unit="chunk", leave=False):
             stop = min(start + _CHUNK_TRS, n_trs)
-            out[start:stop] = np.asanyarray(img.dataobj[..., start:stop])[mask].T
-        parts.append(out)
+            out[first + start : first + stop] = np.asanyarray(img.dataobj[..., start:stop])[mask].T
+        first += n_trs
         log.info("%s: read %d TRs x %d voxels", path, n_trs, out.shape[1])
-    return np.concatenate(parts)
+    return out
 
 
 def read_matrix(path, mask, n_trs, *, key=None, kept_key=None, voxel_order=None):

@@ -84,9 +84,9 @@ class PreparedFmri:
         return unmask(values, self.voxel_ijk, self.affine, self.grid_shape, fill=fill)
 
     def save(self, path):
-        """Write to ``path`` (``.npz``) atomically."""
+        """Write to ``path`` (uncompressed ``.npz``: z-scored floats barely compress) atomically."""
         return save_npz(
-            path,
+            path, compress=False,
             subject=np.asarray(self.subject),
             values=self.values,
             runs=self.runs,

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Quality", "find_bad"]
+from giblet.blocks import column_blocks
+
+__all__ = ["Quality", "constant_voxels", "find_bad"]
 
 _NAN_TR_FRACTION = 0.5  # a volume with NaN in more than this share of voxels is a bad TR
 
@@ -68,8 +70,19 @@ def _ranges(mask):
     return edges.reshape(-1, 2).tolist()
 
 
+def constant_voxels(values, trs):
+    """Shape (n_voxels,), bool: voxels whose values over ``trs`` are all equal (False where one is NaN).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_trs, n_voxels)
+    trs : ndarray, shape (n_trs,), bool
+    """
+    return np.concatenate([np.ptp(values[trs, block], axis=0) == 0 for block in column_blocks(values.shape[1])])
+
+
 def find_bad(values, reference_trs=None, source="fMRI data"):
-    """Find NaN and repeated volumes, NaN and constant voxels.
+    """Find NaN and repeated volumes, NaN and constant voxels (a block of voxels at a time, no copy of ``values``).
 
     Parameters
     ----------
@@ -84,22 +97,28 @@ def find_bad(values, reference_trs=None, source="fMRI data"):
     Quality
     """
     values = np.asarray(values)
-    nan = np.isnan(values)
-    if nan.all():
+    blocks = column_blocks(values.shape[1])
+    n_nan = sum(np.isnan(values[:, block]).sum(axis=1) for block in blocks)
+    if n_nan.sum() == values.size:
         raise ValueError(f"{source}: every value is NaN; check the file and the mask it was read with")
-    nan_trs = nan.mean(axis=1) > _NAN_TR_FRACTION
-    nan_voxels = nan[~nan_trs].any(axis=0)
+    nan_trs = n_nan > _NAN_TR_FRACTION * values.shape[1]
+    nan_voxels = np.concatenate([np.isnan(values[~nan_trs, block]).any(axis=0) for block in blocks])
     reference = ~nan_trs if reference_trs is None else ~nan_trs & reference_trs
     if not reference.any():
         raise ValueError(f"{source}: every TR of the reference (training) block is NaN; check the data and the split")
-    constant = ~nan_voxels & (np.ptp(values[reference], axis=0) == 0)
+    constant = ~nan_voxels & constant_voxels(values, reference)
     good = ~nan_voxels & ~constant
     if not good.any():
         raise ValueError(
             f"{source}: no usable voxel ({int(nan_voxels.sum())} with NaN, {int(constant.sum())} constant); "
             "check the mask and the data"
         )
-    repeated = np.r_[False, np.all(values[1:, good] == values[:-1, good], axis=1)]
+    repeated = np.r_[False, np.ones(len(values) - 1, bool)]
+    for block in blocks:
+        columns = values[:, block][:, good[block]]
+        repeated[1:] &= np.all(columns[1:] == columns[:-1], axis=1)
+        if not repeated.any():  # real data: the first block rules out every TR
+            break
     quality = Quality(
         bad_trs={"nan": nan_trs, "repeated": repeated},
         bad_voxels={"nan": nan_voxels, "constant": constant},

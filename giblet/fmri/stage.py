@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from giblet.blocks import column_blocks, keep_columns
 from giblet.fmri.clean import clean_pieces, standardize
 from giblet.fmri.isc import isc_vs_group_mean, loso_isc
 from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
 from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_means
 from giblet.fmri.prepared import PreparedFmri
-from giblet.fmri.quality import find_bad
+from giblet.fmri.quality import constant_voxels, find_bad
 from giblet.io import save_npz
 from giblet.splits import BLOCKS, GAP, SplitConfig, make_split
 
@@ -104,7 +105,7 @@ def _read_input(inputs, config, tr_s, run_n_trs):
         values, ijk = read_bold(inputs, brain), grid_ijk(brain, "C")
     inside = np.ones(len(ijk), bool) if brain is None else brain[tuple(ijk.T)]
     excluded = (ijk[~inside], ["outside_brain_mask"] * int((~inside).sum()))
-    return values[:, inside], ijk[inside], affine, grid_shape, masks, masks_qc, excluded
+    return keep_columns(values, inside), ijk[inside], affine, grid_shape, masks, masks_qc, excluded
 
 
 def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitConfig(),
@@ -148,17 +149,20 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
     )
     quality = find_bad(values, reference_trs=train, source=source)
     valid = quality.tr_ok & (the_split.labels != GAP)
-    cleaned = clean_pieces(
-        values[:, quality.voxel_ok], the_split.segments(runs), valid, tr_s=tr_s,
+    values = keep_columns(values, quality.voxel_ok)  # from here on cleaned and z-scored in place: held once
+    clean_pieces(
+        values, the_split.segments(runs), valid, tr_s=tr_s,
         detrend=config.detrend, high_pass_hz=config.high_pass_hz, low_pass_hz=config.low_pass_hz,
         filter=config.filter, confounds=None if confounds is None else read_confounds(confounds, len(runs)),
+        out=values,
     )
     fit = valid & train
-    flat = np.ptp(cleaned[fit], axis=0) == 0  # constant once detrended/filtered: nothing left to model
+    flat = constant_voxels(values, fit)  # constant once detrended/filtered: nothing left to model
     voxel_reasons = quality.voxel_reasons()
     voxel_reasons[np.flatnonzero(quality.voxel_ok)[flat]] = "constant"
     keep = voxel_reasons == ""
-    z, mean, scale = standardize(cleaned[:, ~flat], fit)
+    z = keep_columns(values, ~flat)
+    z, mean, scale = standardize(z, fit, out=z)
 
     ijk_kept = ijk[keep]
     roi_names = tuple(masks)
@@ -187,8 +191,7 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
             "filter": config.filter, "confounds": None if confounds is None else str(confounds),
         },
         "block_mean_sd": {  # training: 0 and 1 by construction; val/test: as a model sees them
-            b: [float(np.mean(z[rows])), float(np.std(z[rows]))]
-            for b in BLOCKS if (rows := valid & the_split.mask(b)).any()
+            b: _mean_sd(z, rows) for b in BLOCKS if (rows := valid & the_split.mask(b)).any()
         },
     }
     prepared = PreparedFmri(
@@ -201,6 +204,16 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
     log.info("%s: %d TRs (%d valid) x %d voxels, %d excluded; bad TRs %s",
              subject, len(runs), valid.sum(), keep.sum(), len(prepared.excluded_reasons), qc["n_bad_trs"])
     return prepared.save(out_path)
+
+
+def _mean_sd(values, rows):
+    """``[mean, sd]`` of all of ``values[rows]``, summed in float64 a block of voxels at a time."""
+    n, total, squares = rows.sum() * values.shape[1], 0.0, 0.0
+    for block in column_blocks(values.shape[1]):
+        x = values[rows, block].astype(np.float64)
+        total, squares = total + x.sum(), squares + np.square(x).sum()
+    mean = total / n
+    return [float(mean), float(np.sqrt(squares / n - mean**2))]
 
 
 def run_group_isc(prepared_paths, out_path) -> Path:

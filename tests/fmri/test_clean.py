@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from nilearn import signal
+from sklearn.preprocessing import StandardScaler
 
 from giblet.fmri.clean import clean_pieces, standardize
 
@@ -89,3 +90,40 @@ def test_standardize_constant_training_voxel_raises(rng):
     values[:10, 1] = 2.0
     with pytest.raises(ValueError, match=r"voxels \[1\] are constant over the training TRs"):
         standardize(values, np.arange(20) < 10)
+
+
+@pytest.mark.parametrize("filter_, cut", [("cosine", None), ("butterworth", 0.1)])
+def test_clean_pieces_in_place_by_blocks_equals_one_shot(rng, pieces, small_blocks, filter_, cut):
+    values = (rng.standard_normal((200, 8)) + np.linspace(0, 5, 200)[:, None]).astype(np.float32)
+    usable = np.ones(200, bool)
+    usable[[30, 120]] = False
+    confound = rng.standard_normal((200, 1))
+    expected = np.full(values.shape, np.nan)
+    for piece in (0, 1, 2):  # nilearn on all 8 voxels of a piece at once
+        rows = np.flatnonzero((pieces == piece) & usable)
+        expected[rows] = signal.clean(values[pieces == piece], sample_mask=np.flatnonzero(usable[pieces == piece]),
+                                      detrend=True, standardize=None, confounds=confound[pieces == piece],
+                                      filter=filter_, high_pass=0.01, low_pass=cut, t_r=TR_S, extrapolate=False)
+    out = clean_pieces(values, pieces, usable, tr_s=TR_S, high_pass_hz=0.01, low_pass_hz=cut, filter=filter_,
+                       confounds=confound, out=values)
+    assert out is values
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_standardize_in_place_by_blocks_equals_the_scaler(rng, small_blocks):
+    values = (rng.standard_normal((60, 8)) * np.arange(1, 9) + 3.0).astype(np.float32)
+    train = np.arange(60) < 40
+    scaler = StandardScaler().fit(values[train].astype(np.float64))
+    expected = scaler.transform(values.astype(np.float64))
+    z, mean, scale = standardize(values, train, out=values)
+    assert z is values
+    np.testing.assert_allclose(z, expected, atol=1e-5)
+    np.testing.assert_allclose(mean, scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(scale, scaler.scale_, rtol=1e-12)
+
+
+def test_standardize_constant_voxel_raises(rng, small_blocks):
+    values = rng.standard_normal((20, 5))
+    values[:, 4] = 2.0
+    with pytest.raises(ValueError, match=r"voxels \[4\] are constant"):
+        standardize(values, np.ones(20, bool))

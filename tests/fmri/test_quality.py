@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from giblet.fmri.quality import find_bad
+from giblet.fmri.quality import constant_voxels, find_bad
 from tests.conftest import SHARED_DATA
 
 
@@ -42,6 +42,30 @@ def test_find_bad_all_nan_raises():
 def test_find_bad_no_usable_voxel_raises():
     with pytest.raises(ValueError, match=r"no usable voxel \(0 with NaN, 3 constant\)"):
         find_bad(np.ones((10, 3)))
+
+
+def test_find_bad_by_blocks_equals_one_block(rng, monkeypatch):
+    values = rng.standard_normal((40, 10)).astype(np.float32)
+    values[4, :7] = np.nan  # a NaN TR (7 of 10 voxels)
+    values[12, 8] = np.nan  # a NaN voxel
+    values[:, 2] = 3.0  # a constant voxel
+    values[30:] = values[29]  # a repeated tail
+    one = find_bad(values)
+    monkeypatch.setattr("giblet.blocks.BLOCK_COLUMNS", 3)
+    blocks = find_bad(values)
+    for kind in ("bad_trs", "bad_voxels"):
+        for reason, mask in getattr(one, kind).items():
+            np.testing.assert_array_equal(getattr(blocks, kind)[reason], mask)
+    assert np.flatnonzero(blocks.bad_trs["repeated"]).tolist() == list(range(30, 40))
+    assert np.flatnonzero(blocks.bad_voxels["nan"]).tolist() == [8]
+    assert np.flatnonzero(blocks.bad_voxels["constant"]).tolist() == [2]
+
+
+def test_constant_voxels_over_some_trs(rng, small_blocks):
+    values = rng.standard_normal((10, 7))
+    values[:5, 6] = 1.0
+    values[3, 0] = np.nan
+    assert np.flatnonzero(constant_voxels(values, np.arange(10) < 5)).tolist() == [6]
 
 
 @pytest.mark.real

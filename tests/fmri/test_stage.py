@@ -130,6 +130,20 @@ def test_run_prepare_fmri_matrix_equals_nifti(dataset):
     assert np.array_equal(from_matrix.roi_membership, from_nifti.roi_membership)
 
 
+def test_run_prepare_fmri_by_blocks_equals_one_block(dataset, monkeypatch):
+    root = dataset["root"]
+    one = PreparedFmri.load(_prepare(dataset, "sub-0", out=root / "one_block.npz"))
+    monkeypatch.setattr("giblet.blocks.BLOCK_COLUMNS", 3)  # sub-0 drops voxels: columns move between blocks
+    blocks = PreparedFmri.load(_prepare(dataset, "sub-0", out=root / "blocks.npz"))
+    np.testing.assert_allclose(blocks.values, one.values, atol=1e-6)
+    np.testing.assert_allclose(blocks.mean, one.mean, rtol=1e-10)
+    np.testing.assert_allclose(blocks.scale, one.scale, rtol=1e-10)
+    np.testing.assert_array_equal(blocks.voxel_ijk, one.voxel_ijk)
+    for block, mean_sd in one.qc["block_mean_sd"].items():
+        assert blocks.qc["block_mean_sd"][block] == pytest.approx(mean_sd, abs=1e-6)
+    assert blocks.qc["block_mean_sd"]["train"] == pytest.approx([0.0, 1.0], abs=1e-6)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"run_n_trs": [100, 90]}, r"sub-2_run-2.nii.gz: holds 100 TRs but the config expects 90"),
     ({"rois": {"far": "far.nii.gz"}}, r"far.nii.gz: only 0% of mask 'far' lies inside"),
