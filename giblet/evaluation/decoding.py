@@ -271,7 +271,7 @@ def ridge_views(decoders, design, targets):
 
     Parameters
     ----------
-    decoders : dict of str to sklearn Pipeline
+    decoders : dict of str to RidgeMap
         ``baselines.joblib[subject]["decoders"]`` (modality -> decoder of its ``DECODING_TARGETS`` table).
     design : ndarray, shape (n_trs, n_voxels * n_delays)
         ``decoding_design`` rows of the scored TRs (``targets.rows``), from the (possibly lesioned) BOLD.
@@ -284,8 +284,7 @@ def ridge_views(decoders, design, targets):
     if len(design) != targets.n_trs:
         raise ValueError(f"design has {len(design)} rows but {targets.n_trs} TRs are scored; pass the rows of "
                          "targets.rows")
-    X = design.astype(np.float64)
-    return {m: {RIDGE_VIEWS[m]: np.asarray(decoder.predict(X), dtype=np.float64)} for m, decoder in decoders.items()}
+    return {m: {RIDGE_VIEWS[m]: decoder.predict(design).astype(np.float64)} for m, decoder in decoders.items()}
 
 
 def baseline_views(views, targets):

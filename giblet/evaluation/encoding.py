@@ -43,7 +43,7 @@ def ridge_bold(encoder, design, runs, preshift_trs=0):
 
     Parameters
     ----------
-    encoder : sklearn Pipeline
+    encoder : RidgeMap
         ``baselines.joblib[subject]["encoder"]``.
     design : ndarray, shape (n_trs, n_features)
         ``giblet.training.baselines.encoding_design(aligned_paths)`` (stored clock).
@@ -56,7 +56,7 @@ def ridge_bold(encoder, design, runs, preshift_trs=0):
     ndarray, shape (n_trs, n_voxels), float32
         NaN on the first ``preshift_trs`` TRs of each run.
     """
-    predicted = np.asarray(encoder.predict(design.astype(np.float64)), dtype=np.float32)
+    predicted = encoder.predict(design)
     return shift_within_runs(predicted, runs, preshift_trs, np.nan)
 
 

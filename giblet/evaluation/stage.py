@@ -34,7 +34,7 @@ from giblet.evaluation.waveforms import score_waveforms, trs_waveform, write_wav
 from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES, lesion
 from giblet.splits import BLOCKS
-from giblet.training.baselines import decoding_design, encoding_design
+from giblet.training.baselines import decoding_design, encoder_rows, encoding_design
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
 from giblet.training.trainer import resolve_device
@@ -115,14 +115,12 @@ def _decode_all(model, data, subject, targets, baselines, delays, device, bold=N
     }
 
 
-def _check_design(design, encoder, prepared, aligned_paths):
+def _check_design(design, encoder, stored_rows, aligned_paths):
     """The FIR design must be the one the ridge encoder was fitted on: same columns, same training means."""
-    scaler = encoder[0]
-    train = prepared.valid_trs & prepared.split.mask("train")
-    if design.shape[1] != scaler.n_features_in_ or not np.allclose(
-            design[train].astype(np.float64).mean(axis=0), scaler.mean_, rtol=1e-5, atol=1e-6):
+    if design.shape[1] != encoder.n_features_in_ or not np.allclose(
+            design[stored_rows].astype(np.float64).mean(axis=0), encoder.mean_, rtol=1e-5, atol=1e-6):
         raise ValueError(f"aligned tables {[str(p) for p in aligned_paths]} ({design.shape[1]} columns) are not the "
-                         f"design the ridge encoder was trained on ({scaler.n_features_in_} columns); pass the train "
+                         f"design the ridge encoder was trained on ({encoder.n_features_in_} columns); pass the train "
                          "stage's --aligned files in the same order")
 
 
@@ -132,7 +130,8 @@ def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, pr
     rows = np.flatnonzero((data.labels == BLOCKS.index("test")) & data.bold_valid[subject])
     measured = data.bold[subject][rows]
     design = encoding_design(aligned_paths)
-    _check_design(design, baselines["encoder"], prepared, aligned_paths)
+    _check_design(design, baselines["encoder"], np.flatnonzero(encoder_rows(data, subject)) - preshift_trs,
+                  aligned_paths)
     predictions = {
         "autoencoder": predict_bold(model, data, subject, "test", device)[rows],
         "ridge": ridge_bold(baselines["encoder"], design, data.runs, preshift_trs)[rows],

@@ -1,53 +1,148 @@
-"""Ridge baselines on the same features: a voxelwise encoding model and a BOLD-window decoder."""
+"""Ridge baselines on the same features: a voxelwise encoding model and a BOLD-window decoder.
+
+Both are fitted in the dual (kernel) form, which gives the predictions of primal ridge: the linear
+kernel ``K = Z Z.T`` of the standardised training design ``Z`` (n_train x n_train) is summed a block
+of columns at a time, and the primal coefficients ``Z.T @ dual`` are stored. Neither the design
+(the decoder's is n_voxels x n_delays wide: 8 GiB for a whole-brain subject and 4 delays) nor the
+targets (the encoder's 271,633 voxels) are ever copied whole.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from himalaya.kernel_ridge import KernelRidgeCV
-from himalaya.ridge import RidgeCV
 from sklearn.model_selection import KFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from giblet.blocks import column_blocks
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
 
-__all__ = ["ALPHAS", "fit_ridge", "encoding_design", "decoding_design", "DECODING_TARGETS"]
+__all__ = ["ALPHAS", "CV_TARGETS", "RidgeMap", "fit_ridge", "encoding_design", "decoding_design", "decoding_rows",
+           "encoder_rows", "DECODING_TARGETS"]
 
 log = logging.getLogger(__name__)
 
 ALPHAS = np.logspace(-1, 7, 17)
+#: Up to this many targets, each gets its own alpha; beyond (whole-brain encoders), one alpha shared by all,
+#: the best on average over this many evenly spaced targets (per-target search on 271,633 voxels would
+#: cost ~20 TFLOP).
+CV_TARGETS = 2048
 #: modality -> (per-TR target table in the features folder) for the ridge decoder
 DECODING_TARGETS = {"audio": "audio_pooled.npz", "video": "video_lowlevel_tr.npz", "text": "text_tr.npz"}
 
 
-def fit_ridge(X, Y, rows, n_folds=5):
-    """Standardise (training rows only) and fit ridge with one alpha per target chosen by contiguous K-fold.
+@dataclass(frozen=True)
+class RidgeMap:
+    """A fitted ridge map: ``predict(X) = ((X - mean_) / scale_) @ coef_ + intercept_``.
+
+    Attributes
+    ----------
+    mean_, scale_ : ndarray, shape (n_features,), float64
+        Training-row statistics of the design's columns (scale 1 for constant columns).
+    coef_ : ndarray, shape (n_features, n_targets), float32
+        Weights on the standardised design.
+    intercept_ : ndarray, shape (n_targets,), float64
+        Training mean of every target.
+    alphas_ : ndarray, shape (n_targets,), float64
+        Ridge penalty of every target.
+    """
+
+    mean_: np.ndarray
+    scale_: np.ndarray
+    coef_: np.ndarray
+    intercept_: np.ndarray
+    alphas_: np.ndarray
+
+    @property
+    def n_features_in_(self) -> int:
+        return len(self.mean_)
+
+    def predict(self, X):
+        """Shape (n_rows, n_targets), float32, from X (n_rows, n_features), a block of columns at a time."""
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} columns but this ridge was fitted on {self.n_features_in_}")
+        out = np.zeros((len(X), self.coef_.shape[1]), np.float32)
+        for block in column_blocks(X.shape[1]):
+            z = ((X[:, block] - self.mean_[block]) / self.scale_[block]).astype(np.float32)
+            out += z @ self.coef_[block]
+        out += self.intercept_.astype(np.float32)
+        return out
+
+
+def fit_ridge(X, Y, rows, lags=(0,), n_folds=5):
+    """Standardise (training rows only) and fit ridge by contiguous K-fold search over ``ALPHAS``.
+
+    The design's row ``t`` is ``[X[t + lag] for lag in lags]`` side by side (the layout of
+    :func:`decoding_design`), built a block of columns at a time and never whole.
 
     Parameters
     ----------
     X : ndarray, shape (n_trs, n_features)
     Y : ndarray, shape (n_trs, n_targets)
     rows : ndarray, shape (n_trs,), bool
-        Training TRs; folds are contiguous (no shuffling: fMRI is autocorrelated).
+        Training TRs of the design (and of ``Y``); folds are contiguous (no shuffling: fMRI is autocorrelated).
+    lags : sequence of int, default=(0,)
+        TR offsets of the design's column blocks; every ``t + lag`` of a training row must be a TR of ``X``.
+    n_folds : int, default=5
 
     Returns
     -------
-    sklearn Pipeline (StandardScaler -> himalaya RidgeCV, or its linear-kernel form when there
-    are more features than training TRs), fitted.
+    RidgeMap
+        One alpha per target when there are at most ``CV_TARGETS`` targets, else one shared alpha.
     """
-    cv = KFold(n_splits=n_folds, shuffle=False)
-    wide = X.shape[1] > rows.sum()
-    ridge = (KernelRidgeCV(kernel="linear", alphas=ALPHAS, fit_intercept=True, cv=cv) if wide
-             else RidgeCV(alphas=ALPHAS, fit_intercept=True, cv=cv))
-    model = make_pipeline(StandardScaler(), ridge)
+    index = np.flatnonzero(rows)
+    lags = tuple(int(lag) for lag in lags)
+    if index[0] + min(lags) < 0 or index[-1] + max(lags) >= len(X):
+        raise ValueError(f"training rows [{index[0]}, {index[-1]}] with lags {lags} reach outside X's {len(X)} TRs")
+    mean, scale = np.empty((2, len(lags) * X.shape[1]))
+    for lag, block, columns in _design_blocks(X.shape[1], lags):
+        x = X[index + lag, columns].astype(np.float64)
+        mean[block], scale[block] = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+
+    def standardised():  # (block of design columns, its training rows standardised)
+        for lag, block, columns in _design_blocks(X.shape[1], lags):
+            yield block, (X[index + lag, columns] - mean[block]) / scale[block]
+
+    kernel = sum(z @ z.T for _, z in standardised())
+    eigenvalues, eigenvectors = np.linalg.eigh(kernel)
+    alphas = _search_alphas(kernel, Y, index, n_folds)
+    coef = np.empty((len(mean), Y.shape[1]), np.float32)
+    intercept = np.empty(Y.shape[1])
+    for targets in column_blocks(Y.shape[1]):
+        y = Y[index, targets].astype(np.float64)
+        intercept[targets] = y.mean(axis=0)
+        dual = eigenvectors @ (eigenvectors.T @ (y - intercept[targets]) / (eigenvalues[:, None] + alphas[targets]))
+        for block, z in standardised():
+            coef[block, targets] = z.T @ dual
+    return RidgeMap(mean, scale, coef, intercept, alphas)
+
+
+def _design_blocks(n_features, lags):
+    """``(lag, design columns, X columns)`` blocks of a lagged design, lag by lag."""
+    return [(lag, slice(i * n_features + c.start, i * n_features + c.stop), c)
+            for i, lag in enumerate(lags) for c in column_blocks(n_features)]
+
+
+def _search_alphas(kernel, Y, index, n_folds):
+    """Alpha of every target (n_targets,): himalaya's contiguous K-fold search on the (centred) linear kernel."""
+    n_targets = Y.shape[1]
+    shared = n_targets > CV_TARGETS
+    sample = np.linspace(0, n_targets - 1, CV_TARGETS).astype(int) if shared else np.arange(n_targets)
+    search = KernelRidgeCV(kernel="precomputed", alphas=ALPHAS, fit_intercept=True, cv=KFold(n_splits=n_folds),
+                           solver_params={"local_alpha": not shared})
     # One BLAS thread: many small products, and parallel Snakemake jobs share the cores.
     with threadpool_limits(1, user_api="blas"):
-        model.fit(X[rows].astype(np.float64), Y[rows].astype(np.float64))
-    return model
+        search.fit(kernel, Y[np.ix_(index, sample)].astype(np.float64))
+    alphas = np.asarray(search.best_alphas_, dtype=np.float64)
+    if shared:
+        log.info("ridge: one alpha (%g) for %d targets, chosen on %d of them", alphas[0], n_targets, CV_TARGETS)
+        return np.full(n_targets, alphas[0])
+    return alphas
 
 
 def encoding_design(aligned_paths):
@@ -59,19 +154,31 @@ def encoding_design(aligned_paths):
     return np.concatenate([t.values for t in tables], axis=1).astype(np.float32)
 
 
+def encoder_rows(data, subject):
+    """Model-clock TRs the ridge encoder is fitted on (valid training BOLD); shape (n_trs,), bool.
+
+    Their features sit ``preshift_trs`` rows earlier in :func:`encoding_design` (the stored clock).
+    """
+    return data.bold_valid[subject] & (data.labels == BLOCKS.index("train"))
+
+
+def decoding_rows(valid, labels, runs, block, delays):
+    """TRs of ``block`` whose every window row ``t + d`` is a valid BOLD volume of ``block`` in the same run."""
+    n = len(labels)
+    ok = valid & (labels == BLOCKS.index(block))
+    rows = labels == BLOCKS.index(block)
+    for d in delays:
+        rows &= np.r_[ok[d:] & (runs[d:] == runs[: n - d]), np.zeros(d, bool)]
+    return rows
+
+
 def decoding_design(bold, valid, labels, runs, block, delays):
     """BOLD windows after each TR on the clock: X[t] = [bold[t + d] for d in delays].
 
-    Returns the design (n_trs, n_voxels * n_delays) and the TRs of ``block`` whose every
-    window row is a valid BOLD volume of ``block`` in the same run.
+    Returns the design (n_trs, n_voxels * n_delays), 0 past the end, and :func:`decoding_rows`.
     """
-    n = len(bold)
-    ok = valid & (labels == BLOCKS.index(block))
-    X = np.zeros((n, bold.shape[1] * len(delays)), np.float32)
-    rows = labels == BLOCKS.index(block)
+    n, n_voxels = bold.shape
+    X = np.zeros((n, n_voxels * len(delays)), np.float32)
     for i, d in enumerate(delays):
-        shifted = np.zeros_like(bold)
-        shifted[: n - d] = bold[d:]
-        X[:, i * bold.shape[1] : (i + 1) * bold.shape[1]] = shifted
-        rows &= np.r_[ok[d:] & (runs[d:] == runs[: n - d]), np.zeros(d, bool)]
-    return X, rows
+        X[: n - d, i * n_voxels : (i + 1) * n_voxels] = bold[d:]
+    return X, decoding_rows(valid, labels, runs, block, delays)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from giblet.audio.codes import CodeStream, codes_by_tr
+from giblet.blocks import column_blocks
 from giblet.features import FeatureTable
 from giblet.fmri.prepared import PreparedFmri
 from giblet.splits import BLOCKS, GAP
@@ -39,7 +40,8 @@ class MovieData:
         Z-scored BOLD on the clock (0 where not valid).
     bold_valid : dict of str -> ndarray, shape (n_trs,), bool
     prepared : dict of str -> PreparedFmri
-        The stage inputs (ROI tables, voxel grids), on their stored clock.
+        The stage inputs (ROI tables, voxel grids, valid TRs and split on their stored clock).
+        Their ``values`` array *is* ``bold`` (moved to the model clock in place): use ``bold``.
     codebook_vectors : ndarray, shape (n_codebooks, codebook_size, dim), or None
     video_stats : dict
         Training mean and scale of the video features.
@@ -74,13 +76,22 @@ class MovieData:
         return [(int(a), int(b)) for a, b in zip(starts, stops) if inside[a]]
 
 
-def shift_within_runs(values, runs, shift, fill):
-    """Move rows ``shift`` TRs later inside each run; the first ``shift`` rows of a run get ``fill``."""
-    out = np.full_like(values, fill)
+def shift_within_runs(values, runs, shift, fill, in_place=False):
+    """Move rows ``shift`` TRs later inside each run; the first ``shift`` rows of a run get ``fill``.
+
+    At shift 0 this is ``values`` itself (no copy). ``in_place=True`` moves the rows inside ``values``
+    (a block of columns at a time) instead of returning a new array.
+    """
+    if shift == 0:
+        return values
+    out = values if in_place else np.empty_like(values)
+    flat_in, flat_out = values.reshape(len(values), -1), out.reshape(len(out), -1)
     for run in np.unique(runs):
         rows = np.flatnonzero(runs == run)
-        if shift < len(rows):
-            out[rows[shift:]] = values[rows[: len(rows) - shift]]
+        moved = min(shift, len(rows))
+        for block in column_blocks(flat_in.shape[1]):
+            flat_out[rows[moved:], block] = flat_in[rows[: len(rows) - moved], block]
+            flat_out[rows[:moved], block] = fill
     return out
 
 
@@ -124,9 +135,9 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0):
         _check_trs("text_tr.npz", len(text), n_trs)
         stimulus["text"] = np.concatenate([text, labels_tr], axis=1).astype(np.float32)
     bold, bold_valid = {}, {}
-    for subject, p in prepared.items():
-        values = np.where(p.valid_trs[:, None], p.values, 0.0).astype(np.float32)
-        bold[subject] = shift_within_runs(values, runs, preshift_trs, 0.0)
+    for subject, p in prepared.items():  # p.values becomes the BOLD in place: one whole-brain copy per subject
+        p.values[~p.valid_trs] = 0.0
+        bold[subject] = shift_within_runs(p.values, runs, preshift_trs, 0.0, in_place=True)
         bold_valid[subject] = shift_within_runs(p.valid_trs, runs, preshift_trs, False)
     return MovieData(float(first.tr_s), runs, labels, stimulus, bold, bold_valid, prepared, codebooks, video_stats,
                      tuple(modalities))

@@ -8,15 +8,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pandas as pd
 import torch
 
 from giblet.features import FeatureTable
 from giblet.io import atomic_path, write_json
 from giblet.models import count_parameters
-from giblet.splits import BLOCKS
-from giblet.training.baselines import DECODING_TARGETS, decoding_design, encoding_design, fit_ridge
+from giblet.training.baselines import DECODING_TARGETS, decoding_rows, encoder_rows, encoding_design, fit_ridge
 from giblet.training.data import load_movie_data
 from giblet.training.trainer import TrainConfig, build_model, train
 
@@ -42,23 +40,25 @@ def load_model(path, device="cpu"):
     return model.to(device).eval(), saved
 
 
-def _fit_baselines(data, features_dir, aligned_paths, decoder_delays):
-    """Per subject: ridge encoder (FIR features -> voxels) and ridge decoders (BOLD window -> targets)."""
+def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_trs):
+    """Per subject: ridge encoder (FIR features -> voxels) and ridge decoders (BOLD window -> targets).
+
+    Both are fitted on the model clock (``data.bold``); the encoder's features are the stored-clock
+    FIR design ``preshift_trs`` rows earlier.
+    """
     X_enc = encoding_design(aligned_paths)
-    train_label = BLOCKS.index("train")
+    if len(X_enc) != data.n_trs:
+        raise ValueError(f"aligned features have {len(X_enc)} volumes but the fMRI has {data.n_trs}")
+    targets = {modality: FeatureTable.load(Path(features_dir) / file).values
+               for modality, file in DECODING_TARGETS.items()
+               if (Path(features_dir) / file).exists() and modality in data.modalities}
     out = {}
-    for subject, prepared in data.prepared.items():
-        if len(X_enc) != len(prepared.values):
-            raise ValueError(f"aligned features have {len(X_enc)} volumes but {subject} has {len(prepared.values)}")
-        rows = prepared.valid_trs & (prepared.split.labels == train_label)
-        encoder = fit_ridge(X_enc, np.nan_to_num(prepared.values), rows)
-        X_dec, dec_rows = decoding_design(data.bold[subject], data.bold_valid[subject], data.labels, data.runs,
-                                          "train", decoder_delays)
-        decoders = {}
-        for modality, file in DECODING_TARGETS.items():
-            if (Path(features_dir) / file).exists() and modality in data.modalities:
-                target = FeatureTable.load(Path(features_dir) / file).values
-                decoders[modality] = fit_ridge(X_dec, target, dec_rows)
+    for subject in data.subjects:
+        rows = encoder_rows(data, subject)
+        encoder = fit_ridge(X_enc, data.bold[subject], rows, lags=(-preshift_trs,))
+        dec_rows = decoding_rows(data.bold_valid[subject], data.labels, data.runs, "train", decoder_delays)
+        decoders = {modality: fit_ridge(data.bold[subject], target, dec_rows, lags=decoder_delays)
+                    for modality, target in targets.items()}
         out[subject] = {"encoder": encoder, "decoders": decoders, "decoder_delays_trs": tuple(decoder_delays)}
         log.info("%s: ridge encoder on %d TRs x %d features, decoders for %s", subject, rows.sum(),
                  X_enc.shape[1], sorted(decoders))
@@ -88,7 +88,7 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
     save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=preshift_trs)
     with atomic_path(out_dir / "history.tsv") as tmp:
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    baselines = _fit_baselines(data, features_dir, aligned_paths, model.config.decoder_delays_trs)
+    baselines = _fit_baselines(data, features_dir, aligned_paths, model.config.decoder_delays_trs, preshift_trs)
     with atomic_path(out_dir / "baselines.joblib") as tmp:
         joblib.dump(baselines, tmp)
     write_json(out_dir / "summary.json", {

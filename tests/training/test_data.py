@@ -1,9 +1,11 @@
 """Windows stay inside one run and one block; held-out BOLD never enters a training batch."""
 
 import numpy as np
+import pytest
 
-from giblet.splits import BLOCKS
-from giblet.training.data import make_batch, shift_within_runs, windows
+from giblet.fmri.prepared import PreparedFmri
+from giblet.splits import BLOCKS, make_split
+from giblet.training.data import load_movie_data, make_batch, shift_within_runs, windows
 
 
 def test_shift_within_runs_moves_rows_later_and_never_across_runs():
@@ -11,6 +13,46 @@ def test_shift_within_runs_moves_rows_later_and_never_across_runs():
     runs = np.repeat([0, 1], 5)
     out = shift_within_runs(values, runs, 2, -1.0)[:, 0]
     np.testing.assert_array_equal(out, [-1, -1, 0, 1, 2, -1, -1, 5, 6, 7])
+
+
+def test_shift_within_runs_at_zero_is_no_copy(rng):
+    values = rng.standard_normal((10, 3))
+    assert shift_within_runs(values, np.repeat([0, 1], 5), 0, np.nan) is values
+
+
+def test_shift_within_runs_in_place_by_blocks_equals_a_copy(rng, small_blocks):
+    values = rng.standard_normal((12, 7)).astype(np.float32)
+    runs = np.repeat([0, 1, 2], [5, 2, 5])  # run 1 is shorter than the shift
+    expected = shift_within_runs(values, runs, 3, 0.0)
+    moved = shift_within_runs(values, runs, 3, 0.0, in_place=True)
+    assert moved is values
+    np.testing.assert_array_equal(moved, expected)
+    np.testing.assert_array_equal(moved[5:7], 0.0)
+
+
+def _prepared(path, subject, rng, n_trs=60):
+    split = make_split(n_trs, 2.0)
+    valid = split.labels >= 0
+    values = rng.standard_normal((n_trs, 5)).astype(np.float32)
+    values[~valid] = np.nan
+    return PreparedFmri(
+        subject=subject, values=values, runs=np.repeat([0, 1], n_trs // 2), tr_s=2.0, valid_trs=valid, split=split,
+        voxel_ijk=np.c_[np.arange(5), np.zeros((5, 2), int)].astype(np.int32), affine=np.eye(4), grid_shape=(5, 1, 1),
+        roi_names=("a",), roi_membership=np.ones((5, 1), bool), excluded_ijk=np.zeros((0, 3), np.int32),
+        excluded_reasons=(), mean=np.zeros(5), scale=np.ones(5),
+    ).save(path)
+
+
+@pytest.mark.parametrize("preshift", [0, 2])
+def test_load_movie_data_holds_one_bold_copy(tmp_path, rng, preshift):
+    path = _prepared(tmp_path / "sub-a.npz", "sub-a", rng)
+    stored = PreparedFmri.load(path)
+    data = load_movie_data(tmp_path, [path], modalities=(), preshift_trs=preshift)
+    bold = data.bold["sub-a"]
+    assert np.shares_memory(bold, data.prepared["sub-a"].values)
+    expected = shift_within_runs(np.nan_to_num(stored.values), stored.runs, preshift, 0.0)
+    np.testing.assert_array_equal(bold, expected)
+    assert np.array_equal(data.bold_valid["sub-a"], shift_within_runs(stored.valid_trs, stored.runs, preshift, False))
 
 
 def test_pieces_are_contiguous_single_block_single_run(movie):

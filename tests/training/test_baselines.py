@@ -1,0 +1,70 @@
+"""Ridge baselines in the dual form against the primal pipeline they replace (scaler + himalaya ridge)."""
+
+import numpy as np
+import pytest
+from himalaya.kernel_ridge import KernelRidgeCV
+from himalaya.ridge import RidgeCV
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from giblet.training.baselines import ALPHAS, decoding_design, decoding_rows, fit_ridge
+
+
+def _data(rng, n_trs, n_features, n_targets):
+    X = rng.standard_normal((n_trs, n_features)).astype(np.float32) * np.linspace(0.5, 3, n_features) + 2.0
+    weights = rng.standard_normal((n_features, n_targets)) * (rng.uniform(size=n_targets) > 0.3)
+    Y = (X @ weights + 3.0 * rng.standard_normal((n_trs, n_targets)) + 1.0).astype(np.float32)
+    return X, Y
+
+
+@pytest.mark.parametrize("n_features", [12, 150])  # fewer and more features than training TRs
+def test_fit_ridge_equals_the_primal_pipeline(rng, small_blocks, n_features):
+    X, Y = _data(rng, 100, n_features, 7)
+    rows = np.arange(100) < 80
+    ridge = KernelRidgeCV(kernel="linear", alphas=ALPHAS, fit_intercept=True, cv=KFold(5)) if n_features > 80 else \
+        RidgeCV(alphas=ALPHAS, fit_intercept=True, cv=KFold(5))
+    reference = make_pipeline(StandardScaler(), ridge).fit(X[rows].astype(np.float64), Y[rows].astype(np.float64))
+    fitted = fit_ridge(X, Y, rows)
+    np.testing.assert_array_equal(fitted.alphas_, reference[1].best_alphas_)
+    np.testing.assert_allclose(fitted.predict(X[~rows]), reference.predict(X[~rows].astype(np.float64)),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fitted.mean_, reference[0].mean_, rtol=1e-6)
+
+
+def test_fit_ridge_lags_equal_the_built_design(rng, small_blocks):
+    bold, target = _data(rng, 90, 10, 3)
+    runs, labels, valid = np.repeat([0, 1], 45), np.zeros(90, np.int8), np.ones(90, bool)
+    valid[20] = False
+    design, rows = decoding_design(bold, valid, labels, runs, "train", (1, 3))
+    assert np.array_equal(rows, decoding_rows(valid, labels, runs, "train", (1, 3)))
+    lagged, built = fit_ridge(bold, target, rows, lags=(1, 3)), fit_ridge(design, target, rows)
+    np.testing.assert_allclose(lagged.coef_, built.coef_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lagged.predict(design), built.predict(design), rtol=1e-5, atol=1e-5)
+
+
+def test_fit_ridge_shares_one_alpha_beyond_cv_targets(rng, monkeypatch):
+    monkeypatch.setattr("giblet.training.baselines.CV_TARGETS", 4)
+    X, Y = _data(rng, 100, 12, 9)
+    rows = np.arange(100) < 80
+    fitted = fit_ridge(X, Y, rows)
+    assert len(set(fitted.alphas_)) == 1
+    sample = np.linspace(0, 8, 4).astype(int)
+    search = make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS, cv=KFold(5), solver_params={"local_alpha": False}))
+    search.fit(X[rows].astype(np.float64), Y[rows][:, sample].astype(np.float64))
+    assert fitted.alphas_[0] == search[1].best_alphas_[0]
+    reference = make_pipeline(StandardScaler(), Ridge(alpha=fitted.alphas_[0])).fit(X[rows], Y[rows])
+    np.testing.assert_allclose(fitted.predict(X), reference.predict(X), rtol=1e-4, atol=1e-4)
+
+
+def test_fit_ridge_rows_outside_x_raise(rng):
+    X, Y = _data(rng, 30, 4, 2)
+    with pytest.raises(ValueError, match=r"training rows \[0, 29\] with lags \(-1,\) reach outside X's 30 TRs"):
+        fit_ridge(X, Y, np.ones(30, bool), lags=(-1,))
+
+
+def test_ridge_map_predict_checks_columns(rng):
+    X, Y = _data(rng, 30, 4, 2)
+    with pytest.raises(ValueError, match="X has 3 columns but this ridge was fitted on 4"):
+        fit_ridge(X, Y, np.ones(30, bool)).predict(X[:, :3])
