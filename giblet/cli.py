@@ -191,7 +191,19 @@ def _evaluate(args):
         modalities=cfg["modalities"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
         n_permutations=ev["n_permutations"], n_bootstrap=ev["n_bootstrap"],
         bootstrap_block_trs=ev["bootstrap_block_trs"], lesion_mode=ev["lesion_mode"], n_examples=ev["n_examples"],
-        device=cfg["device"],
+        device=cfg["device"], threads=ev["threads"],
+    )
+
+
+def _audio_references(args):
+    from giblet.evaluation.stage import run_audio_references
+
+    cfg = load_config(args.config)
+    run_audio_references(
+        features_dir=args.features, prepared_path=args.fmri, out_dir=args.out,
+        preshift_trs=cfg["fmri"]["preshift_trs"], stimulus_path=cfg["stimulus"].get("movie"),
+        start_offset_s=cfg["stimulus"]["start_offset_s"], excerpt_s=cfg["evaluate"]["excerpt_s"],
+        device=cfg["device"], threads=cfg["evaluate"]["threads"],
     )
 
 
@@ -200,11 +212,10 @@ def _decode_audio(args):
 
     cfg = load_config(args.config)
     run_decode_audio_eval(
-        args.subject, features_dir=args.features, prepared_paths=args.fmri, model_path=args.model, out_dir=args.out,
-        preshift_trs=cfg["fmri"]["preshift_trs"], stimulus_path=cfg["stimulus"].get("movie"),
-        start_offset_s=cfg["stimulus"]["start_offset_s"], excerpt_s=cfg["evaluate"]["excerpt_s"],
+        args.subject, features_dir=args.features, prepared_paths=args.fmri, model_path=args.model,
+        references_dir=args.references, out_dir=args.out, preshift_trs=cfg["fmri"]["preshift_trs"],
         lesion_mode=cfg["evaluate"]["lesion_mode"], lesion_inputs=tuple(cfg["evaluate"]["lesion_inputs"]),
-        seed=cfg["seed"], device=cfg["device"],
+        seed=cfg["seed"], device=cfg["device"], threads=cfg["evaluate"]["threads"],
     )
 
 
@@ -271,11 +282,18 @@ def build_parser():
                               ("--model", None, "autoencoder.pt"), ("--baselines", None, "baselines.joblib"),
                               ("--group-isc", None, "group_isc.npz"), ("--out", None, "output folder")):
         ev.add_argument(flag, required=True, nargs=nargs, type=Path, help=what)
+    ref = _add(sub, "audio-references", _audio_references,
+               "the test block's codec resynthesis (the ceiling) and original sound, once for all subjects")
+    ref.add_argument("--features", required=True, type=Path, help="folder of the extract-audio outputs")
+    ref.add_argument("--fmri", required=True, type=Path, help="one subject's prepare-fmri output (for the split)")
+    ref.add_argument("--out", required=True, type=Path, help="output folder")
     dec = _add(sub, "decode-audio", _decode_audio, "decode the test block to WAVs through the frozen codec, with lesions")
     dec.add_argument("--subject", required=True)
     for flag, nargs, what in (("--features", None, "folder of the extract-audio outputs"),
                               ("--fmri", "+", "prepare-fmri outputs of every subject"),
-                              ("--model", None, "autoencoder.pt"), ("--out", None, "output folder")):
+                              ("--model", None, "autoencoder.pt"),
+                              ("--references", None, "the audio-references output folder"),
+                              ("--out", None, "output folder")):
         dec.add_argument(flag, required=True, nargs=nargs, type=Path, help=what)
     grp = _add(sub, "group-summary", _group_summary, "every headline number across subjects")
     grp.add_argument("--inputs", required=True, nargs="+", type=Path, help="evaluate summary.json files")

@@ -15,6 +15,7 @@ from giblet.audio.metrics import (
     log_mel_distance,
     multi_resolution_stft_distance,
     score_audio,
+    score_audio_pairs,
     si_sdr,
     stoi,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "run_decode_audio",
     "run_extract_audio",
     "score_audio",
+    "score_audio_pairs",
     "si_sdr",
     "stoi",
     "stream_from_trs",

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import logging
 import math
+import types
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from tqdm.auto import tqdm
 from transformers import EncodecConfig, EncodecModel
+from transformers.models.encodec.modeling_encodec import EncodecConvTranspose1d
 
 from giblet.audio.codes import CodeStream
 from giblet.audio.load import resample
@@ -63,6 +66,32 @@ def _spans(n_frames, chunk_frames, context_frames):
     """Yield ``(context_start, start, stop)`` frame indices covering ``[0, n_frames)``."""
     for start in range(0, n_frames, chunk_frames):
         yield max(0, start - context_frames), start, min(start + chunk_frames, n_frames)
+
+
+def _polyphase_forward(self, hidden_states):
+    """Causal transposed convolution as ``kernel // stride`` taps of a plain convolution, then interleaving.
+
+    Output sample ``n * stride + r`` is ``sum_j W[:, :, r + j * stride]^T x[n - j]``; the causal trim keeps
+    ``n < n_in``. Equal to ``EncodecConvTranspose1d.forward`` up to float32 rounding, and about 3x faster
+    on a CPU (PyTorch's CPU transposed convolution is slow at the decoder's lengths).
+    """
+    stride = self.conv.stride[0]
+    n_taps = self.conv.kernel_size[0] // stride
+    weight = self.conv.weight  # (in, out, kernel), weight norm applied
+    n_in, n_out = weight.shape[:2]
+    taps = weight.reshape(n_in, n_out, n_taps, stride).permute(1, 3, 0, 2).reshape(n_out * stride, n_in, n_taps)
+    phases = F.conv1d(F.pad(hidden_states, (n_taps - 1, 0)), taps.flip(-1))  # (batch, out * stride, n)
+    batch, _, length = phases.shape
+    out = phases.reshape(batch, n_out, stride, length).transpose(2, 3).reshape(batch, n_out, length * stride)
+    return out + self.conv.bias[:, None]
+
+
+def _use_polyphase(model):
+    """Give the decoder's causal, weight-normed transposed convolutions :func:`_polyphase_forward`."""
+    for layer in model.decoder.modules():
+        if (isinstance(layer, EncodecConvTranspose1d) and layer.causal and layer.trim_right_ratio == 1.0
+                and layer.norm_type == "weight_norm" and layer.conv.kernel_size[0] % layer.conv.stride[0] == 0):
+            layer.forward = types.MethodType(_polyphase_forward, layer)
 
 
 class EncodecCodec:
@@ -111,6 +140,7 @@ class EncodecCodec:
         self.status = status
         self.device = resolve_device(device)
         self.model = model.eval().requires_grad_(False).to(self.device)
+        _use_polyphase(self.model)
         self.chunk_frames = round(chunk_s * self.frame_rate_hz)
         self.context_frames = round(context_s * self.frame_rate_hz)
         self.crossfade_frames = round(crossfade_s * self.frame_rate_hz)

@@ -42,16 +42,19 @@ from giblet.evaluation.metrics import (
 )
 from giblet.evaluation.nulls import NULL_METHODS, PermutationResult, circular_shifts, permutation_test, phase_randomize
 from giblet.evaluation.stage import (
+    AUDIO_REFERENCES,
     EVALUATE_OUTPUTS,
     HEADLINE_METRIC,
     LESION_INPUTS,
+    run_audio_references,
     run_decode_audio_eval,
     run_evaluate,
     subject_prepared_path,
 )
-from giblet.evaluation.waveforms import score_waveforms, trs_waveform, write_wav
+from giblet.evaluation.waveforms import trs_waveform, write_wav
 
 __all__ = [
+    "AUDIO_REFERENCES",
     "EVALUATE_OUTPUTS",
     "HEADLINE_METRIC",
     "LESION_INPUTS",
@@ -89,12 +92,12 @@ __all__ = [
     "rank_accuracy",
     "ridge_bold",
     "ridge_views",
+    "run_audio_references",
     "run_decode_audio_eval",
     "run_evaluate",
     "run_group_summary",
     "score_encoding",
     "score_views",
-    "score_waveforms",
     "silence",
     "ssim",
     "subject_prepared_path",

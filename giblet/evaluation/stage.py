@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
 import math
 import time
@@ -12,11 +14,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import torch
+from scipy.io import wavfile
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from giblet.audio.codes import CodeStream
 from giblet.audio.load import load_audio
+from giblet.audio.metrics import score_audio_pairs
 from giblet.audio.stage import load_stage_codec
 from giblet.evaluation._tables import json_number, write_tsv
 from giblet.evaluation.decoding import (
@@ -30,7 +34,7 @@ from giblet.evaluation.decoding import (
 )
 from giblet.evaluation.encoding import encoding_table, isc_ceiling, predict_bold, ridge_bold, score_encoding
 from giblet.evaluation.lesions import lesion_effects, lesion_masks, silence
-from giblet.evaluation.waveforms import score_waveforms, trs_waveform, write_wav
+from giblet.evaluation.waveforms import trs_waveform, write_wav
 from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES, lesion
 from giblet.splits import BLOCKS
@@ -39,8 +43,8 @@ from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
 from giblet.training.trainer import resolve_device
 
-__all__ = ["EVALUATE_OUTPUTS", "HEADLINE_METRIC", "LESION_INPUTS", "subject_prepared_path", "run_evaluate",
-           "run_decode_audio_eval"]
+__all__ = ["EVALUATE_OUTPUTS", "HEADLINE_METRIC", "LESION_INPUTS", "AUDIO_REFERENCES", "subject_prepared_path",
+           "run_evaluate", "run_audio_references", "run_decode_audio_eval"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ EVALUATE_OUTPUTS = {
 LESION_INPUTS = ("measured_bold", "predicted_bold")
 #: The metric every modality is summarised and lesioned by: TR identification (chance 0.5).
 HEADLINE_METRIC = "rank_accuracy"
+#: Sounds every decoded WAV is scored against: the codec's resynthesis of the true codes (the ceiling), the film's.
+AUDIO_REFERENCES = ("codec_resynthesis", "original")
 
 
 def subject_prepared_path(prepared_paths, subject):
@@ -70,6 +76,23 @@ def subject_prepared_path(prepared_paths, subject):
                 return Path(path)
     raise ValueError(f"no prepare-fmri file for subject {subject!r} among {len(found)} files (subjects {found}); "
                      "pass the subject's file in prepared_paths")
+
+
+@contextlib.contextmanager
+def _cpu_threads(threads):
+    """One BLAS thread, and ``threads`` torch threads (None: torch's default), restored on exit.
+
+    Many small products, and parallel Snakemake jobs share the cores: two threads per job on a
+    busy machine made them 100x slower (BLAS) and 2.5x slower (torch's logits and codec decoder).
+    """
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _check_lesion_mode(mode):
@@ -236,7 +259,7 @@ def _lesion_summary(table):
 
 def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_path, baselines_path, group_isc_path,
                  out_dir, modalities, preshift_trs=0, seed=0, n_permutations=1000, n_bootstrap=1000,
-                 bootstrap_block_trs=5, lesion_mode="mean", n_examples=8, device=None):
+                 bootstrap_block_trs=5, lesion_mode="mean", n_examples=8, device=None, threads=None):
     """Score one subject's encoding, decoding and lesions on the test block.
 
     Parameters
@@ -273,6 +296,8 @@ def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_
         Test TRs whose thumbnails go to ``examples.npz``.
     device : str, optional
         ``None``: CUDA when available.
+    threads : int, optional
+        Torch CPU threads (``evaluate.threads``; None: torch's default); BLAS always gets one.
 
     Returns
     -------
@@ -280,9 +305,7 @@ def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_
         Keys of :data:`EVALUATE_OUTPUTS`.
     """
     _check_lesion_mode(lesion_mode)
-    # One BLAS thread: many small products, and parallel Snakemake jobs share the cores (two threads
-    # on a busy machine made them 100x slower).
-    with threadpool_limits(1, user_api="blas"):
+    with _cpu_threads(threads):
         return _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path,
                          group_isc_path, out_dir, modalities, preshift_trs, seed, n_permutations, n_bootstrap,
                          bootstrap_block_trs, lesion_mode, n_examples, device)
@@ -343,19 +366,117 @@ def _top_codes(model, outputs):
     return code_topk(model, outputs["audio"], k=1)[..., 0].transpose(0, 2, 1)
 
 
-def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, out_dir, preshift_trs=0,
-                          stimulus_path=None, start_offset_s=0.0, excerpt_s=30.0, lesion_mode="mean",
-                          lesion_inputs=LESION_INPUTS, seed=0, device=None):
-    """Decode the test block's sound through the frozen codec and score it against references.
+def _audio_segments(data, excerpt_s):
+    """Scan TRs of the longest piece of the test block (``"test"``) and of its first ``excerpt_s`` (``"excerpt"``)."""
+    first, stop = max(data.pieces("test"), key=lambda piece: piece[1] - piece[0])
+    n_excerpt = min(stop - first, math.ceil(excerpt_s / data.tr_s - 1e-9))
+    return {"test": np.arange(first, stop), "excerpt": np.arange(first, first + n_excerpt)}
 
-    Writes to ``out_dir``, for the longest piece of the test block: ``codec_resynthesis.wav`` (the
-    true codes; the ceiling), ``decoded_measured_bold.wav`` (codes decoded from measured BOLD),
-    ``reconstructed_predicted_bold.wav`` (the autoencoder's reconstruction) and, when the stimulus
-    is given, ``original.wav``; the same for the first ``excerpt_s`` seconds under ``excerpt/``, with
-    ``lesion-<roi>-<part>_<input>.wav`` for every named ROI and its complement silenced in the
-    measured or the predicted BOLD. Every WAV lasts exactly its TRs (``n_trs * tr_s``) and has a JSON
-    sidecar with the codec status. ``waveform_scores.tsv`` scores every decoded WAV against the
-    codec resynthesis and the original; ``waveforms.json`` records the TR ranges and codec status.
+
+def _segment_wav(out_dir, segment, name):
+    """Where a segment's WAV goes (``excerpt/`` for the excerpt) and its key among the returned paths."""
+    folder, key = (out_dir, name) if segment == "test" else (out_dir / "excerpt", f"excerpt/{name}")
+    return folder / f"{name}.wav", key
+
+
+def _write_segment_wav(out_dir, segment, name, wave, rate, rows, tr_s, meta):
+    path, key = _segment_wav(out_dir, segment, name)
+    return key, write_wav(path, wave, rate, **meta, source=name, start_s=rows[0] * tr_s,
+                          trs=[int(rows[0]), int(rows[-1]) + 1])
+
+
+def run_audio_references(*, features_dir, prepared_path, out_dir, preshift_trs=0, stimulus_path=None,
+                         start_offset_s=0.0, excerpt_s=30.0, device=None, threads=None):
+    """The sounds every subject's decoded WAVs are scored against, made once for all subjects.
+
+    Writes to ``out_dir``, for the longest piece of the test block and for its first ``excerpt_s``
+    seconds (under ``excerpt/``): ``codec_resynthesis.wav`` (the true codes through the frozen codec;
+    the ceiling) and, when the stimulus is given, ``original.wav``. Every WAV lasts exactly its TRs
+    (``n_trs * tr_s``) and has a JSON sidecar with the codec status; ``references.json`` records the
+    TR ranges. The test block is the split's, shared by all subjects.
+
+    Parameters
+    ----------
+    features_dir : path
+        Holds ``codes.npz`` and ``codec.json`` (+ untrained weights) of ``extract-audio``.
+    prepared_path : path
+        One subject's ``prepare-fmri`` file (for the split).
+    out_dir : path
+    preshift_trs : int, default=0
+    stimulus_path : path, optional
+        The movie (``stimulus.movie``), for the original-sound reference.
+    start_offset_s : float, default=0.0
+        Stimulus time of the first fMRI frame, in seconds.
+    excerpt_s : float, default=30.0
+        Length of the excerpt decoded for every lesion, in seconds (rounded up to whole TRs).
+    device : str, optional
+    threads : int, optional
+        Torch CPU threads (None: torch's default).
+
+    Returns
+    -------
+    dict of str to Path
+        ``"summary"`` and every WAV by name (excerpt WAVs as ``"excerpt/<name>"``).
+    """
+    out_dir, features_dir, device = Path(out_dir), Path(features_dir), resolve_device(device)
+    data = load_movie_data(features_dir, [prepared_path], ("audio",), preshift_trs)
+    codec = load_stage_codec(features_dir / "codec.json", device)
+    codes, mask = data.stimulus["audio_codes"], data.stimulus["audio_mask"]
+    rate, meta = codec.sample_rate_hz, {"codec_status": codec.status, "codec_id": codec.model_id}
+    original = None
+    if stimulus_path is not None:
+        original = load_audio(stimulus_path, rate, start_offset_s=start_offset_s, n_trs=data.n_trs, tr_s=data.tr_s)
+    segments = _audio_segments(data, excerpt_s)
+    paths = {}
+    with _cpu_threads(threads):
+        for segment, rows in segments.items():
+            waves = {"codec_resynthesis": trs_waveform(codec, codes[rows], mask[rows], first_tr=int(rows[0]),
+                                                       tr_s=data.tr_s)}
+            if original is not None:
+                waves["original"] = original[round(rows[0] * data.tr_s * rate) : round((rows[-1] + 1) * data.tr_s * rate)]
+            for name, wave in waves.items():
+                key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
+    paths["summary"] = write_json(out_dir / "references.json", {
+        **meta, **{f"{segment}_trs": [int(rows[0]), int(rows[-1]) + 1] for segment, rows in segments.items()},
+        "tr_s": data.tr_s, "sample_rate_hz": rate, "original_reference": original is not None,
+    })
+    log.info("audio references of TRs %s written to %s (codec: %s)", segments["test"][[0, -1]], out_dir, codec.status)
+    return paths
+
+
+def _read_references(references_dir, data, rate):
+    """The segments' TRs and reference WAVs of :func:`run_audio_references`, checked against this subject's split."""
+    references_dir = Path(references_dir)
+    summary = json.loads((references_dir / "references.json").read_text())
+    segments = {segment: np.arange(*summary[f"{segment}_trs"]) for segment in ("test", "excerpt")}
+    test = max(data.pieces("test"), key=lambda piece: piece[1] - piece[0])
+    if summary["test_trs"] != list(test) or summary["sample_rate_hz"] != rate:
+        raise ValueError(f"{references_dir}: references of TRs {summary['test_trs']} at {summary['sample_rate_hz']} Hz, "
+                         f"but this subject's test block is TRs {list(test)} at {rate} Hz; rerun audio-references "
+                         "with the same config and features")
+    waves = {}
+    for segment in segments:
+        waves[segment] = {}
+        for name in AUDIO_REFERENCES:
+            path, _ = _segment_wav(references_dir, segment, name)
+            if path.exists():
+                waves[segment][name] = wavfile.read(path)[1]
+    return segments, waves
+
+
+def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, references_dir, out_dir,
+                          preshift_trs=0, lesion_mode="mean", lesion_inputs=LESION_INPUTS, seed=0, device=None,
+                          threads=None):
+    """Decode the test block's sound through the frozen codec and score it against the shared references.
+
+    Writes to ``out_dir``, for the longest piece of the test block: ``decoded_measured_bold.wav``
+    (codes decoded from measured BOLD), ``reconstructed_predicted_bold.wav`` (the autoencoder's
+    reconstruction) and copies of the references of :func:`run_audio_references`
+    (``codec_resynthesis.wav``, the ceiling, and ``original.wav``); the same for the excerpt under
+    ``excerpt/``, with ``lesion-<roi>-<part>_<input>.wav`` for every named ROI and its complement
+    silenced in the measured or the predicted BOLD. Every WAV lasts exactly its TRs
+    (``n_trs * tr_s``) and has a JSON sidecar with the codec status. ``waveform_scores.tsv`` scores
+    every decoded WAV against every reference; ``waveforms.json`` records the TR ranges and codec status.
 
     Parameters
     ----------
@@ -366,20 +487,18 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
         ``prepare-fmri`` files; the subject's is picked by its ``subject`` entry.
     model_path : path
         The ``train`` stage's ``autoencoder.pt`` (with an audio head).
+    references_dir : path
+        The ``audio-references`` folder (same features and split).
     out_dir : path
     preshift_trs : int, default=0
-    stimulus_path : path, optional
-        The movie (``stimulus.movie``), for the original-sound reference.
-    start_offset_s : float, default=0.0
-        Stimulus time of the first fMRI frame, in seconds.
-    excerpt_s : float, default=30.0
-        Length of the excerpt decoded for every lesion, in seconds (rounded up to whole TRs).
     lesion_mode : {"zero", "mean", "noise"}, default="mean"
     lesion_inputs : sequence of {"measured_bold", "predicted_bold"}, default=LESION_INPUTS (both)
         Where lesions are applied for the excerpt WAVs; each is 2 x n_rois codec decodes of
-        ``excerpt_s`` (the slow part on a CPU).
+        the excerpt (the slow part on a CPU).
     seed : int, default=0
     device : str, optional
+    threads : int, optional
+        Torch CPU threads (``evaluate.threads``; None: torch's default).
 
     Returns
     -------
@@ -399,19 +518,14 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
     data = load_movie_data(features_dir, [subject_prepared_path(prepared_paths, subject)], model.config.modalities,
                            preshift_trs)
     codec = load_stage_codec(features_dir / "codec.json", device)
-    first, stop = max(data.pieces("test"), key=lambda piece: piece[1] - piece[0])
-    n_excerpt = min(stop - first, math.ceil(excerpt_s / data.tr_s - 1e-9))
-    codes, mask = data.stimulus["audio_codes"], data.stimulus["audio_mask"]
     rate, meta = codec.sample_rate_hz, {"codec_status": codec.status, "codec_id": codec.model_id, "subject": subject}
-    original = None
-    if stimulus_path is not None:
-        original = load_audio(stimulus_path, rate, start_offset_s=start_offset_s, n_trs=data.n_trs, tr_s=data.tr_s)
+    segments, references = _read_references(references_dir, data, rate)
+    mask = data.stimulus["audio_mask"]
     stats = _lesion_statistics(model, data, subject, device)
     masks = lesion_masks(data.prepared[subject].roi_names, data.prepared[subject].roi_membership)
     paths, scores = {}, []
-    with threadpool_limits(1, user_api="blas"):
-        for segment, rows in (("test", np.arange(first, stop)), ("excerpt", np.arange(first, first + n_excerpt))):
-            trs = {"first_tr": int(rows[0]), "tr_s": data.tr_s}
+    with _cpu_threads(threads):
+        for segment, rows in segments.items():
             estimates = {
                 "decoded_measured_bold": _top_codes(model, decoder_outputs(model, data, subject, rows, device=device)),
                 "reconstructed_predicted_bold": _top_codes(model, decoder_outputs(
@@ -424,23 +538,16 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
                     for source in lesion_inputs:
                         estimates[f"lesion-{roi}-{part}_{source}"] = _top_codes(model, decoder_outputs(
                             model, data, subject, rows, source=source, device=device, **lesioned[source]))
-            references = {"codec_resynthesis": trs_waveform(codec, codes[rows], mask[rows], **trs)}
-            if original is not None:
-                span = slice(round(rows[0] * data.tr_s * rate), round((rows[-1] + 1) * data.tr_s * rate))
-                references["original"] = original[span]
-            waves = {name: trs_waveform(codec, c, mask[rows], **trs)
+            waves = {name: trs_waveform(codec, c, mask[rows], first_tr=int(rows[0]), tr_s=data.tr_s)
                      for name, c in tqdm(estimates.items(), desc=f"decode {segment} audio", unit="wav")}
-            folder = out_dir if segment == "test" else out_dir / "excerpt"
-            for name, wave in {**references, **waves}.items():
-                key = name if segment == "test" else f"excerpt/{name}"
-                paths[key] = write_wav(folder / f"{name}.wav", wave, rate, **meta, source=name,
-                                       start_s=rows[0] * data.tr_s, trs=[int(rows[0]), int(rows[-1]) + 1])
-            scores += [{"segment": segment, **row} for row in score_waveforms(waves, references, rate)]
+            for name, wave in {**references[segment], **waves}.items():
+                key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
+            scores += [{"segment": segment, **row} for row in score_audio_pairs(waves, references[segment], rate)]
     paths["scores"] = write_tsv(pd.DataFrame(scores), out_dir / "waveform_scores.tsv")
     paths["summary"] = write_json(out_dir / "waveforms.json", {
-        **meta, "test_trs": [int(first), int(stop)], "excerpt_trs": [int(first), int(first + n_excerpt)],
+        **meta, **{f"{segment}_trs": [int(rows[0]), int(rows[-1]) + 1] for segment, rows in segments.items()},
         "tr_s": data.tr_s, "sample_rate_hz": rate, "lesion_mode": lesion_mode, "seed": seed,
-        "original_reference": original is not None, "seconds": round(time.perf_counter() - started, 1),
+        "original_reference": "original" in references["test"], "seconds": round(time.perf_counter() - started, 1),
     })
     log.info("%s: decoded %d WAVs (codec: %s)", subject, len(paths) - 2, codec.status)
     return paths

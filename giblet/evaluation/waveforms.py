@@ -1,4 +1,4 @@
-"""Decoded codes back to sound: exact-length WAVs through the frozen codec, scored against references.
+"""Decoded codes back to sound: exact-length WAVs through the frozen codec.
 
 A stretch of TRs ``[first_tr, first_tr + n_trs)`` lasts exactly ``n_trs * tr_s`` seconds. Its
 frames are those whose centre lies in it (112 or 113 per 1.5 s TR at 75 Hz, see
@@ -14,10 +14,9 @@ import numpy as np
 from scipy.io import wavfile
 
 from giblet.audio.codes import stream_from_trs
-from giblet.audio.metrics import score_audio
 from giblet.io import atomic_path, write_json
 
-__all__ = ["trs_waveform", "write_wav", "score_waveforms"]
+__all__ = ["trs_waveform", "write_wav"]
 
 
 def trs_waveform(codec, codes, mask, *, first_tr, tr_s):
@@ -62,21 +61,3 @@ def write_wav(path, waveform, sample_rate_hz, **meta):
                                            "n_samples": int(len(waveform)),
                                            "duration_s": len(waveform) / sample_rate_hz})
     return path
-
-
-def score_waveforms(estimates, references, sample_rate_hz):
-    """Every estimate against every reference with :func:`giblet.audio.score_audio`.
-
-    Parameters
-    ----------
-    estimates, references : dict of str to ndarray, shape (n_samples,)
-        Same length within a call (one stretch of TRs).
-    sample_rate_hz : int
-
-    Returns
-    -------
-    list of dict
-        Keys ``estimate, reference`` and the metric names of ``AUDIO_METRICS``.
-    """
-    return [{"estimate": name, "reference": ref_name, **score_audio(reference, estimate, sample_rate_hz)}
-            for name, estimate in estimates.items() for ref_name, reference in references.items()]

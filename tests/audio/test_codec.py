@@ -3,7 +3,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-from transformers import EncodecConfig
+from transformers import EncodecConfig, EncodecModel
+from transformers.models.encodec.modeling_encodec import EncodecConvTranspose1d
 
 from giblet.audio import UNTRAINED_STATUS, CodecUnavailableError, CodeStream, EncodecCodec
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack
@@ -74,6 +75,28 @@ def test_decode_chunked_matches_single_pass(tiny_codec, sound):
     chunked = tiny_codec.decode(stream)  # 2 s chunks, 0.5 s context, 0.2 s crossfade
     snr_db = 10 * np.log10(np.sum(single**2) / np.sum((chunked - single) ** 2))
     assert snr_db > 60
+
+
+@pytest.mark.parametrize(("config", "bandwidth_kbps"), [(TINY_CONFIG, TINY_BANDWIDTH_KBPS), ({}, 6.0)],
+                         ids=["tiny", "24khz"])
+def test_decoder_polyphase_convolutions_match_transformers(config, bandwidth_kbps):
+    """Reference: transformers' own EncodecConvTranspose1d.forward and decoder, same seeded weights."""
+    codec = EncodecCodec.untrained(EncodecConfig(**config), seed=3, bandwidth_kbps=bandwidth_kbps, device="cpu")
+    torch.manual_seed(3)
+    reference = EncodecModel(EncodecConfig(**config)).eval()
+    generator = torch.Generator().manual_seed(0)
+    layers = [m for m in codec.model.decoder.modules() if isinstance(m, EncodecConvTranspose1d)]
+    assert len(layers) == 4 and all("forward" in vars(layer) for layer in layers)
+    with torch.inference_mode():
+        for layer in layers:
+            x = torch.randn(2, layer.conv.in_channels, 40, generator=generator)
+            expected = EncodecConvTranspose1d.forward(layer, x)
+            assert layer(x).shape == expected.shape == (2, layer.conv.out_channels, 40 * layer.conv.stride[0])
+            torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+        latent = torch.randn(1, codec.model.config.hidden_size, 30, generator=generator)
+        waveform, expected = codec.model.decoder(latent), reference.decoder(latent)
+    assert waveform.shape == expected.shape == (1, 1, 30 * codec.hop_length)
+    torch.testing.assert_close(waveform, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
 
 
 def test_codebook_vectors_sum_is_quantized_latent(tiny_codec, sound):

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from giblet.audio import AUDIO_METRICS, log_mel_distance, multi_resolution_stft_distance, score_audio, si_sdr, stoi
+from giblet.audio import (
+    AUDIO_METRICS,
+    log_mel_distance,
+    multi_resolution_stft_distance,
+    score_audio,
+    score_audio_pairs,
+    si_sdr,
+    stoi,
+)
 from tests.audio.conftest import make_soundtrack
 
 SAMPLE_RATE_HZ = 16_000
@@ -52,3 +60,23 @@ def test_metrics_reject_unequal_lengths(speech):
     for metric in AUDIO_METRICS.values():
         with pytest.raises(ValueError, match="must be mono waveforms of equal length"):
             metric(speech, speech[:-1], SAMPLE_RATE_HZ)
+
+
+def test_score_audio_pairs_equals_score_audio_of_every_pair(speech):
+    estimates = {"noisy": _with_noise(speech, 5.0), "quiet": 0.5 * _with_noise(speech, 20.0, seed=1)}
+    references = {"clean": speech, "other": _with_noise(speech, 10.0, seed=2)}
+    rows = score_audio_pairs(estimates, references, SAMPLE_RATE_HZ)
+    assert [(r["estimate"], r["reference"]) for r in rows] == [(e, r) for e in estimates for r in references]
+    for row in rows:
+        assert {k: row[k] for k in AUDIO_METRICS} == score_audio(references[row["reference"]],
+                                                                  estimates[row["estimate"]], SAMPLE_RATE_HZ)
+
+
+def test_score_audio_pairs_identical_is_perfect(speech):
+    (row,) = score_audio_pairs({"decoded": speech}, {"codec_resynthesis": speech}, SAMPLE_RATE_HZ)
+    assert row["si_sdr_db"] > 60 and row["log_mel_distance"] == 0 and row["stoi"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_score_audio_pairs_rejects_unequal_lengths(speech):
+    with pytest.raises(ValueError, match="must be mono waveforms of equal length"):
+        score_audio_pairs({"short": speech[:-1]}, {"clean": speech}, SAMPLE_RATE_HZ)

@@ -1,11 +1,22 @@
-"""The evaluate and decode-audio stages on a tiny trained pipeline."""
+"""The evaluate, audio-references and decode-audio stages on a tiny trained pipeline."""
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.io import wavfile
 
-from giblet.evaluation.stage import EVALUATE_OUTPUTS, run_decode_audio_eval, run_evaluate, subject_prepared_path
+from giblet.audio import codes_by_tr, load_stage_codec
+from giblet.audio.codes import CodeStream
+from giblet.evaluation.stage import (
+    EVALUATE_OUTPUTS,
+    run_audio_references,
+    run_decode_audio_eval,
+    run_evaluate,
+    subject_prepared_path,
+)
+from giblet.evaluation.waveforms import trs_waveform
 from giblet.models import AutoencoderConfig, GibletAutoencoder
 from giblet.training.stage import save_model
 from tests.evaluation.conftest import MODALITIES, ROIS, TR_S, read_json
@@ -86,11 +97,55 @@ def test_subject_prepared_path_names_the_subjects_it_found(pipeline):
 
 
 @pytest.fixture(scope="module")
-def decoded_audio(pipeline, tmp_path_factory):
-    return run_decode_audio_eval("sub-a", features_dir=pipeline["features_dir"],
+def references(pipeline, tmp_path_factory):
+    return run_audio_references(features_dir=pipeline["features_dir"], prepared_path=pipeline["prepared_paths"][0],
+                                out_dir=tmp_path_factory.mktemp("references"), stimulus_path=pipeline["movie"],
+                                excerpt_s=4.0, device="cpu")
+
+
+def _decode(pipeline, subject, references, out_dir, **overrides):
+    return run_decode_audio_eval(subject, features_dir=pipeline["features_dir"],
                                  prepared_paths=pipeline["prepared_paths"], model_path=pipeline["model_path"],
-                                 out_dir=tmp_path_factory.mktemp("audio"), stimulus_path=pipeline["movie"],
-                                 excerpt_s=4.0, device="cpu")
+                                 references_dir=references["summary"].parent, out_dir=out_dir, device="cpu",
+                                 **overrides)
+
+
+@pytest.fixture(scope="module")
+def decoded_audio(pipeline, references, tmp_path_factory):
+    return _decode(pipeline, "sub-a", references, tmp_path_factory.mktemp("audio"))
+
+
+def test_run_audio_references_ceiling_is_the_codec_on_the_true_codes(pipeline, references):
+    summary = read_json(references["summary"])
+    codec = load_stage_codec(pipeline["features_dir"] / "codec.json", device="cpu")
+    codes, mask = codes_by_tr(CodeStream.load(pipeline["features_dir"] / "codes.npz"), TR_S, len(pipeline["runs"]))
+    for key, segment in (("codec_resynthesis", "test"), ("excerpt/codec_resynthesis", "excerpt")):
+        first, stop = summary[f"{segment}_trs"]
+        ceiling = trs_waveform(codec, codes[first:stop], mask[first:stop], first_tr=first, tr_s=TR_S)
+        rate, wave = wavfile.read(references[key])
+        assert rate == 24_000 and len(wave) == (stop - first) * TR_S * 24_000
+        np.testing.assert_array_equal(wave, ceiling)
+
+
+def test_run_decode_audio_eval_copies_the_shared_references_for_every_subject(pipeline, references, decoded_audio,
+                                                                              tmp_path):
+    other = _decode(pipeline, "sub-b", references, tmp_path, lesion_inputs=("measured_bold",))
+    for key in ("codec_resynthesis", "original", "excerpt/codec_resynthesis", "excerpt/original"):
+        shared = wavfile.read(references[key])[1]
+        for paths, subject in ((decoded_audio, "sub-a"), (other, "sub-b")):
+            np.testing.assert_array_equal(wavfile.read(paths[key])[1], shared)
+            assert read_json(paths[key].with_suffix(".json"))["subject"] == subject
+    assert not np.array_equal(wavfile.read(other["decoded_measured_bold"])[1],
+                              wavfile.read(decoded_audio["decoded_measured_bold"])[1])
+
+
+def test_run_decode_audio_eval_rejects_references_of_another_split(pipeline, references, tmp_path):
+    moved = read_json(references["summary"])
+    moved["test_trs"] = [moved["test_trs"][0] + 1, moved["test_trs"][1]]
+    (tmp_path / "references.json").write_text(json.dumps(moved))
+    with pytest.raises(ValueError, match="rerun audio-references"):
+        run_decode_audio_eval("sub-a", features_dir=pipeline["features_dir"], prepared_paths=pipeline["prepared_paths"],
+                              model_path=pipeline["model_path"], references_dir=tmp_path, out_dir=tmp_path / "out")
 
 
 def test_run_decode_audio_eval_wavs_last_exactly_their_trs(decoded_audio):
@@ -114,15 +169,12 @@ def test_run_decode_audio_eval_writes_every_lesion_and_scores(decoded_audio):
     assert {"si_sdr_db", "log_mel_distance", "mrstft_distance", "stoi"} <= set(scores.columns)
 
 
-def test_run_decode_audio_eval_lesions_only_the_chosen_inputs(pipeline, tmp_path):
-    paths = run_decode_audio_eval("sub-a", features_dir=pipeline["features_dir"],
-                                  prepared_paths=pipeline["prepared_paths"], model_path=pipeline["model_path"],
-                                  out_dir=tmp_path, excerpt_s=1.5, lesion_inputs=("measured_bold",), device="cpu")
+def test_run_decode_audio_eval_lesions_only_the_chosen_inputs(pipeline, references, tmp_path):
+    paths = _decode(pipeline, "sub-a", references, tmp_path, lesion_inputs=("measured_bold",))
     lesions = [n for n in paths if n.startswith("excerpt/lesion-")]
     assert len(lesions) == 2 * len(ROIS) and all(n.endswith("_measured_bold") for n in lesions)
     with pytest.raises(ValueError, match="lesion_inputs"):
-        run_decode_audio_eval("sub-a", features_dir=pipeline["features_dir"], prepared_paths=pipeline["prepared_paths"],
-                              model_path=pipeline["model_path"], out_dir=tmp_path, lesion_inputs=("stimulus",))
+        _decode(pipeline, "sub-a", references, tmp_path, lesion_inputs=("stimulus",))
 
 
 def test_run_decode_audio_eval_needs_an_audio_head(pipeline, tmp_path):
@@ -131,7 +183,7 @@ def test_run_decode_audio_eval_needs_an_audio_head(pipeline, tmp_path):
     save_model(model, tmp_path / "text_only.pt", preshift_trs=0)
     with pytest.raises(ValueError, match="no audio head"):
         run_decode_audio_eval("sub-a", features_dir=pipeline["features_dir"], prepared_paths=pipeline["prepared_paths"],
-                              model_path=tmp_path / "text_only.pt", out_dir=tmp_path)
+                              model_path=tmp_path / "text_only.pt", references_dir=tmp_path, out_dir=tmp_path)
 
 
 def test_run_evaluate_rejects_aligned_tables_in_another_order(pipeline, tmp_path):

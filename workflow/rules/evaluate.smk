@@ -1,6 +1,7 @@
 # Scores on the held-out test block, decoded sound, and the reports.
 
 EVAL = DERIVED / "evaluation"
+AUDIO_REFERENCES = EVAL / "audio_references"  # the test block's ceiling and original sound, shared by all subjects
 REPORTS = Path(config["reports_dir"]) / DATASET
 
 
@@ -35,16 +36,41 @@ rule evaluate:
         "--group-isc {input.group_isc} --out {params.out} 2> {log}"
 
 
+rule audio_references:
+    input:
+        features=[str(DERIVED / "features" / f) for f in AUDIO_FILES],
+        fmri=str(DERIVED / "fmri" / f"{SUBJECTS[0]}.npz"),  # the split, shared by all subjects
+        movie=config["stimulus"].get("movie", []),
+    output:
+        str(AUDIO_REFERENCES / "references.json"),
+    params:
+        settings=lambda w: section("evaluate.excerpt_s", "evaluate.threads", "stimulus", "fmri.preshift_trs"),
+        features=str(DERIVED / "features"),
+        out=str(AUDIO_REFERENCES),
+    log:
+        str(LOGS / "audio_references.log"),
+    benchmark:
+        str(BENCH / "audio_references.tsv")
+    threads: 1
+    resources:
+        mem_mb=3000,
+    shell:
+        "giblet audio-references --config {CONFIG_FILE} --features {params.features} --fmri {input.fmri} "
+        "--out {params.out} 2> {log}"
+
+
 rule decode_audio:
     input:
         features=[str(DERIVED / "features" / f) for f in AUDIO_FILES],
         fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
         model=str(DERIVED / "model" / "autoencoder.pt"),
+        references=rules.audio_references.output,
     output:
         str(EVAL / "{subject}" / "waveforms" / "waveforms.json"),
     params:
         settings=lambda w: section("seed", "evaluate", "stimulus", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
+        references=str(AUDIO_REFERENCES),
         out=lambda w: str(EVAL / w.subject / "waveforms"),
     log:
         str(LOGS / "decode_audio" / "{subject}.log"),
@@ -55,7 +81,7 @@ rule decode_audio:
         mem_mb=4000,
     shell:
         "giblet decode-audio --config {CONFIG_FILE} --subject {wildcards.subject} --features {params.features} "
-        "--fmri {input.fmri} --model {input.model} --out {params.out} 2> {log}"
+        "--fmri {input.fmri} --model {input.model} --references {params.references} --out {params.out} 2> {log}"
 
 
 rule group_summary:
