@@ -20,7 +20,7 @@ Prints one row per stage (wall s, peak RSS GiB, peak / reference, status) under 
 one subject's float32 data array, n_voxels x n_trs x 4 bytes, measured on the generated arrays.
 
 Usage: python benchmarks/bench_wholebrain.py [--workdir DIR] [--subjects 2] [--keep]
-       [--max-rss-gib 12] [--timeout-s 480]
+       [--max-rss-gib 12] [--timeout-s 1800]
 Without ``--keep`` the ``inputs/``, ``derived/`` and ``logs/`` folders are removed at the end.
 """
 
@@ -153,7 +153,8 @@ def main():
     parser.add_argument("--subjects", type=int, default=2, help="simulated subjects (each ~2 GiB of BOLD)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--max-rss-gib", type=float, default=12.0, help="kill a stage above this RSS")
-    parser.add_argument("--timeout-s", type=float, default=480.0, help="kill a stage running longer")
+    parser.add_argument("--timeout-s", type=float, default=1800.0,
+                        help="kill a stage running longer (train: ~15 min on 2 cores)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="giblet_wholebrain_"))
     folders = {name: workdir / name for name in ("inputs", "derived", "logs")}

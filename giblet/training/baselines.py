@@ -104,9 +104,12 @@ def fit_ridge(X, Y, rows, lags=(0,), n_folds=5):
         mean[block], scale[block] = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
 
-    def standardised():  # (block of design columns, its training rows standardised)
+    def standardised():  # (block of design columns, its training rows standardised in one float64 array)
         for lag, block, columns in _design_blocks(X.shape[1], lags):
-            yield block, (X[index + lag, columns] - mean[block]) / scale[block]
+            z = X[index + lag, columns].astype(np.float64)
+            z -= mean[block]
+            z /= scale[block]
+            yield block, z
 
     kernel = sum(z @ z.T for _, z in standardised())
     eigenvalues, eigenvectors = np.linalg.eigh(kernel)

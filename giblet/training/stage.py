@@ -67,7 +67,7 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
 
 def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, train_options=None,
               model_options=None, preshift_trs=0, seed=0, device=None, resume=True):
-    """Train the autoencoder (early stopping on the validation block) and fit the ridge baselines.
+    """Fit the ridge baselines, then train the autoencoder (early stopping on the validation block).
 
     Writes ``autoencoder.pt`` (config + best weights), ``checkpoint.pt`` (resumable state),
     ``history.tsv`` (losses per epoch), ``baselines.joblib`` (per-subject ridge models) and
@@ -81,6 +81,9 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
     model = build_model(data, model_options or {}, modalities)
     log.info("autoencoder: %d trainable parameters, %d subjects, modalities %s",
              count_parameters(model, trainable_only=True), len(data.subjects), list(modalities))
+    with atomic_path(out_dir / "baselines.joblib") as tmp:  # first: their coefficients are not held while training
+        joblib.dump(_fit_baselines(data, features_dir, aligned_paths, model.config.decoder_delays_trs, preshift_trs),
+                    tmp)
     started = time.perf_counter()
     history = train(model, data, cfg, out_dir, seed=seed, device=device, resume=resume)
     train_s = time.perf_counter() - started
@@ -88,9 +91,6 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
     save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=preshift_trs)
     with atomic_path(out_dir / "history.tsv") as tmp:
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    baselines = _fit_baselines(data, features_dir, aligned_paths, model.config.decoder_delays_trs, preshift_trs)
-    with atomic_path(out_dir / "baselines.joblib") as tmp:
-        joblib.dump(baselines, tmp)
     write_json(out_dir / "summary.json", {
         "trainable_parameters": count_parameters(model, trainable_only=True),
         "all_parameters": count_parameters(model),
