@@ -366,9 +366,14 @@ def _top_codes(model, outputs):
     return code_topk(model, outputs["audio"], k=1)[..., 0].transpose(0, 2, 1)
 
 
+def _test_piece(data):
+    """``(first, stop)`` scan TRs of the longest piece of the test block (the same for every subject)."""
+    return max(data.pieces("test"), key=lambda piece: piece[1] - piece[0])
+
+
 def _audio_segments(data, excerpt_s):
-    """Scan TRs of the longest piece of the test block (``"test"``) and of its first ``excerpt_s`` (``"excerpt"``)."""
-    first, stop = max(data.pieces("test"), key=lambda piece: piece[1] - piece[0])
+    """Scan TRs of the longest test piece (``"test"``) and of its first ``excerpt_s`` (``"excerpt"``)."""
+    first, stop = _test_piece(data)
     n_excerpt = min(stop - first, math.ceil(excerpt_s / data.tr_s - 1e-9))
     return {"test": np.arange(first, stop), "excerpt": np.arange(first, first + n_excerpt)}
 
@@ -449,18 +454,14 @@ def _read_references(references_dir, data, rate):
     references_dir = Path(references_dir)
     summary = json.loads((references_dir / "references.json").read_text())
     segments = {segment: np.arange(*summary[f"{segment}_trs"]) for segment in ("test", "excerpt")}
-    test = max(data.pieces("test"), key=lambda piece: piece[1] - piece[0])
+    test = _test_piece(data)
     if summary["test_trs"] != list(test) or summary["sample_rate_hz"] != rate:
         raise ValueError(f"{references_dir}: references of TRs {summary['test_trs']} at {summary['sample_rate_hz']} Hz, "
                          f"but this subject's test block is TRs {list(test)} at {rate} Hz; rerun audio-references "
                          "with the same config and features")
-    waves = {}
-    for segment in segments:
-        waves[segment] = {}
-        for name in AUDIO_REFERENCES:
-            path, _ = _segment_wav(references_dir, segment, name)
-            if path.exists():
-                waves[segment][name] = wavfile.read(path)[1]
+    names = AUDIO_REFERENCES if summary["original_reference"] else AUDIO_REFERENCES[:1]
+    waves = {segment: {name: wavfile.read(_segment_wav(references_dir, segment, name)[0])[1] for name in names}
+             for segment in segments}
     return segments, waves
 
 

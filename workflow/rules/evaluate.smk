@@ -68,7 +68,7 @@ rule decode_audio:
     output:
         str(EVAL / "{subject}" / "waveforms" / "waveforms.json"),
     params:
-        settings=lambda w: section("seed", "evaluate", "stimulus", "fmri.preshift_trs"),
+        settings=lambda w: section("seed", "evaluate", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
         references=str(AUDIO_REFERENCES),
         out=lambda w: str(EVAL / w.subject / "waveforms"),
