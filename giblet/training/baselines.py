@@ -30,7 +30,7 @@ ALPHAS = np.logspace(-1, 7, 17)
 #: Up to this many targets, each gets its own alpha; beyond (whole-brain encoders), one alpha shared by all,
 #: the best on average over this many evenly spaced targets (per-target search on 271,633 voxels would
 #: cost ~20 TFLOP).
-CV_TARGETS = 2048
+CV_TARGETS = 8192  # the demo's 3800 voxels get their own alphas
 #: modality -> (per-TR target table in the features folder) for the ridge decoder
 DECODING_TARGETS = {"audio": "audio_pooled.npz", "video": "video_lowlevel_tr.npz", "text": "text_tr.npz"}
 

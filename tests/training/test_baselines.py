@@ -68,3 +68,12 @@ def test_ridge_map_predict_checks_columns(rng):
     X, Y = _data(rng, 30, 4, 2)
     with pytest.raises(ValueError, match="X has 3 columns but this ridge was fitted on 4"):
         fit_ridge(X, Y, np.ones(30, bool)).predict(X[:, :3])
+
+
+def test_fit_ridge_gives_a_demo_sized_brain_one_alpha_per_voxel(rng):
+    """3800 voxels, mostly noise: a shared alpha would shrink the few driven voxels to the noise's optimum."""
+    X = rng.standard_normal((120, 6))
+    Y = rng.standard_normal((120, 3800))
+    Y[:, :50] += 3 * X[:, :1]
+    fitted = fit_ridge(X, Y, np.arange(120) < 100)
+    assert np.median(fitted.alphas_[:50]) < np.median(fitted.alphas_[50:])
