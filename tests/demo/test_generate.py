@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from nilearn import signal
+from scipy import stats
 
 from giblet.config import load_config
 from giblet.demo.brain import audio_band_energy
 from giblet.demo.generate import generate_demo
+from giblet.demo.segments import draw_segments
 from giblet.fmri import loso_isc
 from tests.conftest import REPO_ROOT
 
@@ -87,6 +89,14 @@ def test_demo_annotations_tile_the_film(demo):
     lengths = table["offset"] - table["onset"]
     assert lengths.min() >= 3 and lengths.max() <= 20 + 3
     assert set(table["sound"]) == {"speech", "music", "noise", "silence"}
+
+
+def test_demo_sound_is_independent_of_the_scene():
+    """Only the auditory drive and the annotations carry the sound: the scene must not predict it."""
+    segments = draw_segments(np.random.default_rng(0), 40_000.0)
+    table = pd.crosstab([s.scene for s in segments], [s.sound for s in segments])
+    assert table.shape == (4, 4)
+    assert stats.chi2_contingency(table).pvalue > 0.01, table
 
 
 def test_demo_bold_has_declared_shape_affine_and_tr(demo):
