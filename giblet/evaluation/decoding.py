@@ -7,7 +7,8 @@ view           shape                             meaning
 ============== ================================= ===========================================
 ``codes``      (n_trs, width, n_codebooks, k)    top-k EnCodec codes per frame slot, best first
 ``code_mask``  (n_trs, width) bool               real frame slots of the TR the codes were decoded at
-``pooled``     (n_trs, n_pooled)                 per-TR mean code vectors (``audio_pooled.npz`` layout)
+``pooled``     (n_trs, n_pooled)                 per-TR mean code vectors (``audio_pooled.npz`` layout); decoded:
+                                                 their expectation under the predicted code probabilities
 ``thumbs``     (n_trs, 3, height, width)         thumbnails in [0, 1]
 ``lowlevel``   (n_trs, n_video)                  low-level video features (``video_lowlevel_tr.npz``)
 ``embedding``  (n_trs, n_text)                   sentence embedding (``text_tr.npz``)
@@ -30,8 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from giblet.audio.codes import CodeStream, stream_from_trs
-from giblet.audio.views import pooled_embeddings
 from giblet.evaluation._batches import block_batch, one_subject, scatter
 from giblet.evaluation.metrics import identification_ranks, pearson_rows, rank_accuracy, ssim, topk_hits
 from giblet.evaluation.nulls import permutation_test
@@ -46,6 +45,9 @@ __all__ = [
     "DecodingTargets",
     "decoding_targets",
     "code_topk",
+    "sample_codes",
+    "expected_pooled",
+    "pooled_from_usage",
     "decoder_outputs",
     "autoencoder_views",
     "ridge_views",
@@ -78,7 +80,6 @@ class DecodingTargets:
     unigram : ndarray, shape (n_codebooks, TOP_K), int or None
         Most frequent training codes per codebook, most frequent first.
     codebook_vectors : ndarray, shape (n_codebooks, codebook_size, dim) or None
-    frame_rate_hz : float or None
     tr_s : float
     text_index : TextIndex or None
         Annotation texts searchable by embedding.
@@ -91,7 +92,6 @@ class DecodingTargets:
     train_mean: dict
     unigram: np.ndarray | None
     codebook_vectors: np.ndarray | None
-    frame_rate_hz: float | None
     tr_s: float
     text_index: TextIndex | None
     correct_texts: list
@@ -119,7 +119,7 @@ def decoding_targets(data, features_dir, rows):
     ----------
     data : MovieData
     features_dir : path
-        The feature stages' folder (``codes.npz``, ``audio_pooled.npz``, ``video_lowlevel_tr.npz``,
+        The feature stages' folder (``audio_pooled.npz``, ``video_lowlevel_tr.npz``,
         ``text_tr.npz``, ``text_segments.npz``).
     rows : ndarray, shape (n_trs,), int
         Scored TRs on the model clock.
@@ -131,12 +131,11 @@ def decoding_targets(data, features_dir, rows):
     features_dir, rows = Path(features_dir), np.asarray(rows)
     train = data.labels == BLOCKS.index("train")
     views, mean = {}, {}
-    unigram = frame_rate_hz = None
+    unigram = None
     tables = {view: features_dir / DECODING_TARGETS[m] for m, view in RIDGE_VIEWS.items() if m in data.modalities}
     if "audio" in data.modalities:
         codes, mask = data.stimulus["audio_codes"], data.stimulus["audio_mask"]
         views["codes"], views["code_mask"] = codes[rows], mask[rows]
-        frame_rate_hz = CodeStream.load(features_dir / "codes.npz").frame_rate_hz
         train_codes = codes[train].transpose(1, 0, 2)[:, mask[train]]  # (n_codebooks, n_training_frames)
         size = data.codebook_vectors.shape[1]
         counts = np.stack([np.bincount(c, minlength=size) for c in train_codes])
@@ -156,20 +155,26 @@ def decoding_targets(data, features_dir, rows):
         segments = FeatureTable.load(features_dir / "text_segments.npz")
         text_index = TextIndex.from_table(segments)
         correct = _segment_texts(segments, data.tr_s, rows)
-    return DecodingTargets(rows, views, mean, unigram, data.codebook_vectors, frame_rate_hz, data.tr_s,
+    return DecodingTargets(rows, views, mean, unigram, data.codebook_vectors, data.tr_s,
                            text_index, correct)
 
 
-def _pooled(codes, mask, rows, targets):
-    """Pooled code embeddings of per-TR top-1 codes (n_trs, width, n_codebooks), per contiguous run of rows."""
-    out = []
-    pieces = np.split(np.arange(len(rows)), np.flatnonzero(np.diff(rows) != 1) + 1)
-    for piece in pieces:
-        stream = stream_from_trs(codes[piece].transpose(0, 2, 1), mask[piece], tr_s=targets.tr_s,
-                                 frame_rate_hz=targets.frame_rate_hz, first_tr=int(rows[piece[0]]))
-        table = pooled_embeddings(stream, targets.codebook_vectors, targets.tr_s, len(piece), int(rows[piece[0]]))
-        out.append(table.values)
-    return np.concatenate(out)
+def pooled_from_usage(usage, codebook_vectors):
+    """Mean code vectors of TRs from their code usage: the ``audio_pooled.npz`` layout.
+
+    Parameters
+    ----------
+    usage : ndarray, shape (n_trs, n_codebooks, codebook_size), float
+        Per TR and codebook, the fraction of frames using each code (or its expectation).
+    codebook_vectors : ndarray, shape (n_codebooks, codebook_size, dim), float
+
+    Returns
+    -------
+    ndarray, shape (n_trs, (n_codebooks + 1) * dim), float64
+        Per codebook, then summed over codebooks (the TR-mean quantized latent).
+    """
+    per_codebook = np.einsum("tqk,qkd->tqd", usage, np.asarray(codebook_vectors, np.float64))
+    return np.concatenate([per_codebook, per_codebook.sum(axis=1, keepdims=True)], axis=1).reshape(len(usage), -1)
 
 
 def code_topk(model, latent, k=TOP_K):
@@ -193,6 +198,35 @@ def code_topk(model, latent, k=TOP_K):
             logits = model.audio_head.logits(latent[start : start + _CODE_CHUNK_TRS])
             top.append(logits.topk(k, dim=-1).indices.cpu().numpy())
     return np.concatenate(top).astype(np.int64)
+
+
+def sample_codes(model, latent, seed=0):
+    """One code per frame slot and codebook drawn from the audio head's probabilities (seeded).
+
+    A head that has learned the code frequencies puts each codebook's commonest code on top for
+    most frames, so top-1 codes play one steady sound; a draw from the probabilities is how the
+    prediction sounds. The draw is Gumbel-max with a generator seeded by ``seed``: the same seed
+    gives the same noise, so two predictions (intact and lesioned) differ only where their
+    probabilities do.
+
+    Parameters
+    ----------
+    model : GibletAutoencoder
+    latent : Tensor, shape (n_trs, width, codebook_dim), float
+    seed : int, default=0
+
+    Returns
+    -------
+    ndarray, shape (n_trs, width, n_codebooks), int64
+    """
+    generator = torch.Generator().manual_seed(seed)
+    codes = []
+    with torch.no_grad():
+        for start in range(0, len(latent), _CODE_CHUNK_TRS):
+            logits = model.audio_head.logits(latent[start : start + _CODE_CHUNK_TRS]).float().cpu()
+            uniform = torch.rand(logits.shape, generator=generator).clamp(1e-12, 1 - 1e-12)
+            codes.append((logits - torch.log(-torch.log(uniform))).argmax(-1).numpy())
+    return np.concatenate(codes).astype(np.int64)
 
 
 def decoder_outputs(model, data, subject, rows, *, source="measured_bold", bold=None, lesion=None, device="cpu"):
@@ -252,10 +286,39 @@ def autoencoder_views(model, data, subject, targets, *, source="measured_bold", 
     return {modality: _OUTPUT_VIEWS[modality](model, value, targets) for modality, value in outputs.items()}
 
 
+def expected_pooled(model, latent, mask):
+    """Per-TR mean code vectors expected under the audio head's code probabilities (``pooled`` view).
+
+    The top-1 codes of a head that has learned the code frequencies are mostly each codebook's
+    commonest code, so their pooled vectors barely vary between TRs; the expectation keeps what the
+    probabilities say about every TR.
+
+    Parameters
+    ----------
+    model : GibletAutoencoder
+    latent : Tensor, shape (n_trs, width, codebook_dim), float
+    mask : ndarray, shape (n_trs, width), bool
+        The real frame slots of every TR.
+
+    Returns
+    -------
+    ndarray, shape (n_trs, (n_codebooks + 1) * codebook_dim), float64
+        See :func:`pooled_from_usage`.
+    """
+    frames = torch.from_numpy(mask).to(latent.device, latent.dtype)[..., None, None]
+    usage = []
+    with torch.no_grad():
+        for start in range(0, len(latent), _CODE_CHUNK_TRS):
+            probs = model.audio_head.logits(latent[start : start + _CODE_CHUNK_TRS]).softmax(-1)
+            weights = frames[start : start + _CODE_CHUNK_TRS]
+            usage.append(((probs * weights).sum(1) / weights.sum(1).clamp_min(1)).double().cpu().numpy())
+    vectors = torch.stack([table.weight for table in model.audio_head.embedding.tables]).cpu().numpy()
+    return pooled_from_usage(np.concatenate(usage), vectors)
+
+
 def _audio_views(model, latent, targets):
-    codes, mask = code_topk(model, latent), targets.views["code_mask"]
-    best = np.where(mask[..., None], codes[..., 0], 0)
-    return {"codes": codes, "code_mask": mask, "pooled": _pooled(best, mask, targets.rows, targets)}
+    mask = targets.views["code_mask"]
+    return {"codes": code_topk(model, latent), "code_mask": mask, "pooled": expected_pooled(model, latent, mask)}
 
 
 #: Modality -> ``(model, decoder output (n_trs, ...), targets) -> views``.

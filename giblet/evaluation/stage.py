@@ -25,11 +25,11 @@ from giblet.audio.stage import load_stage_codec
 from giblet.evaluation._tables import json_number, write_tsv
 from giblet.evaluation.decoding import (
     autoencoder_views,
-    code_topk,
     decoder_outputs,
     decoding_rows,
     decoding_targets,
     ridge_views,
+    sample_codes,
     score_views,
 )
 from giblet.evaluation.encoding import encoding_table, isc_ceiling, predict_bold, ridge_bold, score_encoding
@@ -361,9 +361,9 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
     return {name: out_dir / file for name, file in EVALUATE_OUTPUTS.items()}
 
 
-def _top_codes(model, outputs):
-    """Most likely code of every slot: (n_trs, n_codebooks, width) int64, from decoder outputs."""
-    return code_topk(model, outputs["audio"], k=1)[..., 0].transpose(0, 2, 1)
+def _sampled_codes(model, outputs, seed):
+    """Codes of every slot drawn from the predicted probabilities: (n_trs, n_codebooks, width) int64."""
+    return sample_codes(model, outputs["audio"], seed).transpose(0, 2, 1)
 
 
 def _test_piece(data):
@@ -528,17 +528,18 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
     with _cpu_threads(threads):
         for segment, rows in segments.items():
             estimates = {
-                "decoded_measured_bold": _top_codes(model, decoder_outputs(model, data, subject, rows, device=device)),
-                "reconstructed_predicted_bold": _top_codes(model, decoder_outputs(
-                    model, data, subject, rows, source="predicted_bold", device=device)),
+                "decoded_measured_bold": _sampled_codes(model, decoder_outputs(model, data, subject, rows, device=device),
+                                                       seed),
+                "reconstructed_predicted_bold": _sampled_codes(model, decoder_outputs(
+                    model, data, subject, rows, source="predicted_bold", device=device), seed),
             }
             if segment == "excerpt":
                 for (roi, part), voxels in masks.items():
                     silenced, on_layer = _lesioned_inputs(data, subject, voxels, lesion_mode, stats, seed, device)
                     lesioned = {"measured_bold": {"bold": silenced}, "predicted_bold": {"lesion": on_layer}}
                     for source in lesion_inputs:
-                        estimates[f"lesion-{roi}-{part}_{source}"] = _top_codes(model, decoder_outputs(
-                            model, data, subject, rows, source=source, device=device, **lesioned[source]))
+                        estimates[f"lesion-{roi}-{part}_{source}"] = _sampled_codes(model, decoder_outputs(
+                            model, data, subject, rows, source=source, device=device, **lesioned[source]), seed)
             waves = {name: trs_waveform(codec, c, mask[rows], first_tr=int(rows[0]), tr_s=data.tr_s)
                      for name, c in tqdm(estimates.items(), desc=f"decode {segment} audio", unit="wav")}
             for name, wave in {**references[segment], **waves}.items():

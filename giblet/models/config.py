@@ -93,7 +93,7 @@ class AutoencoderConfig:
     parameters with the defaults (``hidden=64``), from ``count_parameters(model, True)``
     (the 8 x 1024 x 128 frozen codebook tables add 1,048,576):
 
-    - demo, 4 subjects x 450 voxels: 581,924 (readouts + read-ins 232,456);
+    - demo, 4 subjects x 450 voxels: 590,116 (readouts + read-ins 232,456);
     - Sherlock whole brain, 17 subjects x 69,047 voxels (3 mm MNI mask >= 0.5): 151.8 M;
       with ``readout_rank=16``: 39.1 M;
     - Sherlock, 17 subjects x 271,633 voxels (the full 61 x 73 x 61 grid): 596.0 M;

@@ -35,6 +35,9 @@ class AudioHead(nn.Module):
         with torch.no_grad():  # start with logits of unit spread: scale = 1 / mean squared distance to centre
             spread = torch.stack([(t.weight - t.weight.mean(0)).pow(2).sum(-1).mean() for t in embedding.tables])
         self.log_scale = nn.Parameter(-spread.clamp_min(1e-6).log())
+        # per-code log prior (set to the training code frequencies by the trainer): the head starts at
+        # the unigram prediction and the latent only has to add what the TR says beyond it
+        self.code_bias = nn.Parameter(torch.zeros(config.n_codebooks, config.codebook_size))
 
     def forward(self, h):
         """Predicted codec latent of every frame slot.
@@ -69,9 +72,9 @@ class AudioHead(nn.Module):
         """
         residual, levels = latent, []
         last = len(self.embedding.tables) - 1
-        for level, (table, log_scale) in enumerate(zip(self.embedding.tables, self.log_scale)):
+        for level, (table, log_scale, bias) in enumerate(zip(self.embedding.tables, self.log_scale, self.code_bias)):
             vectors = table.weight  # (codebook_size, codebook_dim)
-            logits = log_scale.exp() * (2 * residual @ vectors.T - vectors.pow(2).sum(-1))
+            logits = log_scale.exp() * (2 * residual @ vectors.T - vectors.pow(2).sum(-1)) + bias
             if level < last:
                 residual = residual - logits.softmax(-1) @ vectors
             levels.append(logits)

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
+from giblet.splits import BLOCKS
 from giblet.training.data import make_batch, windows
 
 __all__ = ["TrainConfig", "build_model", "train", "resolve_device", "to_tensors"]
@@ -59,13 +60,25 @@ def build_model(data, model_options, modalities):
         sizes["n_text_features"] = stim["text"].shape[1]
     config = AutoencoderConfig(**sizes, **model_options)
     vectors = None if data.codebook_vectors is None else torch.from_numpy(data.codebook_vectors)
-    return GibletAutoencoder(config, codebook_vectors=vectors)
+    model = GibletAutoencoder(config, codebook_vectors=vectors)
+    if "audio" in modalities:  # the audio head starts at the unigram prediction (log of the training frequencies)
+        with torch.no_grad():
+            model.audio_head.code_bias.copy_(torch.from_numpy(np.log(code_frequencies(data) + 1e-6)))
+    return model
 
 
 def to_tensors(arrays, device):
     if isinstance(arrays, dict):
         return {k: to_tensors(v, device) for k, v in arrays.items()}
     return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
+
+
+def code_frequencies(data):
+    """Training-TR frequency of every code, per codebook: (n_codebooks, codebook_size) float64."""
+    train = data.labels == BLOCKS.index("train")
+    codes, mask = data.stimulus["audio_codes"][train], data.stimulus["audio_mask"][train]
+    size = int(data.codebook_vectors.shape[1])
+    return np.stack([np.bincount(codes[:, q][mask], minlength=size) / mask.sum() for q in range(codes.shape[1])])
 
 
 def _step_losses(model, batch, target, bold, valid, cfg, generator):

@@ -11,7 +11,10 @@ from giblet.evaluation.decoding import (
     code_topk,
     decoding_rows,
     decoding_targets,
+    expected_pooled,
+    pooled_from_usage,
     ridge_views,
+    sample_codes,
     score_views,
     truth_views,
 )
@@ -58,15 +61,32 @@ def test_score_views_of_the_truth_is_perfect(targets):
         assert np.nanmean(scores[metric][1]) == 1.0
 
 
-def test_pooled_view_of_true_codes_matches_the_audio_stage(pipeline, movie_data, targets, model):
-    # the decoded codes' pooled view is computed like audio_pooled.npz: identical for the true codes
-    from giblet.evaluation.decoding import _pooled
+def _usage(codes, mask, size):
+    """Per-TR fraction of valid frames using each code: codes (n_trs, width, n_codebooks)."""
+    onehot = np.eye(size)[codes] * mask[..., None, None]
+    return onehot.sum(axis=1) / mask.sum(axis=1)[:, None, None]
 
-    codes = targets.views["codes"].transpose(0, 2, 1)
-    mask = targets.views["code_mask"]
-    pooled = _pooled(np.where(mask[..., None], codes, 0), mask, targets.rows, targets)
+
+def test_pooled_view_of_true_codes_matches_the_audio_stage(pipeline, targets):
+    # the decoded pooled view is computed like audio_pooled.npz: identical for the usage of the true codes
+    codes, mask = targets.views["codes"].transpose(0, 2, 1), targets.views["code_mask"]
+    pooled = pooled_from_usage(_usage(codes, mask, 64), targets.codebook_vectors)
     expected = FeatureTable.load(pipeline["features_dir"] / "audio_pooled.npz").values[targets.rows]
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_expected_pooled_of_a_certain_head_is_the_pooled_view_of_its_top1_codes(model, targets):
+    latent = torch.randn(10, 113, model.config.codebook_dim)
+    mask = targets.views["code_mask"][:10]
+    vectors = targets.codebook_vectors
+    with torch.no_grad():
+        soft = expected_pooled(model, latent, mask)
+        model.audio_head.log_scale += 15.0  # logits x 3e6: every softmax is one-hot
+        top1 = code_topk(model, latent, k=1)[..., 0]
+        certain = expected_pooled(model, latent, mask)
+        model.audio_head.log_scale -= 15.0
+    np.testing.assert_allclose(certain, pooled_from_usage(_usage(top1, mask, 64), vectors), rtol=1e-4, atol=1e-5)
+    assert np.abs(soft - certain).max() > 1e-3  # an uncertain head's expectation is no top-1 pooling
 
 
 def test_baseline_views_are_constant_and_score_at_chance(targets):
@@ -142,3 +162,15 @@ def test_ridge_views_predict_each_modality(pipeline, movie_data, targets):
     assert views["video"]["lowlevel"].shape == targets.views["lowlevel"].shape
     assert views["text"]["embedding"].shape == targets.views["embedding"].shape
     assert views["audio"]["pooled"].shape == targets.views["pooled"].shape
+
+
+def test_sample_codes_follow_the_head_probabilities_and_repeat_for_a_seed(model):
+    latent = torch.randn(1, 113, model.config.codebook_dim).expand(40, -1, -1)  # 40 TRs alike: 4520 draws per slot
+    draws = sample_codes(model, latent, seed=3)
+    np.testing.assert_array_equal(draws, sample_codes(model, latent, seed=3))
+    assert not np.array_equal(draws, sample_codes(model, latent, seed=4))
+    with torch.no_grad():
+        probs = model.audio_head.logits(latent[:1]).softmax(-1)[0].mean(0).numpy()  # (n_codebooks, codebook_size)
+    for q in range(probs.shape[0]):
+        observed = np.bincount(draws[..., q].ravel(), minlength=probs.shape[1]) / draws[..., q].size
+        assert np.abs(observed - probs[q]).max() < 0.03, q

@@ -11,11 +11,11 @@ def _meta_model(config):
 
 def test_count_parameters_demo_matches_documented():
     model = _meta_model(AutoencoderConfig(n_voxels={f"sub-0{i}": 450 for i in range(1, 5)}))
-    assert count_parameters(model, trainable_only=True) == 581_924
-    assert count_parameters(model) == 581_924 + 8 * 1024 * 128  # frozen codec tables
+    assert count_parameters(model, trainable_only=True) == 590_116
+    assert count_parameters(model) == 590_116 + 8 * 1024 * 128  # frozen codec tables
     parts = parameter_counts(model, trainable_only=True)
     assert parts["readouts"] == 4 * (64 * 450 + 450) and parts["readins"] == 4 * (450 * 64 + 64)
-    assert sum(parts.values()) == 581_924
+    assert sum(parts.values()) == 590_116
 
 
 def test_count_parameters_sherlock_low_rank_readout():

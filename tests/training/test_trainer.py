@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from giblet.training.data import MovieData
 from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
 
 OPTIONS = {"hidden": 16, "n_layers": 1, "encoder_delays_trs": (1, 2, 3), "decoder_delays_trs": (1, 2, 3)}
@@ -58,3 +59,22 @@ def test_train_stops_early_when_validation_stops_improving(movie, tmp_path):
     history = train(_model(movie), movie, cfg, tmp_path, seed=0, device="cpu")
     best = int(np.argmin([h["val_loss"] for h in history]))
     assert len(history) < 40 and len(history) - 1 - best == 2
+
+
+def test_build_model_starts_the_audio_head_at_the_training_code_frequencies(movie):
+    rng = np.random.default_rng(0)
+    n, size = movie.n_trs, 8
+    codes = rng.choice(size, size=(n, 2, 4), p=[0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.0])
+    train = movie.labels == 0
+    codes[~train] = 7  # codes outside the training block never reach the prior
+    mask = np.ones((n, 4), bool)
+    mask[::5, 3] = False  # padded slots (code 0 there) are not counted
+    codes[:, :, 3][~mask[:, 3]] = 0
+    audio = MovieData(**{**movie.__dict__, "stimulus": {**movie.stimulus, "audio_codes": codes, "audio_mask": mask},
+                         "codebook_vectors": rng.standard_normal((2, size, 3)).astype(np.float32),
+                         "modalities": ("audio", "video")})
+    model = build_model(audio, OPTIONS, ("audio", "video"))
+    valid = codes[train].transpose(1, 0, 2)[:, mask[train]]
+    expected = np.stack([np.bincount(c, minlength=size) for c in valid]) / mask[train].sum()
+    np.testing.assert_allclose(model.audio_head.code_bias.exp().detach().numpy(), expected, atol=1e-5)
+    assert expected[:, 7].max() == 0 and expected[:, 0].min() > 0.35
