@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal, stats
 
-from giblet.demo.segments import SCENES, SOUNDS, TOPICS
+from giblet.demo.segments import SCENES, TOPICS
 
 __all__ = ["ROI_DRIVERS", "FINE_DT_S", "stimulus_drives", "subject_hrf", "roi_masks", "simulate_subject"]
 
@@ -77,7 +77,7 @@ def stimulus_drives(segments, band_energy, frame_feats, fps, duration_s):
     fine_t = np.arange(n_fine) * FINE_DT_S
     seg_of = np.searchsorted([s.onset_s for s in segments], fine_t + 1e-9, side="right") - 1
     onehot = []
-    for attr, levels in (("scene", SCENES), ("sound", SOUNDS), ("topic", TOPICS)):
+    for attr, levels in (("scene", SCENES), ("topic", TOPICS)):  # the sound drives the auditory ROI only
         codes = np.array([levels.index(getattr(s, attr)) for s in segments])[seg_of]
         onehot.append(np.eye(len(levels))[codes])
     boundary = np.zeros(n_fine)

@@ -148,7 +148,8 @@ def generate_demo(cfg, out_dir):
         "drive_features": {
             "audio": "log energy in bands 100-400, 400-1000, 1000-2500, 2500-8000 Hz of the rendered soundtrack",
             "video": "luminance, contrast, red-blue warmth, motion energy of the rendered frames",
-            "annotations": "one-hot scene, sound and topic labels of the annotations",
+            "annotations": "one-hot scene and topic labels of the annotations (not the sound class: "
+                           "the sound reaches the brain only through the auditory ROI)",
             "events": "per-segment narrative state and event-boundary impulses",
         },
         "hrf": "double gamma, gamma shape peak/0.9+1, scale 0.9 s, undershoot shape +10 at 1/6, "

@@ -1,6 +1,7 @@
 """The embedded demo dataset: deterministic, decodable, on the declared grid and TR, with known ISC."""
 
 import copy
+import dataclasses
 import json
 
 import av
@@ -12,7 +13,7 @@ from nilearn import signal
 from scipy import stats
 
 from giblet.config import load_config
-from giblet.demo.brain import audio_band_energy
+from giblet.demo.brain import audio_band_energy, stimulus_drives
 from giblet.demo.generate import generate_demo
 from giblet.demo.segments import draw_segments
 from giblet.fmri import loso_isc
@@ -92,11 +93,21 @@ def test_demo_annotations_tile_the_film(demo):
 
 
 def test_demo_sound_is_independent_of_the_scene():
-    """Only the auditory drive and the annotations carry the sound: the scene must not predict it."""
+    """Only the auditory drive carries the sound: the scene must not predict it."""
     segments = draw_segments(np.random.default_rng(0), 40_000.0)
     table = pd.crosstab([s.scene for s in segments], [s.sound for s in segments])
     assert table.shape == (4, 4)
     assert stats.chi2_contingency(table).pvalue > 0.01, table
+
+
+def test_demo_semantic_drive_ignores_the_sound_class():
+    """The semantic ROI follows scene and topic only, so that silencing the auditory ROI has a known cost."""
+    segments = draw_segments(np.random.default_rng(0), 60.0)
+    resounded = [dataclasses.replace(s, sound="silence" if s.sound != "silence" else "music") for s in segments]
+    band_energy, frames = np.zeros((600, 4)), np.zeros((900, 4))
+    drives = [stimulus_drives(segs, band_energy, frames, 15, 60.0) for segs in (segments, resounded)]
+    np.testing.assert_array_equal(drives[0]["annotations"], drives[1]["annotations"])
+    assert drives[0]["annotations"].shape[1] == 4 + 3  # scenes + topics
 
 
 def test_demo_bold_has_declared_shape_affine_and_tr(demo):

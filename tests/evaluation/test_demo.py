@@ -1,6 +1,6 @@
 """The demo's ground truth is recovered: lesions hit the modality that drives a region; encoding beats noise.
 
-Needs the demo DAG's outputs (``snakemake --cores 2``). A subject's test block holds ~40 TRs, so
+Needs the demo DAG's outputs (``snakemake --cores 2``). A subject's test block holds ~60 TRs, so
 the lesion criteria are judged on all demo subjects' TRs pooled (``run_group_summary``).
 """
 
@@ -49,21 +49,21 @@ def _extra_cost(demo, model, roi, other, modality):
              & (c["roi"] == roi) & (c["other"] == other)].iloc[0]
 
 
-ENCODING_NOT_RECOVERED = pytest.mark.xfail(
-    strict=True, reason="issue 7 open: the autoencoder's auditory-ROI r is -0.13 to 0.27 per subject (mean 0.14, "
-                        "noise ROI 0.06) on 41 test TRs; fix the encoder, then drop this mark")
+#: The autoencoder's lesion contrasts move with every retraining (on this film, seed 0, from +0.07
+#: [0.03, 0.13] to +0.01 [-0.05, 0.06] for video after a change of the simulation alone), so they are
+#: expected to fail but may pass: not strict.
+AUTOENCODER_LESIONS_OPEN = pytest.mark.xfail(
+    strict=False, reason="issue 7 open: the autoencoder decodes sound from measured BOLD barely above its code prior "
+                         "(validation cross-entropy best at epoch 1; TR identification 0.49-0.61) and pictures at "
+                         "0.51-0.62, so its lesion contrasts are within noise: audio +0.029 [-0.001, 0.059], video "
+                         "+0.008 [-0.049, 0.060] on 4 x 61 test TRs")
 
 
 @pytest.mark.parametrize("model, roi, other, modality", [
-    ("autoencoder", "auditory", "visual", "audio"),
-    pytest.param("autoencoder", "visual", "auditory", "video", marks=pytest.mark.xfail(
-        strict=True, reason="issue 7 open: the autoencoder's thumbnails decoded from measured BOLD identify test TRs "
-                            "at chance (rank accuracy 0.43), so no lesion can cost them; extra cost +0.044 "
-                            "[-0.007, 0.079]")),
+    pytest.param("autoencoder", "auditory", "visual", "audio", marks=AUTOENCODER_LESIONS_OPEN),
+    pytest.param("autoencoder", "visual", "auditory", "video", marks=AUTOENCODER_LESIONS_OPEN),
     ("ridge", "visual", "auditory", "video"),
-    pytest.param("ridge", "auditory", "visual", "audio", marks=pytest.mark.xfail(
-        strict=True, reason="issue 7 open: the ridge decoder gets the direction (+0.045) but the interval reaches "
-                            "-0.003 on 4 x 41 test TRs")),
+    ("ridge", "auditory", "visual", "audio"),
 ])
 def test_demo_silencing_the_driven_roi_costs_its_modality_most(demo, model, roi, other, modality):
     if modality not in demo["modalities"]:
@@ -79,7 +79,6 @@ def test_demo_noise_roi_costs_nothing_significant(demo):
     assert len(costs) == 3 * len(demo["modalities"]) and not any(costs.values()), lesions
 
 
-@ENCODING_NOT_RECOVERED
 def test_demo_encoding_in_driven_rois_beats_the_noise_roi(demo):
     tables = pd.concat([pd.read_csv(o["encoding_rois"], sep="\t") for o in demo["outputs"]])
     mean_r = tables[tables["model"] == "autoencoder"].groupby("roi")["r"].mean()
