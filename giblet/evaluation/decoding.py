@@ -38,6 +38,7 @@ from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
 from giblet.text.retrieval import TextIndex
 from giblet.training.baselines import DECODING_TARGETS
+from giblet.training.data import code_frequencies
 
 __all__ = [
     "TOP_K",
@@ -136,10 +137,7 @@ def decoding_targets(data, features_dir, rows):
     if "audio" in data.modalities:
         codes, mask = data.stimulus["audio_codes"], data.stimulus["audio_mask"]
         views["codes"], views["code_mask"] = codes[rows], mask[rows]
-        train_codes = codes[train].transpose(1, 0, 2)[:, mask[train]]  # (n_codebooks, n_training_frames)
-        size = data.codebook_vectors.shape[1]
-        counts = np.stack([np.bincount(c, minlength=size) for c in train_codes])
-        unigram = np.argsort(-counts, axis=1, kind="stable")[:, :TOP_K]
+        unigram = np.argsort(-code_frequencies(data), axis=1, kind="stable")[:, :TOP_K]
     if "video" in data.modalities:
         views["thumbs"] = data.stimulus["thumbs"]
     for view, path in tables.items():

@@ -16,7 +16,9 @@ class AudioHead(nn.Module):
     (dimension ``codebook_dim``); :meth:`logits` scores it coarse to fine against the
     codebook tables shared with the input tower, as the codec's residual quantizer does
     (negative squared distance to every entry, softly subtracting each level's expected
-    vector before scoring the next). No layer outputs ``frames × codebooks × entries``.
+    vector before scoring the next), plus a learned log prior per code (``code_bias``, which
+    ``build_model`` sets to the training code frequencies). No layer outputs
+    ``frames × codebooks × entries``.
 
     Parameters
     ----------
@@ -35,8 +37,6 @@ class AudioHead(nn.Module):
         with torch.no_grad():  # start with logits of unit spread: scale = 1 / mean squared distance to centre
             spread = torch.stack([(t.weight - t.weight.mean(0)).pow(2).sum(-1).mean() for t in embedding.tables])
         self.log_scale = nn.Parameter(-spread.clamp_min(1e-6).log())
-        # per-code log prior (set to the training code frequencies by the trainer): the head starts at
-        # the unigram prediction and the latent only has to add what the TR says beyond it
         self.code_bias = nn.Parameter(torch.zeros(config.n_codebooks, config.codebook_size))
 
     def forward(self, h):

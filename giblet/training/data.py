@@ -19,7 +19,7 @@ from giblet.features import FeatureTable
 from giblet.fmri.prepared import PreparedFmri
 from giblet.splits import BLOCKS, GAP
 
-__all__ = ["MovieData", "load_movie_data", "shift_within_runs", "windows", "make_batch"]
+__all__ = ["MovieData", "load_movie_data", "code_frequencies", "shift_within_runs", "windows", "make_batch"]
 
 
 @dataclass
@@ -141,6 +141,14 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0):
         bold_valid[subject] = shift_within_runs(p.valid_trs, runs, preshift_trs, False)
     return MovieData(float(first.tr_s), runs, labels, stimulus, bold, bold_valid, prepared, codebooks, video_stats,
                      tuple(modalities))
+
+
+def code_frequencies(data):
+    """Training-TR frequency of every code, per codebook: (n_codebooks, codebook_size) float64."""
+    train = data.labels == BLOCKS.index("train")
+    codes, mask = data.stimulus["audio_codes"][train], data.stimulus["audio_mask"][train]
+    size = int(data.codebook_vectors.shape[1])
+    return np.stack([np.bincount(codes[:, q][mask], minlength=size) / mask.sum() for q in range(codes.shape[1])])
 
 
 def windows(data, block, length, stride, before, after):

@@ -13,8 +13,7 @@ from tqdm.auto import tqdm
 
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
-from giblet.splits import BLOCKS
-from giblet.training.data import make_batch, windows
+from giblet.training.data import code_frequencies, make_batch, windows
 
 __all__ = ["TrainConfig", "build_model", "train", "resolve_device", "to_tensors"]
 
@@ -71,14 +70,6 @@ def to_tensors(arrays, device):
     if isinstance(arrays, dict):
         return {k: to_tensors(v, device) for k, v in arrays.items()}
     return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
-
-
-def code_frequencies(data):
-    """Training-TR frequency of every code, per codebook: (n_codebooks, codebook_size) float64."""
-    train = data.labels == BLOCKS.index("train")
-    codes, mask = data.stimulus["audio_codes"][train], data.stimulus["audio_mask"][train]
-    size = int(data.codebook_vectors.shape[1])
-    return np.stack([np.bincount(codes[:, q][mask], minlength=size) / mask.sum() for q in range(codes.shape[1])])
 
 
 def _step_losses(model, batch, target, bold, valid, cfg, generator):
