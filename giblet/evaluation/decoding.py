@@ -284,7 +284,7 @@ def autoencoder_views(model, data, subject, targets, *, source="measured_bold", 
     return {modality: _OUTPUT_VIEWS[modality](model, value, targets) for modality, value in outputs.items()}
 
 
-def expected_pooled(model, latent, mask):
+def expected_pooled(model, latent, mask, codebook_vectors):
     """Per-TR mean code vectors expected under the audio head's code probabilities (``pooled`` view).
 
     The top-1 codes of a head that has learned the code frequencies are mostly each codebook's
@@ -297,6 +297,9 @@ def expected_pooled(model, latent, mask):
     latent : Tensor, shape (n_trs, width, codebook_dim), float
     mask : ndarray, shape (n_trs, width), bool
         The real frame slots of every TR.
+    codebook_vectors : ndarray, shape (n_codebooks, codebook_size, codebook_dim), float
+        The codec's codebooks (``DecodingTargets.codebook_vectors``), which made the true view: the
+        model's own tables differ from them when it trains its codebooks.
 
     Returns
     -------
@@ -310,13 +313,13 @@ def expected_pooled(model, latent, mask):
             probs = model.audio_head.logits(latent[start : start + _CODE_CHUNK_TRS]).softmax(-1)
             weights = frames[start : start + _CODE_CHUNK_TRS]
             usage.append(((probs * weights).sum(1) / weights.sum(1).clamp_min(1)).double().cpu().numpy())
-    vectors = torch.stack([table.weight for table in model.audio_head.embedding.tables]).cpu().numpy()
-    return pooled_from_usage(np.concatenate(usage), vectors)
+    return pooled_from_usage(np.concatenate(usage), codebook_vectors)
 
 
 def _audio_views(model, latent, targets):
     mask = targets.views["code_mask"]
-    return {"codes": code_topk(model, latent), "code_mask": mask, "pooled": expected_pooled(model, latent, mask)}
+    pooled = expected_pooled(model, latent, mask, targets.codebook_vectors)
+    return {"codes": code_topk(model, latent), "code_mask": mask, "pooled": pooled}
 
 
 #: Modality -> ``(model, decoder output (n_trs, ...), targets) -> views``.

@@ -80,10 +80,10 @@ def test_expected_pooled_of_a_certain_head_is_the_pooled_view_of_its_top1_codes(
     mask = targets.views["code_mask"][:10]
     vectors = targets.codebook_vectors
     with torch.no_grad():
-        soft = expected_pooled(model, latent, mask)
+        soft = expected_pooled(model, latent, mask, vectors)
         model.audio_head.log_scale += 15.0  # logits x 3e6: every softmax is one-hot
         top1 = code_topk(model, latent, k=1)[..., 0]
-        certain = expected_pooled(model, latent, mask)
+        certain = expected_pooled(model, latent, mask, vectors)
         model.audio_head.log_scale -= 15.0
     np.testing.assert_allclose(certain, pooled_from_usage(_usage(top1, mask, 64), vectors), rtol=1e-4, atol=1e-5)
     assert np.abs(soft - certain).max() > 1e-3  # an uncertain head's expectation is no top-1 pooling
