@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import json
 import os
@@ -17,16 +18,24 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _partial_prefix(path):
+    return f".{path.name}.partial."
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    The temporary file keeps ``path``'s suffixes so that writers which infer the
-    format from the name (NIfTI, MP4, WAV) behave as for the final name.
+    The temporary file (``.<name>.partial.<random><suffixes>``) keeps ``path``'s suffixes so
+    that writers which infer the format from the name (NIfTI, MP4, WAV) behave as for the
+    final name. Partial files of ``path`` left by a killed run are removed first: one writer
+    owns each output.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix="".join(path.suffixes))
+    for stale in path.parent.glob(f"{glob.escape(_partial_prefix(path))}*"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_partial_prefix(path), suffix="".join(path.suffixes))
     os.close(fd)
     try:
         yield Path(tmp)

@@ -208,7 +208,7 @@ def _lesioned_inputs(data, subject, mask, mode, stats, seed, device):
     """The silenced measured BOLD (n_trs, n_voxels) and the middle-layer lesion for one voxel mask."""
     silenced = silence(data.bold[subject], mask, mode, *stats["measured_bold"], seed)
     mean, std = (torch.from_numpy(x).to(device) for x in stats["predicted_bold"])
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     on_layer = functools.partial(lesion, roi=torch.from_numpy(mask).to(device), mode=mode, mean=mean, std=std,
                                  generator=generator)
     return silenced, on_layer

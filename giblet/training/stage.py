@@ -14,6 +14,7 @@ import torch
 from giblet.features import FeatureTable
 from giblet.io import atomic_path, write_json
 from giblet.models import count_parameters
+from giblet.provenance import run_key
 from giblet.training.baselines import DECODING_TARGETS, decoding_rows, encoder_rows, encoding_design, fit_ridge
 from giblet.training.data import load_movie_data
 from giblet.training.trainer import TrainConfig, build_model, train
@@ -65,11 +66,19 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
     return out
 
 
+def _inputs_key(features_dir, aligned_paths, prepared_paths, modalities, preshift_trs):
+    """Key of the training data: every feature, aligned and prepared fMRI file's content, the modalities and clock."""
+    features = [p for p in Path(features_dir).iterdir() if p.is_file() and not p.name.startswith(".")]
+    return run_key([*features, *aligned_paths, *prepared_paths],
+                   {"modalities": list(modalities), "preshift_trs": preshift_trs})
+
+
 def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, train_options=None,
               model_options=None, preshift_trs=0, seed=0, device=None, resume=True):
     """Fit the ridge baselines, then train the autoencoder (early stopping on the validation block).
 
-    Writes ``autoencoder.pt`` (config + best weights), ``checkpoint.pt`` (resumable state),
+    Writes ``autoencoder.pt`` (config + best weights), ``checkpoint.pt`` (state that only a rerun
+    on the same inputs, settings and code resumes),
     ``history.tsv`` (losses per epoch), ``baselines.joblib`` (per-subject ridge models) and
     ``summary.json`` (parameter counts, epochs, best validation loss, wall time).
     """
@@ -85,7 +94,8 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
         joblib.dump(_fit_baselines(data, features_dir, aligned_paths, model.config.decoder_delays_trs, preshift_trs),
                     tmp)
     started = time.perf_counter()
-    history = train(model, data, cfg, out_dir, seed=seed, device=device, resume=resume)
+    history = train(model, data, cfg, out_dir, seed=seed, device=device, resume=resume,
+                    inputs_key=_inputs_key(features_dir, aligned_paths, prepared_paths, modalities, preshift_trs))
     train_s = time.perf_counter() - started
     model.cpu()
     save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=preshift_trs)

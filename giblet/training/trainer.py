@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
+from giblet.provenance import run_key
 from giblet.training.data import code_frequencies, make_batch, windows
 
 __all__ = ["TrainConfig", "build_model", "train", "resolve_device", "to_tensors"]
@@ -109,7 +110,7 @@ def _spans(model, data, block, cfg):
 def evaluate_loss(model, data, block, cfg, device, seed=0):
     """Mean weighted loss terms over ``block`` (whole pieces, eval mode)."""
     model.eval()
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU, whatever the device
     spans = _spans(model, data, block, cfg)
     if not spans:
         raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
@@ -119,20 +120,38 @@ def evaluate_loss(model, data, block, cfg, device, seed=0):
     return {k: float(v) for k, v in terms.items()}
 
 
-def _same_layout(state_dict, model):
-    """Whether saved weights fit ``model`` (same names and shapes; another giblet version may differ)."""
-    own = model.state_dict()
-    return state_dict.keys() == own.keys() and all(state_dict[k].shape == own[k].shape for k in own)
+def _resumable(checkpoint, key, device):
+    """The checkpoint's saved state when it was written by this very run (the same key), else None."""
+    if not checkpoint.exists():
+        return None
+    saved = torch.load(checkpoint, map_location=device, weights_only=False)
+    if saved.get("run_key") != key:
+        log.warning("%s belongs to another run (other inputs, settings or giblet code); training afresh", checkpoint)
+        return None
+    return saved
 
 
-def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_after_epochs=None):
+def _rng_states():
+    """torch's global RNG states: the CPU's and, when present, every CUDA device's."""
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_states(states):
+    torch.set_rng_state(states["cpu"].cpu())
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+
+
+def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_after_epochs=None, inputs_key=""):
     """Train ``model`` on the training block with early stopping on the validation block.
 
     A checkpoint (model, optimizer, scheduler, RNG states, history) is written after every
-    epoch to ``out_dir/checkpoint.pt``; with ``resume`` an interrupted run continues from it
-    and ends exactly as an uninterrupted one would (``stop_after_epochs`` interrupts a run
-    on purpose). Returns the history (list of dicts) and leaves the best validation weights in
-    ``model``.
+    epoch to ``out_dir/checkpoint.pt`` under a key of everything the run depends on
+    (``inputs_key``: the content of its input files, see :func:`giblet.provenance.run_key`;
+    the train and model configs; the seed; giblet's code). With ``resume``, a run with the same
+    key continues from it and ends exactly as an uninterrupted one would (``stop_after_epochs``
+    interrupts a run on purpose); a checkpoint of any other run is ignored and overwritten.
+    Returns the history (list of dicts) and leaves the best validation weights in ``model``.
     """
     device = resolve_device(device)
     if cfg.threads:
@@ -144,17 +163,13 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.max_epochs)
     state = {"epoch": 0, "best_val": math.inf, "best_state": None, "bad_epochs": 0, "history": []}
     checkpoint = Path(out_dir) / "checkpoint.pt"
-    saved = torch.load(checkpoint, map_location=device, weights_only=False) if resume and checkpoint.exists() else None
-    if saved is not None and (saved["train_config"] != asdict(cfg) or saved["model_config"] != model.config.to_dict()
-                              or saved["seed"] != seed or not _same_layout(saved["model"], model)):
-        log.warning("%s was written with other settings or another version of the model; training afresh",
-                    checkpoint)
-        saved = None
+    key = run_key([], {"train": asdict(cfg), "model": model.config.to_dict(), "seed": seed, "inputs": inputs_key})
+    saved = _resumable(checkpoint, key, device) if resume else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"])
+        _set_rng_states(saved["rng"])
         state = saved["state"]
         log.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
     spans = _spans(model, data, "train", cfg)
@@ -167,7 +182,7 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
             break
         model.train()
         order = np.random.default_rng([seed, epoch]).permutation(len(spans))
-        generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)  # on the CPU, whatever the device
         sums = {}
         for start in range(0, len(order), cfg.batch_windows):
             chosen = [spans[i] for i in order[start : start + cfg.batch_windows]]
@@ -197,8 +212,8 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
         log.info("epoch %d: train %.4f, val %.4f", epoch + 1, record["train_loss"], record["val_loss"])
         with atomic_path(checkpoint) as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
-                        "train_config": asdict(cfg), "model_config": model.config.to_dict(), "seed": seed}, tmp)
+                        "scheduler": scheduler.state_dict(), "rng": _rng_states(), "state": state, "run_key": key},
+                       tmp)
     if state["best_state"] is not None and stop_after_epochs is None:
         model.load_state_dict(state["best_state"])
     return state["history"]

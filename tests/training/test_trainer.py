@@ -6,6 +6,7 @@ import torch
 
 from giblet.training.data import MovieData
 from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
+from tests.training.conftest import tiny_movie
 
 OPTIONS = {"hidden": 16, "n_layers": 1, "encoder_delays_trs": (1, 2, 3), "decoder_delays_trs": (1, 2, 3)}
 CFG = TrainConfig(max_epochs=6, patience=10, window_trs=16, stride_trs=8, batch_windows=4, lr=1e-2, threads=1)
@@ -44,14 +45,30 @@ def test_train_resumed_from_checkpoint_matches_uninterrupted_run(movie, tmp_path
         torch.testing.assert_close(a, b)
 
 
-def test_train_restarts_afresh_from_a_checkpoint_of_another_architecture(movie, tmp_path):
-    train(_model(movie), movie, CFG, tmp_path / "other", seed=1, device="cpu", stop_after_epochs=2)
-    checkpoint = torch.load(tmp_path / "other" / "checkpoint.pt", weights_only=False)
-    checkpoint["model"] = {f"old_{k}": v for k, v in checkpoint["model"].items()}  # as if giblet renamed its layers
-    torch.save(checkpoint, tmp_path / "other" / "checkpoint.pt")
-    restarted = train(_model(movie), movie, CFG, tmp_path / "other", seed=1, device="cpu")
-    fresh = train(_model(movie), movie, CFG, tmp_path / "fresh", seed=1, device="cpu")
-    assert [h["val_loss"] for h in restarted] == [h["val_loss"] for h in fresh]
+@pytest.mark.parametrize("change", ["data", "seed"])
+def test_train_never_resumes_a_checkpoint_of_another_run(movie, tmp_path, change):
+    """Regression: a finished checkpoint was "resumed" after the data changed and returned the old weights."""
+    finished = train(_model(movie), movie, CFG, tmp_path / "run", seed=1, device="cpu", inputs_key="data")
+    settings = {"seed": 1, "device": "cpu", "inputs_key": "data"}
+    if change == "data":
+        movie, settings["inputs_key"] = tiny_movie(seed=1), "new data"
+    else:
+        settings["seed"] = 2
+    rerun = train(_model(movie), movie, CFG, tmp_path / "run", **settings)
+    fresh = train(_model(movie), movie, CFG, tmp_path / "fresh", **settings)
+    assert [h["val_loss"] for h in rerun] == [h["val_loss"] for h in fresh]
+    assert [h["val_loss"] for h in rerun] != [h["val_loss"] for h in finished]
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert saved["state"]["history"] == rerun  # the other run's checkpoint was replaced
+
+
+def test_train_reuses_its_own_finished_checkpoint(movie, tmp_path):
+    first_model, again_model = _model(movie), _model(movie, seed=99)
+    first = train(first_model, movie, CFG, tmp_path, seed=1, device="cpu", inputs_key="data")
+    again = train(again_model, movie, CFG, tmp_path, seed=1, device="cpu", inputs_key="data")
+    assert again == first
+    for a, b in zip(first_model.state_dict().values(), again_model.state_dict().values()):
+        torch.testing.assert_close(a, b)
 
 
 def test_train_stops_early_when_validation_stops_improving(movie, tmp_path):
