@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import jsonschema
@@ -37,15 +38,41 @@ def _describe(error):
     return f"key {where!r}: {error.message}"
 
 
+def _cross_key_errors(config):
+    """Rules that tie values together, which a JSON schema cannot state."""
+    fractions = config["split"]["fractions"]
+    if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        yield (f"key 'split.fractions': {fractions} sum to {sum(fractions):g}; the shares of the train, val and "
+               "test blocks must sum to 1")
+
+
 def validate_config(config, source="config"):
     """Validate ``config`` (a dict) in place, filling defaults; raise ConfigError naming every bad key."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
+    if not errors:
+        errors = list(_cross_key_errors(config))
     if errors:
-        lines = "\n  ".join(_describe(e) for e in errors)
+        lines = "\n  ".join(errors)
         raise ConfigError(f"{source}: invalid configuration:\n  {lines}")
     return config
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader for which a key written twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} is written twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                    "keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path):
@@ -54,7 +81,7 @@ def load_config(path):
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(config, dict):

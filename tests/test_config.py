@@ -83,3 +83,19 @@ def test_snakemake_stops_before_any_work_on_bad_config(tmp_path, demo_dict):
     assert result.returncode != 0
     assert "tr_s" in result.stdout + result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_validate_config_names_split_fractions_that_do_not_sum_to_one(demo_dict):
+    demo_dict["split"] = {"fractions": [0.8, 0.2, 0.15]}
+    with pytest.raises(ConfigError, match=r"split.fractions': \[0.8, 0.2, 0.15\] sum to 1.15; .* must sum to 1"):
+        validate_config(demo_dict)
+
+
+def test_load_config_names_a_key_written_twice(tmp_path):
+    text = DEMO_CONFIG.read_text()
+    path = tmp_path / "twice.yaml"
+    path.write_text(text.replace("train:\n", "train:\n  patience: 3\n", 1))
+    lines = [i + 1 for i, line in enumerate(path.read_text().splitlines()) if line.startswith("  patience:")]
+    with pytest.raises(ConfigError, match=rf"(?s){path}: not valid YAML:.*key 'patience' is written twice "
+                                          rf"\(lines {lines[0]} and {lines[1]}\); keep one"):
+        load_config(path)

@@ -1,16 +1,14 @@
 # Validation, paths and input functions shared by every rule; rule files only declare.
 import json
 
-from snakemake.utils import validate
-
 from giblet.cli import fmri_inputs, mask_paths, raw_inputs
-from giblet.config import SCHEMA_PATH
-
-validate(config, schema=str(SCHEMA_PATH))
+from giblet.config import load_config, validate_config
 
 # The config file every `giblet` call reads; each rule also passes its own config section as a
 # param, so that Snakemake reruns exactly the rules whose settings changed.
 CONFIG_FILE = workflow.configfiles[-1]
+load_config(CONFIG_FILE)  # the file as the CLI reads it (a key written twice is an error)
+validate_config(config, source=CONFIG_FILE)  # what Snakemake holds, overrides included; defaults filled in
 DATASET = config["dataset"]
 DATA = Path(config["data_dir"]) / DATASET
 DERIVED = DATA / "derived"
