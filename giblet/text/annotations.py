@@ -5,6 +5,14 @@ the whole scan or restarting at zero at every run (the Sherlock sheet's seconds 
 restart at the second scan: segment 501 starts at 74 s but at TR 996). TR columns are
 indices of the scan's TRs, by default 1-based and inclusive at both ends, as in Sherlock
 (``Start Time (TRs, 1.5s)`` = 1 and ``End Time (TRs, 1.5s)`` = 8 is ``[0 s, 12 s)``).
+
+Rows: empty rows are skipped. A row without times is skipped (and reported) only where it
+takes no time on this clock: before the first or after the last timed row, or between two
+rows that abut (Sherlock's TR columns are empty for segments 481-482, which play after scan 1
+ends); anywhere else, a missing time or one that is not a number (``12,5``) is an error.
+Segments may overlap (Sherlock's TR columns give adjacent segments the TR they share): each
+TR weights every segment by its seconds of overlap, and the overlaps are reported.
+Text tables must be UTF-8 (a BOM is allowed).
 """
 
 from __future__ import annotations
@@ -64,7 +72,8 @@ class Annotations:
     rows : ndarray, shape (n_segments,), int64
         Row of each segment in the source file (1-based, header is row 1), for messages.
     report : dict
-        What validation found: dropped rows, clipped segments, coverage, warnings.
+        What validation found: dropped rows, clipped segments, overlapping segments
+        (``n_overlapping_rows``, ``overlapping_rows``: the first 10), coverage, warnings.
     """
 
     onset_s: np.ndarray
@@ -82,7 +91,7 @@ def read_table(path, *, sheet=0):
     Parameters
     ----------
     path : str or Path
-        ``.xlsx``, ``.xls``, ``.csv`` or ``.tsv``.
+        ``.xlsx``, ``.xls``, ``.csv`` or ``.tsv``; text tables in UTF-8 (BOM allowed).
     sheet : int or str, default=0
         Excel sheet (ignored for text tables).
 
@@ -99,8 +108,11 @@ def read_table(path, *, sheet=0):
             f"{path}: annotation format {path.suffix!r} must be one of {sorted(TABLE_READERS)}; "
             "export the sheet to one of these"
         )
-    kwargs = {"sheet_name": sheet} if reader is pd.read_excel else {}
-    table = reader(path, **kwargs)
+    if reader is pd.read_excel:
+        table = reader(path, sheet_name=sheet)
+    else:
+        _check_utf8(path)
+        table = reader(path)
     table.columns = [str(c).strip() for c in table.columns]
     return table
 
@@ -180,25 +192,32 @@ def read_annotations(
             "fix the column names in the text config"
         )
     report = {"source": str(path), "n_rows": len(table), "warnings": []}
+    table = table.dropna(how="all")  # empty spreadsheet rows
+    rows = table.index.to_numpy() + 2
     labels = table[label_columns].apply(_clean_labels)
     for column in forward_fill_columns:
         labels[column.strip()] = labels[column.strip()].ffill()
     texts = _clean_labels(table[text_column]).to_numpy()
-    rows = np.arange(len(table)) + 2
-    onset = pd.to_numeric(table[onset_column], errors="coerce").to_numpy(np.float64)
-    offset = pd.to_numeric(table[offset_column], errors="coerce").to_numpy(np.float64)
-    keep = ~(np.isnan(onset) | np.isnan(offset) | pd.isna(texts))
-    if not keep.all():
-        _warn(report, f"{path}: sheet rows {rows[~keep].tolist()} have no time or no text; dropped")
-    labels, texts, rows, onset, offset = labels[keep], texts[keep], rows[keep], onset[keep], offset[keep]
+    onset, offset = (_read_times(table[c], rows, path) for c in (onset_column, offset_column))
+    onset_s, offset_s = TIME_UNITS[time_unit](
+        onset, offset, tr_s=tr_s, tr_first_index=tr_first_index, start_offset_s=start_offset_s
+    )
+    untimed = _untimed_rows(onset_s, offset_s, rows, path, onset_column, offset_column)
+    if untimed.any():
+        _warn(report, f"{path}: sheet rows {rows[untimed].tolist()} have no times and take no time on "
+                      "this clock (their neighbours abut, or they lie outside the timed rows); skipped")
+    no_text = pd.isna(texts) & ~untimed
+    if no_text.any():
+        _warn(report, f"{path}: sheet rows {rows[no_text].tolist()} have no {text_column!r}; dropped")
+    keep = ~(untimed | no_text)
+    labels, texts, rows, onset, offset, onset_s, offset_s = (
+        labels[keep], texts[keep], rows[keep], onset[keep], offset[keep], onset_s[keep], offset_s[keep]
+    )
     if (offset < onset).any():
         raise ValueError(
             f"{path}: sheet rows {rows[offset < onset].tolist()} end before they start "
             f"({offset_column!r} < {onset_column!r}); fix the sheet or swap the columns"
         )
-    onset_s, offset_s = TIME_UNITS[time_unit](
-        onset, offset, tr_s=tr_s, tr_first_index=tr_first_index, start_offset_s=start_offset_s
-    )
     bounds_s = run_bounds_s(run_ids, tr_s)
     seg_runs = _segment_runs(onset_s, bounds_s, times_restart_per_run, rows, path, onset_column)
     if times_restart_per_run:
@@ -209,6 +228,11 @@ def read_annotations(
         )
     if (offset_s <= onset_s).any():
         _warn(report, f"{path}: sheet rows {rows[offset_s <= onset_s].tolist()} last 0 s and get no weight")
+    overlapping = _overlapping_rows(onset_s, offset_s, rows)
+    report.update(n_overlapping_rows=len(overlapping), overlapping_rows=overlapping[:10].tolist())
+    if len(overlapping):
+        log.warning("%s: %d segment(s) overlap an earlier one (first sheet rows: %s); each TR weights every "
+                    "segment it overlaps by its seconds of overlap", path, len(overlapping), overlapping[:5].tolist())
     covered = np.asarray(interval_tr_weights(onset_s, offset_s, n_trs, tr_s).sum(axis=1)).ravel() > 0
     report.update(n_segments=len(rows), coverage=float(covered.mean()),
                   uncovered_trs=np.flatnonzero(~covered).tolist())
@@ -231,6 +255,53 @@ def read_annotations(
         rows=rows,
         report=report,
     )
+
+
+def _check_utf8(path):
+    """Raise a ValueError naming the first byte of the text file ``path`` that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path}: not UTF-8: byte {error.start} (line {line}) is {data[error.start:error.end]!r}; "
+            "save the file as UTF-8 (Excel: 'CSV UTF-8'; or iconv -f cp1252 -t utf-8)"
+        ) from None
+
+
+def _read_times(column, rows, path):
+    """Times of one column, float64 (n_rows,); empty cells are NaN, other non-numbers an error."""
+    times = pd.to_numeric(column, errors="coerce")
+    bad = (times.isna() & _clean_labels(column).notna()).to_numpy()
+    if bad.any():
+        raise ValueError(
+            f"{path}: {column.name!r} is not a number at sheet rows {rows[bad][:10].tolist()} "
+            f"({column[bad][:10].tolist()}); write times as plain numbers with a decimal point "
+            "(12.5, not 12,5)"
+        )
+    return times.to_numpy(np.float64)
+
+
+def _untimed_rows(onset_s, offset_s, rows, path, onset_column, offset_column):
+    """Rows without times that take no time on the clock (see the module docstring); others are errors."""
+    untimed = np.isnan(onset_s) & np.isnan(offset_s)
+    previous_end = pd.Series(np.where(untimed, np.nan, offset_s)).ffill().to_numpy()
+    next_start = pd.Series(np.where(untimed, np.nan, onset_s)).bfill().to_numpy()
+    missing = (np.isnan(onset_s) != np.isnan(offset_s)) | (untimed & (previous_end < next_start))
+    if missing.any():
+        raise ValueError(
+            f"{path}: sheet rows {rows[missing].tolist()} lack {onset_column!r} or {offset_column!r}, "
+            "so the time they annotate would get no features; fill in their times"
+        )
+    return untimed
+
+
+def _overlapping_rows(onset_s, offset_s, rows):
+    """Rows of the segments that start before an earlier-starting segment ends, in onset order."""
+    order = np.argsort(onset_s, kind="stable")
+    ends = np.maximum.accumulate(offset_s[order])
+    return rows[order][1:][onset_s[order][1:] < ends[:-1]]
 
 
 def _segment_runs(onset_s, bounds_s, times_restart_per_run, rows, path, onset_column):

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from giblet.text import read_annotations, read_table
+from giblet.text import label_indicators, overlap_mean, read_annotations, read_table
 from tests.conftest import SHARED_DATA
 
 SHERLOCK_SHEET = SHARED_DATA / "sherlock" / "annotations" / "Sherlock_Segments_1000_NN_2017.xlsx"
@@ -102,12 +102,67 @@ def test_read_annotations_uncovered_trs_warning(tmp_path):
     assert annotations.report["uncovered_trs"] == [1]
 
 
-def test_read_annotations_missing_rows_dropped(tmp_path):
-    rows = [(0.0, 3.0, "a", "x"), (None, 4.0, "b", "x"), (3.0, 6.0, None, "y"), (3.0, 6.0, "c", "y")]
-    with pytest.warns(UserWarning, match=r"sheet rows \[3, 4\] have no time or no text; dropped"):
+def test_read_annotations_missing_text_dropped(tmp_path):
+    rows = [(0.0, 3.0, "a", "x"), (3.0, 4.0, None, "x"), (4.0, 6.0, "c", "y")]
+    with pytest.warns(UserWarning, match=r"a.tsv: sheet rows \[3\] have no 'description'; dropped"):
         annotations = read_annotations(_write(tmp_path / "a.tsv", rows), tr_s=1.5, n_trs=4, **DEMO)
     assert annotations.texts == ("a", "c")
-    np.testing.assert_array_equal(annotations.rows, [2, 5])
+    np.testing.assert_array_equal(annotations.rows, [2, 4])
+
+
+def test_read_annotations_untimed_rows_between_abutting_rows_skipped(tmp_path):
+    """Rows without times where the clock leaves no room, as Sherlock's segments 481-482 after scan 1."""
+    rows = [(None, None, "title card", "x"), (0.0, 3.0, "a", "x"), (None, None, "off the scan", "x"),
+            (3.0, 6.0, "b", "y"), (None, None, None, None), (None, None, "notes", None)]
+    with pytest.warns(UserWarning, match=r"a.tsv: sheet rows \[2, 4, 7\] have no times and take no time"):
+        annotations = read_annotations(_write(tmp_path / "a.tsv", rows), tr_s=1.5, n_trs=4, **DEMO)
+    assert annotations.texts == ("a", "b")
+    np.testing.assert_array_equal(annotations.rows, [3, 5])  # the empty row 6 is skipped without a word
+    assert annotations.report["coverage"] == 1.0
+
+
+@pytest.mark.parametrize("missing", [(None, None), (3.0, None), (None, 4.0)])
+def test_read_annotations_missing_time_error(tmp_path, missing):
+    """Regression (issue 19): rows without times were dropped with a warning, and their TRs got zero features."""
+    rows = [(0.0, 3.0, "a", "x"), (*missing, "b", "x"), (4.5, 6.0, "c", "y")]
+    with pytest.raises(ValueError, match=r"a.tsv: sheet rows \[3\] lack 'onset' or 'offset'.*fill in their times"):
+        read_annotations(_write(tmp_path / "a.tsv", rows), tr_s=1.5, n_trs=4, **DEMO)
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv", ".xlsx"])
+def test_read_annotations_decimal_comma_error(tmp_path, suffix):
+    """Regression (issue 19): '12,5' was dropped with a warning, leaving its TRs without features."""
+    rows = [("0", "1,5", "a", "x"), ("1,5", "3", "b", "x"), ("3", "4,5", "c", "y"), ("4,5", "6", "d", "y")]
+    with pytest.raises(ValueError, match=rf"a{suffix}: 'onset' is not a number at sheet rows \[3, 5\] "
+                                         r"\(\['1,5', '4,5'\]\); .*decimal point \(12.5, not 12,5\)"):
+        read_annotations(_write(tmp_path / f"a{suffix}", rows), tr_s=1.5, n_trs=4, **DEMO)
+
+
+def test_read_annotations_overlaps_weighted_and_reported(tmp_path, caplog):
+    rows = [(0.0, 3.0, "a", "x"), (2.0, 4.5, "b", "y"), (4.5, 6.0, "c", "x")]
+    with caplog.at_level("WARNING", logger="giblet.text.annotations"):
+        annotations = read_annotations(_write(tmp_path / "a.tsv", rows), tr_s=1.5, n_trs=4, **DEMO)
+    assert annotations.report["n_overlapping_rows"] == 1 and annotations.report["overlapping_rows"] == [3]
+    assert annotations.report["warnings"] == []
+    assert f"{tmp_path / 'a.tsv'}: 1 segment(s) overlap an earlier one (first sheet rows: [3])" in caplog.text
+    indicators, names = label_indicators(annotations.labels)
+    fractions = overlap_mean(annotations.onset_s, annotations.offset_s, indicators, 4, 1.5)[0]
+    assert names == ("sound=x", "sound=y")
+    np.testing.assert_allclose(fractions, [[1, 0], [1.5 / 2.5, 1 / 2.5], [0, 1], [1, 0]], atol=1e-6)  # TR 1: both, by seconds
+
+
+def test_read_table_latin1_error(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes("onset,offset,description\n0,6,un caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"a.csv: not UTF-8: byte 35 \(line 2\) is b'\\xe9'; save the file as UTF-8"):
+        read_table(path)
+
+
+def test_read_table_utf8_bom(tmp_path):
+    path = tmp_path / "a.tsv"
+    path.write_bytes("onset\toffset\tdescription\n0\t6\tun caf\u00e9\n".encode("utf-8-sig"))
+    table = read_table(path)
+    assert list(table.columns) == ["onset", "offset", "description"] and table["description"][0] == "un caf\u00e9"
 
 
 def test_read_annotations_missing_column_error(tmp_path):
@@ -136,7 +191,7 @@ def test_read_annotations_forward_fill(tmp_path):
 @pytest.mark.real
 @needs_sherlock
 def test_sherlock_tr_columns_across_scan_restart():
-    with pytest.warns(UserWarning, match=r"sheet rows \[482, 483\] have no time or no text"):
+    with pytest.warns(UserWarning, match=r"sheet rows \[482, 483\] have no times and take no time"):
         annotations = read_annotations(SHERLOCK_SHEET, onset_column="Start Time (TRs, 1.5s)",
                                        offset_column="End Time (TRs, 1.5s)", time_unit="tr", **SHERLOCK)
     segment = dict(zip(annotations.rows - 1, zip(annotations.onset_s, annotations.offset_s, annotations.runs)))
@@ -145,6 +200,9 @@ def test_sherlock_tr_columns_across_scan_restart():
     assert segment[501] == (994 * 1.5, 995 * 1.5, 1)  # 72 s into scan 2 = TR 995
     assert segment[502][0] == 995 * 1.5  # 74 s into scan 2 = TR 996
     assert annotations.report["coverage"] == 1.0 and len(annotations.texts) == 998
+    # 89 segments end in the TR where the next one starts (the seconds columns do not overlap)
+    assert annotations.report["n_overlapping_rows"] == 89
+    assert annotations.report["overlapping_rows"][:5] == [11, 15, 17, 21, 31]
 
 
 @pytest.mark.real
@@ -166,6 +224,7 @@ def test_sherlock_seconds_per_run_agree_with_tr_columns():
     np.testing.assert_array_equal(seconds.runs, trs.runs)
     assert np.abs(seconds.onset_s - trs.onset_s).max() <= 0.5  # whole seconds vs TR edges
     assert seconds.onset_s[seconds.rows == 503][0] == 946 * 1.5 + 74  # segment 502
+    assert seconds.report["n_overlapping_rows"] == 0
 
 
 def test_read_annotations_time_unit_error(tmp_path):

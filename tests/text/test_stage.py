@@ -57,6 +57,18 @@ def test_run_extract_text_without_labels(demo_tsv, tmp_path):
     np.testing.assert_array_equal(FeatureTable.load(written["text_tr"]).runs, [0, 0, 1, 1])
 
 
+def test_run_extract_text_overlaps_in_report(tmp_path):
+    path = tmp_path / "annotations.tsv"
+    rows = [(0.0, 3.0, "a dog barks in the park"), (1.5, 3.0, "a car passes on the street"), (3.0, 6.0, "rain falls")]
+    pd.DataFrame(rows, columns=["onset", "offset", "description"]).to_csv(path, sep="\t", index=False)
+    written = run_extract_text(path, tmp_path / "out", tr_s=1.5, n_trs=4, device="cpu")
+    report = json.loads(written["report"].read_text())
+    assert report["n_overlapping_rows"] == 1 and report["overlapping_rows"] == [3]
+    tables = _load(written)
+    segments, trs = tables["text_segments"].values, tables["text_tr"].values
+    np.testing.assert_allclose(trs[1], (segments[0] + segments[1]) / 2, atol=1e-6)  # 1.5 s of each
+
+
 def test_run_extract_text_bad_input_writes_nothing(demo_tsv, tmp_path):
     with pytest.raises(ValueError, match="no column"):
         run_extract_text(demo_tsv, tmp_path / "out", tr_s=1.5, n_trs=4, text_column="caption")
@@ -67,13 +79,14 @@ def test_run_extract_text_bad_input_writes_nothing(demo_tsv, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not SHERLOCK_SHEET.exists(), reason="needs ../shared/data (the Sherlock annotation sheet)")
 def test_run_extract_text_sherlock(tmp_path):
-    with pytest.warns(UserWarning, match="have no time or no text"):
+    with pytest.warns(UserWarning, match=r"sheet rows \[482, 483\] have no times"):
         written = run_extract_text(
             SHERLOCK_SHEET, tmp_path, tr_s=1.5, n_trs=1976, run_n_trs=(946, 1030),
             onset_column="Start Time (TRs, 1.5s)", offset_column="End Time (TRs, 1.5s)", time_unit="tr",
             text_column="Scene Details - A Level", label_columns=["Music Presence", "Scene Segments"],
             forward_fill_columns=["Scene Segments"],
         )
+    assert json.loads(written["report"].read_text())["n_overlapping_rows"] == 89  # adjacent segments sharing a TR
     tables = _load(written)
     trs, labels, segments = tables["text_tr"], tables["labels_tr"], tables["text_segments"]
     assert trs.values.shape == (1976, 384) and segments.values.shape == (998, 384)
