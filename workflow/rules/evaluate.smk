@@ -68,7 +68,9 @@ rule decode_audio:
     output:
         str(EVAL / "{subject}" / "waveforms" / "waveforms.json"),
     params:
-        settings=lambda w: section("seed", "evaluate", "fmri.preshift_trs"),
+        # what decode-audio reads: scores settings such as n_bootstrap do not rerun the waveform decoding
+        settings=lambda w: section("seed", "evaluate.lesion_mode", "evaluate.lesion_inputs", "evaluate.threads",
+                                   "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
         references=str(AUDIO_REFERENCES),
         out=lambda w: str(EVAL / w.subject / "waveforms"),
