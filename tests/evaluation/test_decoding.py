@@ -1,5 +1,7 @@
 """Decoding views and scores: top-k codes, TR identification, retrieval, chance, baselines and nulls."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -18,9 +20,11 @@ from giblet.evaluation.decoding import (
     score_views,
     truth_views,
 )
+from giblet.evaluation.stage import _lesion_statistics, _lesioned_inputs
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
 from giblet.training.baselines import decoding_design
+from tests.models.conftest import DEVICES
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +178,21 @@ def test_sample_codes_follow_the_head_probabilities_and_repeat_for_a_seed(model)
     for q in range(probs.shape[0]):
         observed = np.bincount(draws[..., q].ravel(), minlength=probs.shape[1]) / draws[..., q].size
         assert np.abs(observed - probs[q]).max() < 0.03, q
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["mean", "noise"])
+def test_autoencoder_views_and_lesions_run_on_each_device(model, movie_data, targets, device, mode):
+    on_device = copy.deepcopy(model).to(device)
+    views = autoencoder_views(on_device, movie_data, "sub-a", targets, device=device)
+    on_cpu = autoencoder_views(model, movie_data, "sub-a", targets)
+    np.testing.assert_allclose(views["text"]["embedding"], on_cpu["text"]["embedding"], atol=1e-4)
+    mask = np.zeros(movie_data.bold["sub-a"].shape[1], bool)
+    mask[:5] = True  # the visual ROI
+    stats = _lesion_statistics(on_device, movie_data, "sub-a", device)
+    silenced, on_layer = _lesioned_inputs(movie_data, "sub-a", mask, mode, stats, 0, device)
+    lesioned = autoencoder_views(on_device, movie_data, "sub-a", targets, source="predicted_bold", lesion=on_layer,
+                                 device=device)
+    intact = autoencoder_views(on_device, movie_data, "sub-a", targets, source="predicted_bold", device=device)
+    assert not np.allclose(lesioned["video"]["thumbs"], intact["video"]["thumbs"])
+    assert np.isfinite(silenced).all() and not np.allclose(silenced[:, :5], movie_data.bold["sub-a"][:, :5])

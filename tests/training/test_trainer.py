@@ -6,6 +6,7 @@ import torch
 
 from giblet.training.data import MovieData
 from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
+from tests.models.conftest import DEVICES
 from tests.training.conftest import tiny_movie
 
 OPTIONS = {"hidden": 16, "n_layers": 1, "encoder_delays_trs": (1, 2, 3), "decoder_delays_trs": (1, 2, 3)}
@@ -76,6 +77,30 @@ def test_train_stops_early_when_validation_stops_improving(movie, tmp_path):
     history = train(_model(movie), movie, cfg, tmp_path, seed=0, device="cpu")
     best = int(np.argmin([h["val_loss"] for h in history]))
     assert len(history) < 40 and len(history) - 1 - best == 2
+
+
+def _with_audio(movie, size=8, width=4, seed=0):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, size, (movie.n_trs, 2, width))
+    stimulus = {**movie.stimulus, "audio_codes": codes, "audio_mask": np.ones((movie.n_trs, width), bool)}
+    return MovieData(**{**movie.__dict__, "stimulus": stimulus, "modalities": ("audio", "video", "text"),
+                        "codebook_vectors": rng.standard_normal((2, size, 3)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_with_audio_subsample_and_resume_on_each_device(movie, tmp_path, device):
+    """Regression: on CUDA the audio frame subsample drew a CPU randperm with a CUDA generator."""
+    movie = _with_audio(movie)
+    cfg = TrainConfig(**{**CFG.__dict__, "max_audio_frames": 16})
+
+    def model():
+        torch.manual_seed(0)
+        return build_model(movie, OPTIONS, movie.modalities)
+
+    interrupted = train(model(), movie, cfg, tmp_path, seed=1, device=device, stop_after_epochs=2)
+    resumed = train(model(), movie, cfg, tmp_path, seed=1, device=device)
+    assert len(resumed) == cfg.max_epochs and resumed[:2] == interrupted
+    assert all(np.isfinite(h["train_decoding_audio"]) for h in resumed)
 
 
 def test_build_model_starts_the_audio_head_at_the_training_code_frequencies(movie):

@@ -1,7 +1,9 @@
 """The Snakemake DAG plans every stage for each shipped config, with or without the data."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,13 +12,18 @@ from tests.conftest import REPO_ROOT, SHARED_DATA
 from tests.workflow.conftest import demo_config_under
 
 
-def _dry_run(configfile, tmp_path):
+def _snakemake(configfile, tmp_path, *flags):
     cfg = yaml.safe_load((REPO_ROOT / configfile).read_text())
     cfg["data_dir"] = str(tmp_path / "data")
-    path = tmp_path / "dry_run.yaml"
+    path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", *flags, "--cores", "2", "--configfile", str(path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+
+
+def _dry_run(configfile, tmp_path):
+    result = _snakemake(configfile, tmp_path, "-n")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -36,6 +43,13 @@ def test_dag_demo_plans_every_stage_from_raw_stimuli(tmp_path):
 def test_dag_sherlock_plans_without_the_data(tmp_path):
     planned = _planned(_dry_run("config/sherlock.yaml", tmp_path))
     assert {"check_inputs", "extract_audio", "prepare_fmri", "train"} <= planned
+
+
+def test_dag_run_without_the_data_prints_what_is_missing(tmp_path):
+    """Regression: the rule's `set -euo pipefail` exited before the message reached the console."""
+    result = _snakemake("config/sherlock.yaml", tmp_path)
+    assert result.returncode != 0
+    assert "input files are missing:" in result.stderr and "stimuli_Sherlock.m4v" in result.stderr
 
 
 @pytest.mark.real
