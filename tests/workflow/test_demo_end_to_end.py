@@ -2,8 +2,10 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,18 @@ def test_demo_dag_model_change_reruns_train_and_below_only(small_demo):
     assert not {"demo_data", "extract_audio", "extract_video", "extract_text", "align", "prepare_fmri"} & planned
 
 
+@pytest.mark.slow
+def test_demo_dag_scoring_change_does_not_rerun_waveform_decoding(small_demo):
+    """Regression: decode_audio hashed the whole evaluate section, so n_bootstrap reran every WAV."""
+    root, _, cfg = small_demo
+    changed = root / "bootstrap.yaml"
+    changed.write_text(yaml.safe_dump(merge(cfg, {"evaluate": {"n_bootstrap": 60}})))
+    result = _snakemake(changed, "-n")
+    planned = {line.split()[0] for line in result.stdout.splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert {"evaluate", "group_summary"} <= planned and not {"decode_audio", "audio_references", "train"} & planned
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -100,3 +114,26 @@ def test_report_renders_in_headless_chromium(small_demo, tmp_path):
             if name == "sub-01.html":
                 assert len(audio) >= 3 and all(d > 0 for d in audio), audio
         browser.close()
+
+
+@pytest.mark.slow
+def test_demo_dag_interrupted_run_recovers_with_the_same_command(small_demo):
+    """Regression: after Ctrl-C the same command stopped with IncompleteFilesException."""
+    root, _, cfg = small_demo
+    longer = root / "longer.yaml"  # another run: train works for a while before it is interrupted
+    longer.write_text(yaml.safe_dump(merge(cfg, {"train": {"max_epochs": 20, "patience": 20}})))
+    train_log = root / "data" / "demo" / "logs" / "train.log"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(longer), "--until", "train"]
+    run = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.monotonic() + 300
+    while "epoch 2:" not in (train_log.read_text() if train_log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
+    assert run.wait(timeout=120) != 0
+    model = root / "data" / "demo" / "derived" / "model"
+    assert not (model / "autoencoder.pt").exists() and (model / "checkpoint.pt").exists()
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in train_log.read_text() and not list(model.glob(".*partial*"))
