@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 PRETRAINED_STATUS = "pretrained"
 UNTRAINED_STATUS = "untrained — waveforms are not perceptually meaningful"
 CODEC_FALLBACKS = ("untrained",)  # values of config codec.fallback besides null
+_SD_FLOOR = 0.1  # fit_untrained scales no latent channel up more than 10x the median channel
+_MERGE_SD = 1e-2  # fit_untrained: frames this close (per channel, in latent SDs) are one point for k-means
 
 
 class CodecUnavailableError(RuntimeError):
@@ -254,9 +256,14 @@ class EncodecCodec:
         float32 rounding and codes flipping on near-ties. So first the encoder's
         last convolution is rescaled so that the latents have zero mean and unit
         variance per channel on this stimulus (an exact affine map of the old
-        latents). Then level ``i`` of the RVQ is k-means (``codebook_size``
-        clusters, seeded) on what levels ``< i`` leave; only the ``n_codebooks``
-        levels used at ``bandwidth_kbps`` are fitted.
+        latents); a channel's SD is floored at ``_SD_FLOOR`` times the median
+        channel's, so a near-constant channel's float32 noise is not blown up.
+        Then level ``i`` of the RVQ is k-means (``codebook_size`` clusters, seeded)
+        on what levels ``< i`` leave; only the ``n_codebooks`` levels used at
+        ``bandwidth_kbps`` are fitted. Frames within ``_MERGE_SD`` of each other
+        are one weighted point for k-means: digital silence (thousands of frames
+        that differ by float32 noise) takes one code instead of hundreds of
+        clusters split on noise.
 
         Parameters
         ----------
@@ -283,21 +290,32 @@ class EncodecCodec:
         rng = np.random.default_rng(seed)
         sample = np.asarray(latents[np.sort(rng.choice(len(latents), min(max_frames, len(latents)), replace=False))])
         mean, std = sample.mean(axis=0, dtype=np.float64), sample.std(axis=0, dtype=np.float64)
-        std = np.where(std > 0, std, 1.0)
+        if not np.median(std) > 0:
+            raise ValueError(
+                f"{self.model_id}: the encoder latents do not vary over the stimulus (digital silence?); "
+                "give a stimulus with sound"
+            )
+        std = np.maximum(std, _SD_FLOOR * np.median(std))
         mean_t, std_t = (torch.from_numpy(x).to(last.conv.bias) for x in (mean, std))
         with torch.no_grad():  # conv output (W x + b) -> (W x + b - mean) / std, W = g v / |v|
             last.conv.parametrizations.weight.original0.div_(std_t[:, None, None])
             last.conv.bias.sub_(mean_t).div_(std_t)
         residual = ((sample - mean) / std).astype(np.float32)
         for level in tqdm(range(self.n_codebooks), desc="RVQ k-means", unit="codebook"):
+            _, first, inverse, counts = np.unique(np.round(residual / _MERGE_SD), axis=0, return_index=True,
+                                                  return_inverse=True, return_counts=True)
             # random (not k-means++) init: 25x faster at 1024 clusters, inertia within ~1 %
-            kmeans = KMeans(self.codebook_size, init="random", n_init=1, max_iter=30, random_state=seed + level)
-            kmeans.fit(residual)
+            kmeans = KMeans(min(self.codebook_size, len(first)), init="random", n_init=1, max_iter=30,
+                            random_state=seed + level)
+            kmeans.fit(residual[first], sample_weight=counts)
+            labels = kmeans.labels_[inverse.ravel()]
             centroids = kmeans.cluster_centers_.astype(np.float32)
-            residual = residual - centroids[kmeans.labels_]
-            self.model.quantizer.layers[level].codebook.embed.copy_(torch.from_numpy(centroids))
+            residual = residual - centroids[labels]
+            # fewer distinct points than codes: the spare codes repeat centroids (never chosen over the first)
+            codebook = np.resize(centroids, (self.codebook_size, centroids.shape[1]))
+            self.model.quantizer.layers[level].codebook.embed.copy_(torch.from_numpy(codebook))
             logger.info("codebook %d: %d codes used, residual rms %.3g", level,
-                        len(np.unique(kmeans.labels_)), float(np.sqrt((residual**2).mean())))
+                        len(np.unique(labels)), float(np.sqrt((residual**2).mean())))
         return ((latents - mean) / std).astype(np.float32)
 
     def _quantize(self, latents):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import glob
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ STAGE_OUTPUTS = {
     "codec": "codec.json",  # status, model id, bandwidth, frame rate, n_codebooks...
 }
 _UNTRAINED_WEIGHTS = "codec_untrained"  # save_pretrained directory of a fallback codec
+DIGITAL_SILENCE_PEAK = 2.0**-15  # |sample| below one 16-bit step (-90 dBFS) is digital silence
 
 
 def _tr_runs(n_trs, run_lengths_trs):
@@ -55,9 +57,28 @@ def _load_codec(codec_model, fallback, seed, codec_kwargs):
         return EncodecCodec.untrained(seed=seed, **codec_kwargs)
 
 
+def _silent_frames(path, waveform, hop_length):
+    """Which codec frames are digitally silent; a wholly silent soundtrack is an error.
+
+    Returns
+    -------
+    ndarray, shape (ceil(n_samples / hop_length),), bool
+    """
+    peaks = np.maximum.reduceat(np.abs(waveform), np.arange(0, len(waveform), hop_length))
+    if peaks.max() < DIGITAL_SILENCE_PEAK:
+        raise ValueError(
+            f"{path}: audio stream is digitally silent (peak |sample| {peaks.max():.2g} < {DIGITAL_SILENCE_PEAK:.2g} "
+            "over the whole scan), so its codes would be noise; check the file's audio track "
+            f"(ffmpeg -i {path} -af volumedetect -f null -) or drop 'audio' from modalities"
+        )
+    return peaks < DIGITAL_SILENCE_PEAK
+
+
 def _save_model_dir(model, path):
-    """``save_pretrained`` into a temporary directory, then move it onto ``path``."""
-    tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")
+    """``save_pretrained`` into a temporary directory, then move it onto ``path`` (a killed run's are removed)."""
+    for stale in path.parent.glob(f"{glob.escape(f'.{path.name}.partial.')}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial.")
     try:
         model.save_pretrained(tmp)
         shutil.rmtree(path, ignore_errors=True)
@@ -109,6 +130,7 @@ def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0
     codec = _load_codec(codec_model, fallback, seed, {"bandwidth_kbps": bandwidth_kbps, "device": device,
                                                       "chunk_s": chunk_s, "context_s": context_s})
     waveform = load_audio(stimulus_path, codec.sample_rate_hz, start_offset_s=start_offset_s, n_trs=n_trs, tr_s=tr_s)
+    silent = _silent_frames(stimulus_path, waveform, codec.hop_length)
     latents = codec.latents(waveform, codec.sample_rate_hz)
     paths = {name: out_dir / file for name, file in STAGE_OUTPUTS.items()}
     if codec.status != PRETRAINED_STATUS:
@@ -134,11 +156,19 @@ def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0
         "n_trs": n_trs,
         "n_frames": stream.n_frames,
         "frames_per_tr": tr_s * codec.frame_rate_hz,
+        "digital_silence_s": float(silent.sum() / codec.frame_rate_hz),
         "seed": seed,
         "weights_dir": _UNTRAINED_WEIGHTS if "codec_weights" in paths else None,
     })
     logger.info("%s: %d frames x %d codebooks for %d TRs (codec: %s)", out_dir, stream.n_frames,
                 stream.n_codebooks, n_trs, codec.status)
+    if silent.any():  # films have silences; a long one may also be an audio dropout
+        starts, stops = np.flatnonzero(np.diff(np.r_[0, silent, 0])).reshape(-1, 2).T
+        longest = np.argmax(stops - starts)
+        logger.info("%s: %.1f s of the scan's %.1f s are digitally silent (|sample| < %.2g), the longest stretch "
+                    "%.1f s from %.1f s", stimulus_path, silent.sum() / codec.frame_rate_hz, n_trs * tr_s,
+                    DIGITAL_SILENCE_PEAK, (stops - starts)[longest] / codec.frame_rate_hz,
+                    starts[longest] / codec.frame_rate_hz)
     return paths
 
 

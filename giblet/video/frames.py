@@ -1,4 +1,4 @@
-"""Video frames read with PyAV by presentation timestamp (safe for variable frame rate)."""
+"""Video frames read with PyAV by presentation timestamp (safe for variable frame rate); damage is an error."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def iter_frames(path, *, progress=True):
     TimedFrame
         In presentation order. Frames whose timestamp does not increase are skipped
         (logged); the last frame lasts its own duration, or the median frame interval.
+
+    Raises
+    ------
+    ValueError
+        The decoder finds an error in the stream (FFmpeg's ``err_detect=explode``) or
+        conceals one in a frame (``is_corrupt``), instead of silently changing the frames.
+        Bit flips that still decode to a valid stream cannot be detected.
     """
     path = Path(path)
     if not path.is_file():
@@ -56,14 +63,18 @@ def iter_frames(path, *, progress=True):
         if not container.streams.video:
             raise ValueError(f"{path}: no video stream; pass the movie file, not an audio file")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = "AUTO"  # frame threads keep error concealment on, so corrupt frames are flagged
+        stream.codec_context.options = {"err_detect": "explode"}  # fail on errors the decoder detects
         duration_s = float(stream.duration * stream.time_base) if stream.duration else None
         intervals, skipped, previous = [], 0, None
         with tqdm(total=duration_s, unit="s", desc=f"decode {path.name}", disable=not progress) as bar:
-            for frame in container.decode(stream):
+            frames = container.decode(stream)
+            while (frame := _next_frame(path, frames, previous)) is not None:
                 if frame.pts is None:
                     raise ValueError(f"{path}: frame without a presentation timestamp; remux the file (ffmpeg -i in -c copy out.mp4)")
                 onset_s = float(frame.pts * frame.time_base)
+                if frame.is_corrupt:
+                    raise _corrupt(path, f"at {onset_s:.2f} s", "the decoder concealed errors in this frame")
                 if previous is not None and onset_s <= previous.onset_s:
                     skipped += 1
                     continue
@@ -79,3 +90,18 @@ def iter_frames(path, *, progress=True):
             yield TimedFrame(previous.onset_s, previous.onset_s + last_s, previous.frame)
     if skipped:
         log.warning("%s: skipped %d frames whose timestamp did not increase", path, skipped)
+
+
+def _next_frame(path, frames, previous):
+    """The next decoded frame (None at the end); a decoding error names the last good frame's time."""
+    try:
+        return next(frames, None)
+    except av.error.FFmpegError as err:
+        raise _corrupt(path, f"after {previous.onset_s if previous else 0.0:.2f} s", err) from err
+
+
+def _corrupt(path, where, detail):
+    return ValueError(
+        f"{path}: video stream is corrupt {where} ({detail}); features would silently change. "
+        "Replace the file with an intact copy (re-download it, or re-encode it from the source)"
+    )

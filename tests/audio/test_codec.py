@@ -149,6 +149,29 @@ def test_fit_untrained_needs_enough_frames():
         codec.fit_untrained(np.zeros((10, 16), np.float32))
 
 
+def test_fit_untrained_latents_that_do_not_vary_fail():
+    codec = EncodecCodec.untrained(EncodecConfig(**TINY_CONFIG), bandwidth_kbps=TINY_BANDWIDTH_KBPS, device="cpu")
+    with pytest.raises(ValueError, match="latents do not vary over the stimulus.*give a stimulus with sound"):
+        codec.fit_untrained(np.ones((100, 16), np.float32))
+
+
+def test_fit_untrained_digital_silence_takes_one_code(rng):
+    """Regression (issue 19): silent frames differ by float32 noise, which k-means split over many codes.
+
+    Before the fix these latents used 14, 27 and 25 codes on silence (the full-size codec: 73 to 992 per
+    codebook on 40 s of digital silence after 20 s of sound).
+    """
+    codec = EncodecCodec.untrained(EncodecConfig(**TINY_CONFIG), bandwidth_kbps=TINY_BANDWIDTH_KBPS, device="cpu")
+    bias = rng.normal(0, 0.1, 16)  # an untrained encoder's constant output, ~200x its variation
+    sound = bias + rng.normal(0, 5e-4, (300, 16))
+    silence = bias + rng.normal(0, 3e-8, (3000, 16))  # a few float32 steps
+    latents = np.concatenate([sound, silence]).astype(np.float32)
+    latents[:, 0] = bias[0] + rng.normal(0, 3e-8, len(latents))  # a channel that never varies: SD floored
+    stream = codec.quantize(codec.fit_untrained(latents, seed=0))
+    assert [len(np.unique(codes[300:])) for codes in stream.codes] == [1, 1, 1]
+    assert min(len(np.unique(codes[:300])) for codes in stream.codes) >= 32
+
+
 def test_default_bandwidth_gives_eight_codebooks():
     codec = EncodecCodec.untrained(seed=0, device="cpu")
     assert (codec.n_codebooks, codec.frame_rate_hz, codec.hop_length, codec.sample_rate_hz) == (8, 75.0, 320, 24_000)

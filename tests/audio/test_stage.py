@@ -86,6 +86,8 @@ def test_run_extract_audio_untrained_fallback_writes_stamped_outputs(extracted):
         assert z["vectors"].shape == (3, 64, 16)
         assert json.loads(str(z["meta"]))["codec_status"] == UNTRAINED_STATUS
     assert all(len(np.unique(codes)) >= 32 for codes in stream.codes)
+    # the synthetic speech's syllable gaps are exact zeros (125 ms each); the quiet segments are room tone
+    assert info["digital_silence_s"] == pytest.approx(0.93, abs=0.05)
 
 
 def test_run_extract_audio_is_deterministic(tmp_path, movie, tiny_fallback, extracted):
@@ -122,6 +124,29 @@ def test_run_extract_audio_without_fallback_fails_naming_keys(tmp_path, movie):
     with pytest.raises(CodecUnavailableError, match="codec.model.*codec.fallback: untrained"):
         _extract(movie, tmp_path / "audio")
     assert not (tmp_path / "audio").exists()
+
+
+def test_run_extract_audio_digitally_silent_soundtrack_fails(tmp_path, tiny_fallback):
+    """Regression (issue 19): an all-zero audio stream gave noise codes (1021 of 1024 in codebook 0) and exit 0."""
+    silent = write_clip(tmp_path / "silent.mp4", np.zeros(12 * 48_000, np.float32), 48_000)
+    with pytest.raises(ValueError, match=r"silent.mp4: audio stream is digitally silent \(peak \|sample\| 0 < "
+                                         r"3.1e-05.*check the file's audio track.*drop 'audio' from modalities"):
+        _extract(silent, tmp_path / "audio", fallback="untrained")
+    assert not (tmp_path / "audio").exists()
+
+
+def test_run_extract_audio_reports_digital_silence(tmp_path, tiny_fallback, caplog, rng):
+    """A film's digitally silent stretch is fine: it is reported, and its frames share a code per codebook."""
+    waveform = 0.1 * rng.standard_normal(12 * 48_000).astype(np.float32)
+    waveform[4 * 48_000 : 9 * 48_000] = 0  # stimulus 4-9 s = scan 3.5-8.5 s
+    movie = write_clip(tmp_path / "gap.mp4", waveform, 48_000)
+    with caplog.at_level("INFO", logger="giblet.audio.stage"):
+        paths = _extract(movie, tmp_path / "audio", fallback="untrained")
+    assert json.loads(paths["codec"].read_text())["digital_silence_s"] == pytest.approx(5.0, abs=0.05)
+    assert "5.0 s of the scan's 10.5 s are digitally silent" in caplog.text
+    assert "longest stretch 5.0 s from 3.5 s" in caplog.text
+    codes = CodeStream.load(paths["codes"]).codes[:, round(4.0 * 75) : round(8.4 * 75)]  # clear of AAC's pre-echo
+    assert [len(np.unique(level)) for level in codes] == [1, 1, 1]
 
 
 def test_run_extract_audio_rejects_unknown_fallback(tmp_path, movie):

@@ -1,4 +1,4 @@
-"""Clips written by the tests: exact presentation timestamps, optional AAC audio."""
+"""Clips written by the tests: exact presentation timestamps, optional AAC audio, damaged packets."""
 
 from fractions import Fraction
 
@@ -39,3 +39,32 @@ def write_clip():
 def grey():
     """Make a uniform (48, 64, 3) uint8 frame at a level (0-255)."""
     return lambda level: np.full((48, 64, 3), level, np.uint8)
+
+
+@pytest.fixture
+def textured_clip(tmp_path, rng):
+    """2 s at 15 fps of moving gradients plus noise, (48, 64) pixels: H.264 packets of ~7 kB, no B-frames."""
+    y, x = np.mgrid[0:48, 0:64]
+    images = [np.clip(np.stack([(4 * x + 6 * i) % 256, (5 * y + 3 * i) % 256, (x + y + 9 * i) % 256], axis=-1)
+                      + rng.integers(-30, 30, (48, 64, 3)), 0, 255).astype(np.uint8) for i in range(30)]
+    return _write_clip(tmp_path / "clip.mp4", images, np.arange(30) / 15)
+
+
+def _damage_packet(path, out, index, fill):
+    """Copy ``path`` to ``out`` with the second half of video packet ``index`` (decode order) set to ``fill``.
+
+    Returns the packet's presentation time, in seconds.
+    """
+    with av.open(str(path)) as container:
+        packet = [p for p in container.demux(video=0) if p.size][index]
+        start, stop = packet.pos + packet.size // 2, packet.pos + packet.size
+        time_s = float(packet.pts * packet.time_base)
+    data = bytearray(path.read_bytes())
+    data[start:stop] = fill * (stop - start)
+    out.write_bytes(data)
+    return time_s
+
+
+@pytest.fixture
+def damage_packet():
+    return _damage_packet

@@ -1,3 +1,4 @@
+import av
 import numpy as np
 import pytest
 from scipy.io import wavfile
@@ -29,3 +30,27 @@ def test_iter_frames_audio_only_error(tmp_path):
     wavfile.write(path, 16000, np.zeros(1600, np.int16))
     with pytest.raises(ValueError, match="sound.wav: no video stream"):
         next(iter_frames(path))
+
+
+def test_iter_frames_clean_clip_matches_plain_decode(textured_clip):
+    frames = list(iter_frames(textured_clip, progress=False))
+    with av.open(str(textured_clip)) as container:
+        plain = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == len(plain) == 30
+    np.testing.assert_allclose([f.onset_s for f in frames], np.arange(30) / 15, atol=1e-3)
+    for timed, reference in zip(frames, plain):
+        np.testing.assert_array_equal(timed.frame.to_ndarray(format="rgb24"), reference)
+
+
+@pytest.mark.parametrize("fill, where", [(b"\x00", r"after 0\.73 s \(.*Invalid data"),
+                                         (b"\xff", r"at 0\.80 s \(the decoder concealed errors")],
+                         ids=["zeros-rejected", "ff-concealed"])
+def test_iter_frames_damaged_packet_error(tmp_path, textured_clip, damage_packet, fill, where):
+    """Regression (issue 19): FFmpeg concealed damaged video packets; features changed with no warning.
+
+    Half of the 0.8 s frame's packet is overwritten: zeros (a hole in a download) the decoder rejects, so
+    the error follows the last good frame (0.73 s); 0xFF bytes it conceals, flagging the frame corrupt.
+    """
+    assert damage_packet(textured_clip, tmp_path / "bad.mp4", 12, fill) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match=rf"bad.mp4: video stream is corrupt {where}.*re-download it"):
+        list(iter_frames(tmp_path / "bad.mp4", progress=False))

@@ -73,6 +73,13 @@ def test_run_extract_video_short_video_error(vfr_clip, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_run_extract_video_damaged_movie_error(tmp_path, textured_clip, damage_packet):
+    damage_packet(textured_clip, tmp_path / "bad.mp4", 12, b"\xff")
+    with pytest.raises(ValueError, match=r"bad.mp4: video stream is corrupt at 0.80 s"):
+        run_extract_video(tmp_path / "bad.mp4", tmp_path / "out", tr_s=1.0, n_trs=2, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_extract_video_run_n_trs_error(vfr_clip, tmp_path):
     with pytest.raises(ValueError, match="must be positive and sum to n_trs=3"):
         run_extract_video(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=3, run_n_trs=(1, 1))
