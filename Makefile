@@ -17,7 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip check
 	touch $@
 
+# A run killed hard leaves Snakemake's lock behind: release it when no snakemake process runs.
 demo: install
+	@pgrep -x snakemake >/dev/null || $(BIN)/snakemake --unlock >/dev/null 2>&1 || true
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
 test: install

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from giblet.config import ConfigError, load_config
+from giblet.inputs import check_writable, fmri_inputs
 
-__all__ = ["main", "build_parser", "fmri_inputs", "mask_paths", "raw_inputs"]
+__all__ = ["main", "build_parser"]
 
 log = logging.getLogger("giblet")
 
@@ -19,33 +20,16 @@ def _validate_config(args):
     print(f"{args.config}: valid ({cfg['dataset']}, {len(cfg['fmri']['subjects'])} subjects)")
 
 
-def raw_inputs(cfg):
-    """Every input file a config names (film, annotations, fMRI, masks, precomputed features)."""
-    stimulus, fmri = cfg["stimulus"], cfg["fmri"]
-    paths = [stimulus[k] for k in ("movie", "annotations") if k in stimulus]
-    paths += [spec["path"] for spec in stimulus.get("precomputed", [])]
-    for subject in fmri["subjects"]:
-        paths += [str(p) for p in fmri_inputs(cfg, subject)]
-    return list(dict.fromkeys(paths + mask_paths(cfg)))
-
-
-def mask_paths(cfg):
-    """The brain, matrix and ROI mask files a config names."""
-    fmri = cfg["fmri"]
-    masks = [fmri[k] for k in ("brain_mask", "matrix_mask") if k in fmri] + list(fmri.get("rois", {}).values())
-    return [m if isinstance(m, str) else m["path"] for m in masks]
-
-
 def _check_inputs(args):
+    from giblet.inputs import check_inputs, raw_inputs
+
     cfg = load_config(args.config)
-    missing = [p for p in raw_inputs(cfg) if not Path(p).exists()]
-    if missing:
-        listing = "\n  ".join(missing)
-        raise FileNotFoundError(
-            f"{args.config}: {len(missing)} input files are missing:\n  {listing}\n"
-            "put them there (see the comments in the config file) or change the paths in the config"
-        )
-    print(f"{args.config}: all {len(raw_inputs(cfg))} input files are present")
+    problems = check_inputs(cfg)
+    if problems:
+        listing = "\n".join(f"- {p}" for p in problems)
+        raise ValueError(f"{args.config}: {len(problems)} problems with the inputs:\n{listing}")
+    print(f"{args.config}: all {len(raw_inputs(cfg))} input files are present and fit the config; "
+          "the output folders are writable")
 
 
 def _demo_data(args):
@@ -56,18 +40,6 @@ def _demo_data(args):
         raise ConfigError(f"{args.config}: has no 'demo' section; demo-data only generates the simulated dataset")
     paths = generate_demo(cfg, args.out)
     log.info("wrote %d files under %s", len(paths), args.out)
-
-
-def fmri_inputs(cfg, subject):
-    """A subject's fMRI files from the config: a matrix, one file per run, or one file for all runs."""
-    fmri = cfg["fmri"]
-    if "matrix" in fmri:
-        return [Path(fmri["matrix"].format(subject=subject))]
-    if "bold" not in fmri:
-        raise ConfigError("fmri: set fmri.bold (NIfTI path pattern) or fmri.matrix (matrix path pattern)")
-    if "{run}" not in fmri["bold"]:
-        return [Path(fmri["bold"].format(subject=subject))]
-    return [Path(fmri["bold"].format(subject=subject, run=r)) for r in range(1, len(fmri["run_n_trs"]) + 1)]
 
 
 def _split_config(cfg):
@@ -327,8 +299,10 @@ def main(argv=None):
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     try:
+        if getattr(args, "out", None) is not None:  # before any work, not when the results are ready
+            check_writable(args.out if not args.out.suffix else args.out.parent)
         args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, ValueError, OSError) as err:
         print(f"giblet {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

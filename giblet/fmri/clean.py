@@ -1,5 +1,13 @@
 """Temporal cleaning (nilearn ``signal.clean``) piece by piece, and training-only standardisation.
 
+Before cleaning, a kept voxel's scattered NaN samples (at most ``fmri.max_nan_fraction`` of its
+TRs, see ``giblet.fmri.quality``) are filled by linear interpolation in time between the
+voxel's nearest finite samples on usable TRs of the same (run, block) piece (the end value is
+held at a piece's edges): a missing sample of an autocorrelated BOLD series is best guessed from
+its neighbours, no TR of another run or block shapes it, and the few filled samples barely
+shrink the variance. Marking those TRs bad instead would lose every TR once NaN are scattered
+over many voxels.
+
 Cleaning runs separately on every (run, block) piece of the TR axis (``Split.segments``):
 detrending, filtering and confound regression never mix TRs of two runs or of two blocks,
 so no test TR shapes a training TR. Unusable TRs inside a piece are censored through
@@ -24,11 +32,46 @@ from nilearn import signal
 
 from giblet.blocks import column_blocks
 
-__all__ = ["FILTERS", "clean_pieces", "standardize"]
+__all__ = ["FILTERS", "clean_pieces", "fill_nan_samples", "standardize"]
 
 log = logging.getLogger(__name__)
 
 FILTERS = ("cosine", "butterworth")  # nilearn.signal.clean ``filter`` options
+
+
+def fill_nan_samples(values, pieces, usable):
+    """Fill the NaN samples of every voxel on usable TRs, in place, by linear interpolation within each piece.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_trs, n_voxels)
+        Filled in place.
+    pieces : ndarray, shape (n_trs,), int
+        Piece of each TR (``Split.segments``), -1 for TRs never used.
+    usable : ndarray, shape (n_trs,), bool
+        TRs whose samples are filled and serve as anchors.
+
+    Returns
+    -------
+    n_filled : ndarray, shape (n_voxels,), int64
+        Samples filled per voxel.
+    unfillable : ndarray, shape (n_voxels,), bool
+        Voxels NaN at every usable TR of some piece (left NaN there: drop them).
+    """
+    n_filled = np.zeros(values.shape[1], np.int64)
+    unfillable = np.zeros(values.shape[1], bool)
+    for piece in np.unique(pieces[pieces >= 0]):
+        rows = np.flatnonzero((pieces == piece) & usable)
+        for block in column_blocks(values.shape[1]):
+            holes = np.isnan(values[rows, block])
+            for column in np.flatnonzero(holes.any(axis=0)):
+                voxel, missing = block.start + column, holes[:, column]
+                if missing.all():
+                    unfillable[voxel] = True
+                    continue
+                values[rows[missing], voxel] = np.interp(rows[missing], rows[~missing], values[rows[~missing], voxel])
+                n_filled[voxel] += missing.sum()
+    return n_filled, unfillable
 
 
 def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=None, low_pass_hz=None,

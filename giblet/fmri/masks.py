@@ -26,7 +26,9 @@ import nibabel as nib
 import numpy as np
 from nilearn.image import resample_img
 
-__all__ = ["MaskSpec", "mask_spec", "mask_grid", "load_mask", "grid_ijk", "roi_means", "unmask"]
+from giblet.fmri.integrity import check_complete, readable
+
+__all__ = ["MaskSpec", "mask_spec", "mask_grid", "load_mask", "check_mask_input", "grid_ijk", "roi_means", "unmask"]
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +78,43 @@ def _mask_kind(values):
     return "continuous"
 
 
-def _read_3d(path):
-    """Load a mask image, squeezing a 4-D singleton; NaN becomes 0."""
+def _open_3d(path):
+    """Open a mask, squeezing a 4-D singleton; check it is 3-D, complete and undamaged (no data kept)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: mask file not found; check the mask path in the fmri config")
-    img = nib.load(path)
-    if img.ndim == 4 and img.shape[3] == 1:
-        img = nib.funcs.squeeze_image(img)
-    if img.ndim != 3:
+    with readable(path):
+        img = nib.load(path)
+    if img.ndim not in (3, 4) or img.ndim == 4 and img.shape[3] != 1:
         raise ValueError(
             f"{path}: mask has shape {img.shape}; a mask must be 3-D (or 4-D with one volume). "
             "Split a 4-D atlas into one file per map"
         )
-    values = np.nan_to_num(np.asanyarray(img.dataobj).astype(np.float64))
+    check_complete(path, img, verify_crc=True)  # masks are small
+    return nib.funcs.squeeze_image(img) if img.ndim == 4 else img
+
+
+def _read_3d(path):
+    """Load a mask image, squeezing a 4-D singleton; NaN becomes 0."""
+    img = _open_3d(path)
+    with readable(path):
+        values = np.nan_to_num(np.asanyarray(img.dataobj).astype(np.float64))
     return nib.Nifti1Image(values, img.affine), values
+
+
+def check_mask_input(spec):
+    """Check a mask file without keeping its data (for ``giblet check-inputs``; masks are small).
+
+    Parameters
+    ----------
+    spec : MaskSpec or str or dict
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        The file is missing, truncated or corrupt, or not 3-D (or 4-D with one volume).
+    """
+    _open_3d(mask_spec(spec).path)
 
 
 def _inside_fraction(values, affine, target_affine, target_shape):

@@ -28,7 +28,8 @@ class PreparedFmri:
     tr_s : float
         Repetition time, in seconds; TR ``t`` covers ``[t * tr_s, (t + 1) * tr_s)``.
     valid_trs : ndarray, shape (n_trs,), bool
-        TRs in a block and free of problems (not NaN, not a repeated volume, not a gap).
+        TRs in a block and free of problems (not a gap; not a NaN, constant, repeated or outlier
+        volume: ``qc["bad_tr_ranges"]``).
     split : Split
     voxel_ijk : ndarray, shape (n_voxels, 3), int32
         Grid index of each voxel column.
@@ -41,7 +42,8 @@ class PreparedFmri:
     excluded_ijk : ndarray, shape (n_excluded, 3), int32
         Grid index of voxels left out.
     excluded_reasons : tuple of str, length n_excluded
-        Why (``"nan"``, ``"constant"``, ``"outside_brain_mask"``).
+        Why (``"nan"``: NaN at more than ``fmri.max_nan_fraction`` of the TRs; ``"constant"``;
+        ``"outside_brain_mask"``).
     mean, scale : ndarray, shape (n_voxels,), float64
         Training-block statistics used for the z-score (after cleaning).
     qc : dict

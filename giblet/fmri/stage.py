@@ -12,18 +12,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from giblet.blocks import column_blocks, keep_columns
-from giblet.fmri.clean import clean_pieces, standardize
+from giblet.fmri.clean import clean_pieces, fill_nan_samples, standardize
 from giblet.fmri.isc import isc_vs_group_mean, loso_isc
 from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
 from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_means
 from giblet.fmri.prepared import PreparedFmri
-from giblet.fmri.quality import constant_voxels, find_bad
+from giblet.fmri.quality import MAX_NAN_FRACTION, constant_voxels, find_bad
 from giblet.io import save_npz
 from giblet.splits import BLOCKS, GAP, SplitConfig, make_split
 
 __all__ = ["PrepareFmriConfig", "run_prepare_fmri", "run_group_isc"]
 
 log = logging.getLogger(__name__)
+
+_MIN_ROI_KEPT = 0.5  # a ROI keeping less than this share of its voxels in the data is worth a warning
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class PrepareFmriConfig:
     low_pass_hz : float or None, default=None
         Low-pass cut-off, in Hz; needs ``filter="butterworth"``.
     filter : {"cosine", "butterworth"}, default="cosine"
+    header_tr : {"check", "ignore"}, default="check"
+        A NIfTI header TR more than 1 % away from ``tr_s`` is an error; ``"ignore"`` trusts ``tr_s``.
+    max_nan_fraction : float, default=0.05
+        Voxels with NaN at more than this share of the TRs are dropped; others keep, their NaN
+        samples filled by linear interpolation in time.
     """
 
     brain_mask: object = None
@@ -62,6 +69,8 @@ class PrepareFmriConfig:
     high_pass_hz: float | None = 0.01
     low_pass_hz: float | None = None
     filter: str = "cosine"
+    header_tr: str = "check"
+    max_nan_fraction: float = MAX_NAN_FRACTION
 
     def __post_init__(self):
         for name in ("brain_mask", "matrix_mask"):
@@ -84,7 +93,7 @@ def _read_input(inputs, config, tr_s, run_n_trs):
             raise ValueError(f"{inputs[0]}: a matrix input needs fmri.matrix_mask (the mask its rows were taken from)")
         affine, grid_shape = mask_grid(config.matrix_mask)
     else:
-        affine, grid_shape = bold_grid(inputs, run_n_trs, tr_s)
+        affine, grid_shape = bold_grid(inputs, run_n_trs, tr_s, config.header_tr)
     masks, masks_qc, brain = {}, {}, None
     if config.brain_mask is not None:
         on_grid, masks_qc["brain_mask"] = load_mask("brain_mask", config.brain_mask, affine, grid_shape)
@@ -147,19 +156,29 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
     values, ijk, affine, grid_shape, masks, masks_qc, (excluded_ijk, reasons) = _read_input(
         inputs, config, tr_s, run_n_trs
     )
-    quality = find_bad(values, reference_trs=train, source=source)
+    quality = find_bad(values, reference_trs=train, source=source, runs=runs,
+                       max_nan_fraction=config.max_nan_fraction)
     valid = quality.tr_ok & (the_split.labels != GAP)
-    values = keep_columns(values, quality.voxel_ok)  # from here on cleaned and z-scored in place: held once
+    for block in BLOCKS:
+        if the_split.mask(block).any() and not (valid & the_split.mask(block)).any():
+            log.warning("%s: the %s block has no valid TR left (bad TRs %s); no model can be scored on it: "
+                        "fix the data or the split", source, block, quality.summary()["n_bad_trs"])
+    pieces = the_split.segments(runs)
+    voxel_reasons = quality.voxel_reasons()
+    kept = np.flatnonzero(quality.voxel_ok)  # columns of ``values`` still in use, as indices of the voxels read
+    values = keep_columns(values, quality.voxel_ok)  # from here on filled, cleaned and z-scored in place: held once
+    n_filled, unfillable = fill_nan_samples(values, pieces, valid)
+    voxel_reasons[kept[unfillable]] = "nan"
+    values, kept, n_filled = keep_columns(values, ~unfillable), kept[~unfillable], n_filled[~unfillable]
     clean_pieces(
-        values, the_split.segments(runs), valid, tr_s=tr_s,
+        values, pieces, valid, tr_s=tr_s,
         detrend=config.detrend, high_pass_hz=config.high_pass_hz, low_pass_hz=config.low_pass_hz,
         filter=config.filter, confounds=None if confounds is None else read_confounds(confounds, len(runs)),
         out=values,
     )
     fit = valid & train
     flat = constant_voxels(values, fit)  # constant once detrended/filtered: nothing left to model
-    voxel_reasons = quality.voxel_reasons()
-    voxel_reasons[np.flatnonzero(quality.voxel_ok)[flat]] = "constant"
+    voxel_reasons[kept[flat]] = "constant"
     keep = voxel_reasons == ""
     z = keep_columns(values, ~flat)
     z, mean, scale = standardize(z, fit, out=z)
@@ -173,6 +192,7 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
             f"{source}: ROIs {empty} have no usable voxel in the data (outside its voxels or all excluded); "
             "remove them from fmri.rois or check their masks"
         )
+    _warn_thin_rois(masks, ijk, voxel_reasons, source)
     qc = {
         "subject": subject,
         "inputs": [str(p) for p in inputs],
@@ -182,6 +202,8 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
         "n_voxels_kept": int(keep.sum()),
         "n_excluded_voxels": dict(Counter([*reasons, *voxel_reasons[~keep].tolist()])),
         **quality.summary(),
+        "n_filled_samples": int(n_filled[~flat].sum()),  # NaN samples of kept voxels, interpolated in time
+        "n_filled_voxels": int((n_filled[~flat] > 0).sum()),
         "n_valid_trs": {b: int((valid & the_split.mask(b)).sum()) for b in BLOCKS},
         "split": the_split.to_dict(),
         "masks": masks_qc,
@@ -201,9 +223,21 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
         excluded_ijk=np.concatenate([excluded_ijk, ijk[~keep]]).astype(np.int32).reshape(-1, 3),
         excluded_reasons=(*reasons, *voxel_reasons[~keep]), mean=mean, scale=scale, qc=qc,
     )
-    log.info("%s: %d TRs (%d valid) x %d voxels, %d excluded; bad TRs %s",
-             subject, len(runs), valid.sum(), keep.sum(), len(prepared.excluded_reasons), qc["n_bad_trs"])
+    log.info("%s: %d TRs (%d valid) x %d voxels, %d excluded; bad TRs %s; %d NaN samples filled in %d voxels",
+             subject, len(runs), valid.sum(), keep.sum(), len(prepared.excluded_reasons), qc["n_bad_trs"],
+             qc["n_filled_samples"], qc["n_filled_voxels"])
     return prepared.save(out_path)
+
+
+def _warn_thin_rois(masks, ijk, voxel_reasons, source):
+    """Log a WARNING for every ROI that keeps less than ``_MIN_ROI_KEPT`` of its voxels in the data."""
+    for name, mask in masks.items():
+        reasons = voxel_reasons[mask[tuple(ijk.T)]]
+        n_kept = int((reasons == "").sum())
+        if n_kept < _MIN_ROI_KEPT * len(reasons):
+            log.warning("%s: ROI %r keeps %d of its %d voxels in the data (excluded: %s); its results rest on few "
+                        "voxels: check the data (and fmri.max_nan_fraction)",
+                        source, name, n_kept, len(reasons), dict(Counter(reasons[reasons != ""].tolist())))
 
 
 def _mean_sd(values, rows):

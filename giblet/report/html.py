@@ -79,9 +79,19 @@ def _data_table(prepared):
         ("voxels excluded", ", ".join(f"{k}: {v}" for k, v in qc.get("n_excluded_voxels", {}).items()) or "none"),
         ("valid TRs per block", ", ".join(f"{k}: {v}" for k, v in qc.get("n_valid_trs", {}).items())),
         ("excluded TRs", len(prepared.values) - int(prepared.valid_trs.sum())),
+        ("bad TRs (volumes) by reason", _bad_trs(qc)),
+        ("NaN samples filled", f"{qc.get('n_filled_samples', 0)} in {qc.get('n_filled_voxels', 0)} voxels "
+                               "(interpolated in time within each run and block)"),
         ("ROIs (voxels)", ", ".join(f"{k}: {v}" for k, v in qc.get("rois", {}).items())),
     ]
     return pd.DataFrame(rows, columns=["", "value"]).astype(str)
+
+
+def _bad_trs(qc):
+    """Counts and ``[start, stop)`` TR ranges of each kind of bad volume (NaN, constant, repeated, outlier)."""
+    found = [f"{reason}: {n} (TRs {', '.join(f'{a}-{b - 1}' for a, b in qc['bad_tr_ranges'][reason])})"
+             for reason, n in qc.get("n_bad_trs", {}).items() if n]
+    return "; ".join(found) or "none"
 
 
 def _isc_figure(group_isc_path, subject):

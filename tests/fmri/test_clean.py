@@ -3,7 +3,7 @@ import pytest
 from nilearn import signal
 from sklearn.preprocessing import StandardScaler
 
-from giblet.fmri.clean import clean_pieces, standardize
+from giblet.fmri.clean import clean_pieces, fill_nan_samples, standardize
 
 TR_S = 2.0
 # the nilearn reference calls below raise nilearn's own note to its developers
@@ -127,3 +127,27 @@ def test_standardize_constant_voxel_raises(rng, small_blocks):
     values[:, 4] = 2.0
     with pytest.raises(ValueError, match=r"voxels \[4\] are constant"):
         standardize(values, np.ones(20, bool))
+
+
+def test_fill_nan_samples_interpolates_within_pieces(pieces):
+    values = np.tile(np.arange(200.0)[:, None] ** 2, (1, 3))
+    values[[10, 11], 0] = np.nan  # inside the first piece: between 9 (81) and 12 (144)
+    values[100, 1] = np.nan  # first TR of piece 1: TR 99 (another piece) is no anchor, 101 is held
+    values[50, 1] = 0.0  # an unusable TR's value is no anchor either
+    values[49, 1] = np.nan
+    usable = np.ones(200, bool)
+    usable[50] = False
+    n_filled, unfillable = fill_nan_samples(values, pieces, usable)
+    assert values[10, 0] == pytest.approx(81 + (144 - 81) / 3) and values[11, 0] == pytest.approx(81 + 2 * (144 - 81) / 3)
+    assert values[100, 1] == 101.0**2
+    assert values[49, 1] == pytest.approx(48**2 + (51**2 - 48**2) / 3)
+    assert values[50, 1] == 0.0 and n_filled.tolist() == [2, 2, 0] and not unfillable.any()
+
+
+def test_fill_nan_samples_reports_unfillable_voxels(rng, pieces, small_blocks):
+    values = rng.standard_normal((200, 5))
+    values[100:140, 3] = np.nan  # every TR of piece 1
+    values[148, 4] = np.nan  # in the gap: never used, left alone
+    n_filled, unfillable = fill_nan_samples(values, pieces, pieces >= 0)
+    assert np.flatnonzero(unfillable).tolist() == [3] and n_filled.tolist() == [0, 0, 0, 0, 0]
+    assert np.isnan(values[148, 4])

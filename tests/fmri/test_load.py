@@ -1,10 +1,21 @@
+import gzip
+
 import h5py
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
 
-from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
+from giblet.fmri.load import (
+    bold_grid,
+    check_fmri_input,
+    check_fmri_inputs,
+    is_matrix,
+    read_bold,
+    read_confounds,
+    read_matrix,
+)
 from giblet.fmri.masks import grid_ijk
 from tests.conftest import SHARED_DATA
 from tests.fmri.conftest import AFFINE, GRID
@@ -63,10 +74,96 @@ def test_bold_grid_3d_file_raises(write_nifti, volumes):
         bold_grid([write_nifti("vol.nii.gz", volumes[0][..., 0])], [1], tr_s=2.0)
 
 
-def test_bold_grid_header_tr_differs_warns(write_nifti, volumes):
+def test_bold_grid_header_tr_differs_raises(write_nifti, volumes):
+    """Issue 19: a header TR that disagrees with fmri.tr_s was only a warning."""
     path = write_nifti("all.nii.gz", volumes[0], tr_s=1.0)
-    with pytest.warns(UserWarning, match="header TR is 1 s but fmri.tr_s is 2 s"):
+    with pytest.raises(ValueError, match=r"all.nii.gz: the header gives a TR of 1 s \(pixdim\[4\]\) but fmri.tr_s is "
+                                         r"2 s; set fmri.tr_s to the true TR, or fix the header"):
         bold_grid([path], [150], tr_s=2.0)
+    assert bold_grid([path], [150], tr_s=2.0, header_tr="ignore")[1] == GRID
+    with pytest.raises(ValueError, match=r"fmri.header_tr must be one of \['check', 'ignore'\], got 'warn'"):
+        bold_grid([path], [150], tr_s=2.0, header_tr="warn")
+
+
+@pytest.mark.parametrize("zoom, unit, tr_s", [
+    (2.01, "sec", 2.0),  # within 1 %
+    (1500.0, "msec", 1.5),
+    (1.0, "unknown", 2.0),  # the header states no time unit: no TR to check
+    (0.0, "sec", 2.0),  # no TR in the header
+])
+def test_bold_grid_header_tr_agrees_or_unstated(tmp_path, volumes, zoom, unit, tr_s):
+    img = nib.Nifti1Image(volumes[0], AFFINE)
+    img.header.set_zooms((3.0, 3.0, 3.0, zoom))
+    img.header.set_xyzt_units("mm", unit)
+    nib.save(img, tmp_path / "run.nii.gz")
+    assert bold_grid([tmp_path / "run.nii.gz"], [150], tr_s=tr_s)[1] == GRID
+
+
+def _truncate(path, keep=0.6):
+    """Cut a file short, as an interrupted download or copy does."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def test_read_bold_truncated_gzip_raises(write_nifti, volumes):
+    """Issue 19: a truncated .nii.gz opened fine and then raised a bare EOFError while read."""
+    data, mask = volumes
+    path = _truncate(write_nifti("run.nii.gz", data))
+    assert nib.load(path).shape == (*GRID, 150)  # the header still reads
+    message = r"run.nii.gz: truncated or corrupt gzip/NIfTI file \(EOFError: .*\); re-download or re-copy the file"
+    with pytest.raises(ValueError, match=message):
+        bold_grid([path], [150], tr_s=2.0)
+    with pytest.raises(ValueError, match=message):
+        read_bold([path], mask)
+
+
+def test_truncated_or_corrupt_nifti_raises(write_nifti, volumes):
+    nii = _truncate(write_nifti("run.nii", volumes[0]))
+    with pytest.raises(ValueError, match=r"run.nii: truncated NIfTI file: it holds \d+ bytes but its header declares "
+                                         r"\d+ \(shape \(6, 7, 5, 150\)\); re-download"):
+        bold_grid([nii], [150], tr_s=2.0)
+    corrupt = write_nifti("corrupt.nii.gz", volumes[0])
+    data = bytearray(corrupt.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    corrupt.write_bytes(bytes(data))
+    bold_grid([corrupt], [150], tr_s=2.0)  # complete: damage inside the stream shows when read (CRC)
+    with pytest.raises(ValueError, match=r"corrupt.nii.gz: truncated or corrupt gzip/NIfTI file \(BadGzipFile: CRC"):
+        read_bold([corrupt], volumes[1])
+    (garbage := corrupt.with_name("garbage.nii.gz")).write_bytes(gzip.compress(b"not a NIfTI header"))
+    with pytest.raises(ValueError, match=r"garbage.nii.gz: truncated or corrupt gzip/NIfTI file"):
+        bold_grid([garbage], [150], tr_s=2.0)
+
+
+def test_bold_grid_multi_member_gzip_is_complete(write_nifti, volumes):
+    """A valid gzip of two members (its trailer gives only the last one's size) is read, not rejected."""
+    path = write_nifti("run.nii.gz", volumes[0])
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    bold_grid([path], [150], tr_s=2.0)
+    assert np.array_equal(read_bold([path], volumes[1]), volumes[0][volumes[1]].T)
+
+
+def test_check_fmri_input_nifti(write_nifti, volumes):
+    path = write_nifti("run.nii.gz", volumes[0])
+    assert check_fmri_input(path, tr_s=2.0, n_trs=150) is None
+    with pytest.raises(ValueError, match=r"run.nii.gz: holds 150 TRs but the config expects 140"):
+        check_fmri_input(path, tr_s=2.0, n_trs=140)
+    with pytest.raises(ValueError, match=r"run.nii.gz: the header gives a TR of 2 s .* fmri.tr_s is 1.5 s"):
+        check_fmri_input(path, tr_s=1.5, n_trs=150)
+    check_fmri_input(path, tr_s=1.5, n_trs=150, header_tr="ignore")
+    with pytest.raises(ValueError, match=r"truncated or corrupt gzip/NIfTI file"):
+        check_fmri_input(_truncate(path), tr_s=2.0, n_trs=150)
+    with pytest.raises(FileNotFoundError, match=r"missing.nii.gz: fMRI file not found"):
+        check_fmri_input(path.with_name("missing.nii.gz"), tr_s=2.0, n_trs=150)
+
+
+def test_check_fmri_inputs_runs(write_nifti, volumes):
+    paths = [write_nifti("run1.nii.gz", volumes[0][..., :70]), write_nifti("run2.nii.gz", volumes[0][..., 70:])]
+    check_fmri_inputs(paths, tr_s=2.0, run_n_trs=[70, 80])
+    check_fmri_inputs([write_nifti("all.nii.gz", volumes[0])], tr_s=2.0, run_n_trs=[70, 80])
+    with pytest.raises(ValueError, match=r"run2.nii.gz: holds 80 TRs but the config expects 75"):
+        check_fmri_inputs(paths, tr_s=2.0, run_n_trs=[70, 75])
 
 
 def _write_mat73(path, **arrays):
@@ -141,6 +238,39 @@ def test_read_matrix_ambiguous_key_raises(tmp_path, volumes):
 def test_read_matrix_unknown_format_raises(tmp_path, volumes):
     with pytest.raises(ValueError, match=r"matrix format must be one of \['.h5', '.hdf5', '.mat', '.npy', '.npz'\]"):
         read_matrix(tmp_path / "m.csv", volumes[1], 150)
+
+
+@pytest.mark.parametrize("fmt", sorted(MATRIX_WRITERS))
+def test_check_fmri_input_matrix_shapes(tmp_path, volumes, fmt):
+    data, mask = volumes
+    path = tmp_path / f"sub.{'mat' if fmt == 'mat73' else fmt}"
+    MATRIX_WRITERS[fmt][0](path, data[mask], np.ones((40, 1), np.uint8))
+    key = None if fmt == "npy" else "rdata"
+    check_fmri_input(path, tr_s=2.0, n_trs=150, matrix_key=key)
+    check_fmri_inputs([path], tr_s=2.0, run_n_trs=[100, 50], matrix_key=key)
+    with pytest.raises(ValueError, match=r"matrix has shape \(40, 150\); expected \(voxels, TRs\) with 140 TRs"):
+        check_fmri_input(path, tr_s=2.0, n_trs=140, matrix_key=key)
+    if fmt != "npy":
+        with pytest.raises(ValueError, match=r"no array 'data' \(matrix_key\); it holds \['keptvox', 'rdata'\]"):
+            check_fmri_input(path, tr_s=2.0, n_trs=150, matrix_key="data")
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "h5", "mat73"])
+def test_check_fmri_input_truncated_matrix_raises(tmp_path, volumes, fmt):
+    path = tmp_path / f"sub.{'mat' if fmt == 'mat73' else fmt}"
+    MATRIX_WRITERS[fmt][0](path, volumes[0][volumes[1]], np.ones((40, 1), np.uint8))
+    _truncate(path, keep=0.5)
+    with pytest.raises(ValueError, match=rf"sub.{path.suffix[1:]}: truncated or corrupt {path.suffix} file .*re-download"):
+        check_fmri_input(path, tr_s=2.0, n_trs=150, matrix_key=None if fmt == "npy" else "rdata")
+
+
+def test_read_matrix_truncated_mat_raises(tmp_path, volumes):
+    """A truncated v5 .mat lists its arrays (so check_fmri_input passes) but fails, named, when read."""
+    data, mask = volumes
+    scipy.io.savemat(tmp_path / "sub.mat", {"rdata": data[tuple(grid_ijk(mask, "F").T)]})
+    _truncate(tmp_path / "sub.mat")
+    with pytest.raises(ValueError, match=r"sub.mat: truncated or corrupt .mat file \(OSError: .*\); re-download"):
+        read_matrix(tmp_path / "sub.mat", mask, 150, key="rdata")
 
 
 def test_read_confounds_tsv_and_nan(tmp_path):

@@ -2,7 +2,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from giblet.fmri.masks import MaskSpec, grid_ijk, load_mask, mask_spec, roi_means, unmask
+from giblet.fmri.masks import MaskSpec, check_mask_input, grid_ijk, load_mask, mask_spec, roi_means, unmask
 from tests.conftest import SHARED_DATA
 from tests.fmri.conftest import AFFINE, GRID
 
@@ -82,6 +82,33 @@ def test_load_mask_continuous_atlas_raises(write_nifti):
 def test_load_mask_missing_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.nii.gz: mask file not found"):
         load_mask("roi", tmp_path / "nope.nii.gz", AFFINE, GRID)
+
+
+def test_check_mask_input_reads_header_and_stream(write_nifti):
+    values = np.zeros(GRID, np.float32)
+    values[1:4, 1:4, 1:3] = 1.0
+    path = write_nifti("roi.nii.gz", values)
+    assert check_mask_input(path) is None and check_mask_input({"path": str(path), "threshold": 0.5}) is None
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-12])  # an interrupted copy: the header reads, the stream ends early
+    with pytest.raises(ValueError, match=r"roi.nii.gz: truncated or corrupt gzip/NIfTI file \(EOFError: .*\); re-download"):
+        check_mask_input(path)
+    with pytest.raises(ValueError, match=r"roi.nii.gz: truncated or corrupt gzip/NIfTI file"):
+        load_mask("roi", path, AFFINE, GRID)
+    with pytest.raises(ValueError, match=r"mask has shape \(6, 7, 5, 2\); a mask must be 3-D"):
+        check_mask_input(write_nifti("two.nii.gz", np.ones((*GRID, 2), np.uint8)))
+    with pytest.raises(FileNotFoundError, match="nope.nii.gz: mask file not found"):
+        check_mask_input(path.with_name("nope.nii.gz"))
+
+
+def test_load_mask_damaged_stream_raises(write_nifti, rng):
+    """Damage inside a complete gzip stream decodes to wrong values unless the CRC is checked."""
+    path = write_nifti("roi.nii.gz", rng.random(GRID).astype(np.float32))  # incompressible: stored blocks
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 16] = bytes(16)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"roi.nii.gz: truncated or corrupt gzip/NIfTI file \(BadGzipFile: CRC check"):
+        load_mask("roi", path, AFFINE, GRID)
 
 
 def test_mask_spec_bad_value_raises():

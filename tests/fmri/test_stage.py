@@ -1,4 +1,5 @@
 import json
+import logging
 
 import nibabel as nib
 import numpy as np
@@ -15,7 +16,7 @@ TR_S = 2.0
 pytestmark = pytest.mark.filterwarnings("ignore:Cosine filter was not created:UserWarning")
 RUN_N_TRS = [100, 100]
 N_TRS = sum(RUN_N_TRS)
-NAN_TR, CONSTANT_VOXEL, NAN_VOXEL = 50, (2, 3, 2), (3, 3, 2)
+NAN_TR, CONSTANT_VOXEL, NAN_VOXEL, FILLED_VOXEL = 50, (2, 3, 2), (3, 3, 2), (4, 4, 3)
 
 
 def _save(path, data, affine=AFFINE):
@@ -55,7 +56,8 @@ def dataset(tmp_path_factory):
             data[..., NAN_TR] = np.nan
             data[..., 195:] = data[..., 194:195]  # the last 5 TRs copy TR 194
             data[CONSTANT_VOXEL] = 100.0
-            data[NAN_VOXEL][10] = np.nan
+            data[NAN_VOXEL][10:40] = np.nan  # 15 % of the TRs: dropped
+            data[FILLED_VOXEL][[20, 60]] = np.nan  # 1 %: kept, filled in time
         data = data.astype(np.float32)
         subjects[f"sub-{s}"] = [_save(root / f"sub-{s}_run-{r + 1}.nii.gz", data[..., r * 100 : (r + 1) * 100])
                                 for r in range(2)]
@@ -78,14 +80,98 @@ def _prepare(dataset, subject, out=None, **kwargs):
 def test_run_prepare_fmri_flags_and_masks_bad_data(dataset):
     p = PreparedFmri.load(_prepare(dataset, "sub-0"))
     split = make_split(N_TRS, TR_S)
-    assert p.qc["bad_tr_ranges"] == {"nan": [[NAN_TR, NAN_TR + 1]], "repeated": [[195, 200]]}
+    assert p.qc["bad_tr_ranges"] == {"nan": [[NAN_TR, NAN_TR + 1]], "constant": [], "repeated": [[195, 200]],
+                                     "outlier": []}
     assert p.qc["n_excluded_voxels"] == {"constant": 1, "nan": 1}
+    assert p.qc["n_filled_samples"] == 2 and p.qc["n_filled_voxels"] == 1
     assert sorted(map(tuple, p.excluded_ijk.tolist())) == [CONSTANT_VOXEL, NAN_VOXEL]
     expected_valid = split.labels != GAP
     expected_valid[[NAN_TR, 195, 196, 197, 198, 199]] = False
     assert np.array_equal(p.valid_trs, expected_valid)
     assert np.isnan(p.values[~p.valid_trs]).all() and np.isfinite(p.values[p.valid_trs]).all()
     assert p.values.shape == (N_TRS, dataset["brain"].sum() - 2) and p.values.dtype == np.float32
+
+
+def _variant(dataset, name, change):
+    """Write sub-1's data, changed in place by ``change(data)``, as two runs ``<name>_run-N.nii.gz``."""
+    data = dataset["subjects"]["sub-1_data"].copy()
+    change(data)
+    return [_save(dataset["root"] / f"{name}_run-{r + 1}.nii.gz", data[..., r * 100 : (r + 1) * 100]) for r in range(2)]
+
+
+def _prepare_files(dataset, paths, name, **kwargs):
+    return PreparedFmri.load(run_prepare_fmri("sub-1", paths, dataset["root"] / f"{name}.npz", tr_s=TR_S,
+                                              run_n_trs=RUN_N_TRS, config=_config(dataset, **kwargs)))
+
+
+def test_run_prepare_fmri_zero_volume_is_excluded(dataset, caplog):
+    """Issue 19: a zero volume became a valid training TR with |z| ~ 17 in every voxel."""
+    def zero_tr_30(data):
+        data[..., 30] = 0.0
+
+    with caplog.at_level(logging.WARNING):
+        p = _prepare_files(dataset, _variant(dataset, "zero_volume", zero_tr_30), "zero_volume")
+    clean = PreparedFmri.load(_prepare(dataset, "sub-1", out=dataset["root"] / "clean.npz"))
+    assert p.qc["bad_tr_ranges"]["constant"] == [[30, 31]] and p.qc["n_bad_trs"]["constant"] == 1
+    assert np.array_equal(p.valid_trs, clean.valid_trs & (np.arange(N_TRS) != 30))
+    assert np.abs(p.values[p.valid_trs]).max() < 6  # no TR at |z| ~ 17
+    np.testing.assert_allclose(p.scale, clean.scale, rtol=0.05)
+    assert "zero_volume_run-1.nii.gz" in caplog.text and "constant volumes" in caplog.text and "[30, 31)" in caplog.text
+
+
+def test_run_prepare_fmri_zero_run_is_excluded(dataset, caplog):
+    """Issue 19: a zero run was flagged only as "repeated", its first TR kept."""
+    def zero_run_2(data):
+        data[..., 100:] = 0.0
+
+    with caplog.at_level(logging.WARNING):
+        p = _prepare_files(dataset, _variant(dataset, "zero_run", zero_run_2), "zero_run")
+    assert p.qc["bad_tr_ranges"] == {"nan": [], "constant": [[100, 200]], "repeated": [], "outlier": []}
+    assert p.qc["n_valid_trs"] == {"train": 100, "val": 0, "test": 0} and not p.valid_trs[100:].any()
+    assert "zero_run_run-2.nii.gz: run 2 (TRs [100, 200)) has no usable TR {'constant': 100}" in caplog.text
+    assert "the test block has no valid TR left" in caplog.text
+
+
+def test_run_prepare_fmri_scattered_nan_are_filled(dataset):
+    """Issue 19: 1 % of the samples NaN at random dropped 92 % of the voxels; now every voxel keeps."""
+    rng = np.random.default_rng(5)
+    holes = rng.random((*GRID, N_TRS)) < 0.01
+
+    def scatter_nan(data):
+        data[holes] = np.nan
+
+    p = _prepare_files(dataset, _variant(dataset, "scattered", scatter_nan), "scattered")
+    clean = PreparedFmri.load(_prepare(dataset, "sub-1", out=dataset["root"] / "clean.npz"))
+    assert p.qc["n_excluded_voxels"] == clean.qc["n_excluded_voxels"] and p.qc["rois"] == clean.qc["rois"]
+    assert np.array_equal(p.valid_trs, clean.valid_trs)
+    assert p.qc["n_filled_samples"] == holes[dataset["brain"]][:, p.valid_trs].sum()
+    assert np.isfinite(p.values[p.valid_trs]).all()
+    r = [np.corrcoef(a, b)[0, 1] for a, b in zip(p.values[p.valid_trs].T, clean.values[clean.valid_trs].T)]
+    assert np.median(r) > 0.99 and np.min(r) > 0.9
+
+
+def test_run_prepare_fmri_roi_losing_most_voxels_warns(dataset, caplog):
+    def nan_in_signal_roi(data):
+        data[1:3, 1:4, 1:4, ::5] = np.nan  # 20 % of the TRs of 18 of the ROI's 27 voxels
+
+    with caplog.at_level(logging.WARNING):
+        p = _prepare_files(dataset, _variant(dataset, "thin_roi", nan_in_signal_roi), "thin_roi")
+    assert p.qc["rois"]["signal"] == 9 and p.qc["n_excluded_voxels"] == {"nan": 18}
+    assert "thin_roi_run-1.nii.gz" in caplog.text
+    assert "ROI 'signal' keeps 9 of its 27 voxels in the data (excluded: {'nan': 18})" in caplog.text
+
+
+def test_run_prepare_fmri_header_tr_ignore_trusts_config(dataset, tmp_path):
+    img = nib.Nifti1Image(dataset["subjects"]["sub-1_data"], AFFINE)
+    img.header.set_zooms((3.0, 3.0, 3.0, 1.0))
+    img.header.set_xyzt_units("mm", "sec")
+    nib.save(img, tmp_path / "tr1.nii.gz")
+    with pytest.raises(ValueError, match=r"tr1.nii.gz: the header gives a TR of 1 s \(pixdim\[4\]\) but fmri.tr_s is 2 s"):
+        run_prepare_fmri("sub-1", tmp_path / "tr1.nii.gz", tmp_path / "p.npz", tr_s=TR_S, run_n_trs=RUN_N_TRS,
+                         config=_config(dataset))
+    p = PreparedFmri.load(run_prepare_fmri("sub-1", tmp_path / "tr1.nii.gz", tmp_path / "p.npz", tr_s=TR_S,
+                                           run_n_trs=RUN_N_TRS, config=_config(dataset, header_tr="ignore")))
+    assert p.tr_s == TR_S
 
 
 def test_run_prepare_fmri_roi_table_and_grid(dataset):
@@ -151,6 +237,9 @@ def test_run_prepare_fmri_by_blocks_equals_one_block(dataset, monkeypatch):
     ({"brain_mask": None, "rois": {}}, r"NIfTI input needs fmri.brain_mask or fmri.rois"),
     ({"inputs": "sub-2.npy"}, r"sub-2.npy: a matrix input needs fmri.matrix_mask"),
     ({"inputs": "nan.nii.gz", "run_n_trs": [200]}, r"nan.nii.gz: every value is NaN"),
+    ({"inputs": "cut.nii.gz", "run_n_trs": [200]},
+     r"cut.nii.gz: truncated or corrupt gzip/NIfTI file \(EOFError: .*\); re-download or re-copy the file"),
+    ({"rois": {"cut": "cut_mask.nii.gz"}}, r"cut_mask.nii.gz: truncated or corrupt gzip/NIfTI file"),
 ])
 def test_run_prepare_fmri_bad_input_raises(dataset, change, message):
     root = dataset["root"]
@@ -161,11 +250,14 @@ def test_run_prepare_fmri_bad_input_raises(dataset, change, message):
     outside[0, 0, 0] = 1  # on the grid, but outside the brain mask
     _save(root / "outside.nii.gz", outside)
     _save(root / "nan.nii.gz", np.full((*GRID, 200), np.nan, np.float32))
+    for name, data in (("cut.nii.gz", dataset["subjects"]["sub-2_data"]), ("cut_mask.nii.gz", dataset["signal"] * 1.5)):
+        whole = _save(root / name, data).read_bytes()
+        (root / name).write_bytes(whole[: len(whole) * 2 // 3])  # an interrupted copy
     np.save(root / "sub-2.npy", np.zeros((10, 200)))
     masks = dataset["masks"]
     fields = {"brain_mask": {"path": str(masks["brain"]), "threshold": 0.5}, "rois": {"signal": masks["signal"]}}
     fields.update({k: v for k, v in change.items() if k in fields})
-    fields["rois"] = {k: (root / v if k in ("far", "outside") else v) for k, v in fields["rois"].items()}
+    fields["rois"] = {k: (root / v if k in ("far", "outside", "cut") else v) for k, v in fields["rois"].items()}
     inputs = root / change["inputs"] if "inputs" in change else dataset["subjects"]["sub-2"]
     with pytest.raises(ValueError, match=message):
         run_prepare_fmri("sub-2", inputs, root / "bad.npz", tr_s=TR_S, run_n_trs=change.get("run_n_trs", RUN_N_TRS),
@@ -212,6 +304,6 @@ def test_run_prepare_fmri_sherlock_s5(tmp_path):
         "s5", sherlock / "pmc_voxels" / "pmc_nn_sherlock_movie_s5.mat", tmp_path / "s5.npz", tr_s=1.5,
         run_n_trs=[946, 1030], split=SplitConfig(), config=config,
     ))
-    assert p.qc["bad_tr_ranges"] == {"nan": [], "repeated": [[1926, 1976]]}
+    assert p.qc["bad_tr_ranges"] == {"nan": [], "constant": [], "repeated": [[1926, 1976]], "outlier": []}
     assert p.qc["n_valid_trs"] == {"train": 1546, "val": 193, "test": 143}  # test loses the 50 copies
     assert p.values.shape == (1976, 481) and len(p.rois["pmc"]) == 481

@@ -1,7 +1,7 @@
 # Validation, paths and input functions shared by every rule; rule files only declare.
 import json
 
-from giblet.cli import fmri_inputs, mask_paths, raw_inputs
+from giblet.inputs import check_inputs, fmri_inputs, mask_paths, raw_inputs
 from giblet.config import load_config, validate_config
 
 # The config file every `giblet` call reads; each rule also passes its own config section as a
@@ -66,6 +66,13 @@ def get_fmri_inputs(wildcards):
 
 
 RAW_INPUTS = raw_inputs(config)
+if "demo" not in config and all(Path(p).exists() for p in RAW_INPUTS):
+    # every input opened cheaply (headers, streams, lengths, TR) before the first job; missing files are
+    # reported by the check_inputs rule instead, so that the plan still shows without the data
+    INPUT_PROBLEMS = check_inputs(config)
+    if INPUT_PROBLEMS:
+        raise ValueError(f"{CONFIG_FILE}: {len(INPUT_PROBLEMS)} problems with the inputs:\n"
+                         + "\n".join(f"- {p}" for p in INPUT_PROBLEMS))
 
 
 def get_final_output():
