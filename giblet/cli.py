@@ -152,6 +152,19 @@ def _train(args):
     )
 
 
+def _fit_code_model(args):
+    from giblet.audio.code_model import CodeModelConfig, run_fit_code_model
+
+    cfg = load_config(args.config)
+    ev = cfg["evaluate"]
+    run_fit_code_model(
+        features_dir=args.features, prepared_path=args.fmri, out_dir=args.out,
+        config=CodeModelConfig.from_dict(cfg["code_model"]), preshift_trs=cfg["fmri"]["preshift_trs"],
+        seed=cfg["seed"], n_bootstrap=ev["n_bootstrap"], bootstrap_block_trs=ev["bootstrap_block_trs"],
+        n_permutations=ev["n_permutations"], device=cfg["device"],
+    )
+
+
 def _evaluate(args):
     from giblet.evaluation.stage import run_evaluate
 
@@ -246,6 +259,11 @@ def build_parser():
     train.add_argument("--fmri", required=True, nargs="+", type=Path, help="prepare-fmri outputs, one per subject")
     train.add_argument("--out", required=True, type=Path, help="output folder")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    cm = _add(sub, "fit-code-model", _fit_code_model,
+              "p(codes of a TR | its audio descriptor), trained on the film's audio alone; scored on the test block")
+    cm.add_argument("--features", required=True, type=Path, help="folder of the extract-audio outputs")
+    cm.add_argument("--fmri", required=True, type=Path, help="one subject's prepare-fmri output (for the split)")
+    cm.add_argument("--out", required=True, type=Path, help="output folder (code_model.npz, code_model_scores.json)")
     ev = _add(sub, "evaluate", _evaluate, "encoding, decoding and lesion scores of one subject on the test block")
     ev.add_argument("--subject", required=True)
     for flag, nargs, what in (("--features", None, "folder of the extract-* outputs"),

@@ -15,7 +15,8 @@ from scipy.io import wavfile
 from transformers import EncodecModel
 
 from giblet.audio.codec import CODEC_FALLBACKS, PRETRAINED_STATUS, CodecUnavailableError, EncodecCodec
-from giblet.audio.codes import CodeStream, frame_trs, tr_frame_spans
+from giblet.audio.codes import CodeStream, tr_frame_spans
+from giblet.audio.descriptors import audio_descriptors
 from giblet.audio.load import load_audio
 from giblet.audio.views import code_histograms, pooled_embeddings, quantized_latent
 from giblet.io import atomic_path, save_npz, write_json
@@ -29,6 +30,9 @@ STAGE_OUTPUTS = {
     "frames": "audio_frames.npz",  # FeatureTable: quantized latent per 75 Hz frame
     "pooled": "audio_pooled.npz",  # FeatureTable: per-TR mean code vectors
     "histograms": "audio_histograms.npz",  # FeatureTable (labels): per-TR code usage
+    "logmel_frames": "audio_logmel_frames.npz",  # FeatureTable: 32-band log-mel (dB) of the original sound per frame
+    "logmel_tr": "audio_logmel_tr.npz",  # FeatureTable: per-TR mean of those frames
+    "envelope_tr": "audio_envelope_tr.npz",  # FeatureTable: per-TR broad-band levels and level SD (dB)
     "codebooks": "codebooks.npz",  # vectors (n_codebooks, codebook_size, dim) + meta (codec stamp)
     "codec": "codec.json",  # status, model id, bandwidth, frame rate, n_codebooks...
 }
@@ -90,7 +94,10 @@ def _save_model_dir(model, path):
 def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0,
                       codec_model="facebook/encodec_24khz", bandwidth_kbps=6.0, fallback=None, seed=0,
                       device="auto", run_lengths_trs=None, fit_max_frames=20_000, chunk_s=60.0, context_s=3.0):
-    """Encode a stimulus's sound to EnCodec codes on the scan's clock and write its views.
+    """Encode a stimulus's sound to EnCodec codes on the scan's clock and write its views and descriptors.
+
+    The descriptors (:func:`~giblet.audio.descriptors.audio_descriptors`: log-mel and band
+    envelope) are of the loaded sound itself, not of the codec's resynthesis, on the same frames and TRs.
 
     Parameters
     ----------
@@ -141,12 +148,18 @@ def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0
     stream = codec.quantize(latents)
     vectors = codec.codebook_vectors()
     spans = tr_frame_spans(n_trs, tr_s, codec.frame_rate_hz)
-    frame_runs = tr_runs[np.minimum(frame_trs(np.arange(stream.n_frames), tr_s, codec.frame_rate_hz), n_trs - 1)]
+    # the run holding each frame's start, as giblet align reads it (a frame can straddle a run boundary)
+    run_starts_s = np.flatnonzero(np.diff(tr_runs, prepend=-1)) * tr_s
+    frame_runs = np.searchsorted(run_starts_s, stream.times_s, side="right") - 1
 
     stream.save(paths["codes"], tr_frame_spans=spans, tr_s=np.asarray(tr_s))
     quantized_latent(stream, vectors, runs=frame_runs).save(paths["frames"])
     pooled_embeddings(stream, vectors, tr_s, n_trs, runs=tr_runs).save(paths["pooled"])
     code_histograms(stream, codec.codebook_size, tr_s, n_trs, runs=tr_runs).save(paths["histograms"])
+    descriptors = audio_descriptors(waveform, codec.sample_rate_hz, codec.hop_length, tr_s=tr_s, n_trs=n_trs,
+                                    frame_runs=frame_runs, tr_runs=tr_runs)
+    for name, table in descriptors.items():
+        table.save(paths[name])
     save_npz(paths["codebooks"], vectors=vectors, meta=np.asarray(json.dumps(stream.meta, sort_keys=True)))
     write_json(paths["codec"], {
         **codec.describe(),

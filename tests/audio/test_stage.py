@@ -1,17 +1,22 @@
+import ast
 import contextlib
 import json
+import re
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
 from transformers import EncodecConfig
 
+from giblet.alignment import run_align
 from giblet.audio import (
+    STAGE_OUTPUTS,
     UNTRAINED_STATUS,
     CodecUnavailableError,
     CodeStream,
     EncodecCodec,
     codes_by_tr,
+    frame_tr_means,
     load_stage_codec,
     run_decode_audio,
     run_extract_audio,
@@ -74,7 +79,8 @@ def test_run_extract_audio_untrained_fallback_writes_stamped_outputs(extracted):
     frames = FeatureTable.load(paths["frames"])
     assert frames.values.shape == (788, 16)
     np.testing.assert_allclose(frames.times_s[[0, 1, 787]], [0.0, 1 / 75, 787 / 75])
-    assert frames.runs[336] == 0 and frames.runs[337] == 1  # TR 3 (run 2) starts at frame 337
+    # run 2 starts at 4.5 s, mid-frame 337: a frame's run is the one its start lies in, as giblet align reads it
+    assert frames.runs[337] == 0 and frames.runs[338] == 1
     pooled = FeatureTable.load(paths["pooled"])
     assert pooled.values.shape == (7, 4 * 16)
     np.testing.assert_array_equal(pooled.runs, [0, 0, 0, 1, 1, 1, 1])
@@ -88,6 +94,31 @@ def test_run_extract_audio_untrained_fallback_writes_stamped_outputs(extracted):
     assert all(len(np.unique(codes)) >= 32 for codes in stream.codes)
     # the synthetic speech's syllable gaps are exact zeros (125 ms each); the quiet segments are room tone
     assert info["digital_silence_s"] == pytest.approx(0.93, abs=0.05)
+
+
+def test_run_extract_audio_writes_descriptors_on_the_code_clock(extracted, tmp_path):
+    paths = extracted
+    frames = FeatureTable.load(paths["logmel_frames"])
+    assert frames.values.shape == (788, 32) and np.isfinite(frames.values).all()
+    np.testing.assert_array_equal(frames.times_s, FeatureTable.load(paths["frames"]).times_s)
+    np.testing.assert_array_equal(frames.runs, FeatureTable.load(paths["frames"]).runs)
+    assert frames.values.max() > -60 and frames.values.min() >= frames.meta["floor_db"]
+    per_tr, envelope = FeatureTable.load(paths["logmel_tr"]), FeatureTable.load(paths["envelope_tr"])
+    assert per_tr.values.shape == (7, 32) and envelope.values.shape == (7, 6)
+    np.testing.assert_allclose(per_tr.values, frame_tr_means(frames.values, 1.5, 75.0, 7), rtol=1e-6)
+    for table in (per_tr, envelope):
+        np.testing.assert_array_equal(table.runs, [0, 0, 0, 1, 1, 1, 1])
+        np.testing.assert_array_equal(table.times_s, np.arange(7) * 1.5)
+    # both frame tables align; regression: frame 337 straddles the run boundary at 4.5 s and was labelled run 2
+    # (its centre's), which giblet align rejected ("run labels disagree with its times_s")
+    aligned = run_align([paths["frames"], paths["logmel_frames"]], tmp_path / "aligned", run_n_trs=[3, 4], tr_s=1.5)
+    assert [FeatureTable.load(p).values.shape for p in aligned[::3]] == [(7, 16), (7, 32)]
+
+
+def test_stage_outputs_are_the_files_the_workflow_declares():
+    rules = (REPO_ROOT / "workflow" / "rules" / "features.smk").read_text()
+    declared = ast.literal_eval(re.search(r"^AUDIO_FILES = (\[.*?\])", rules, re.MULTILINE | re.DOTALL).group(1))
+    assert sorted(declared) == sorted(STAGE_OUTPUTS.values())
 
 
 def test_run_extract_audio_is_deterministic(tmp_path, movie, tiny_fallback, extracted):

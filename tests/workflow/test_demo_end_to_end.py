@@ -123,6 +123,7 @@ def test_demo_dag_interrupted_run_recovers_with_the_same_command(small_demo):
     longer = root / "longer.yaml"  # another run: train works for a while before it is interrupted
     longer.write_text(yaml.safe_dump(merge(cfg, {"train": {"max_epochs": 20, "patience": 20}})))
     train_log = root / "data" / "demo" / "logs" / "train.log"
+    train_log.unlink()  # the first build's log says "epoch 2:" too
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(longer), "--until", "train"]
     run = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

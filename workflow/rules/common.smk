@@ -80,5 +80,7 @@ def get_final_output():
     if "demo" in config:
         outputs += list(demo_outputs().values())
     outputs.append(str(DERIVED / "fmri" / "group_isc.npz"))
+    if "audio" in config["modalities"]:  # the code model, scored on its own (not yet used by the autoencoder)
+        outputs.append(str(DERIVED / "model" / "code_model_scores.json"))
     outputs.append(str(Path(config["reports_dir"]) / DATASET / "index.html"))
     return outputs

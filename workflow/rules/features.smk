@@ -1,7 +1,7 @@
 # Stimulus features: per-frame/per-segment tables in stimulus time and per-TR tables.
 
-AUDIO_FILES = ["codes.npz", "audio_frames.npz", "audio_pooled.npz", "audio_histograms.npz", "codebooks.npz",
-               "codec.json"]
+AUDIO_FILES = ["codes.npz", "audio_frames.npz", "audio_pooled.npz", "audio_histograms.npz", "audio_logmel_frames.npz",
+               "audio_logmel_tr.npz", "audio_envelope_tr.npz", "codebooks.npz", "codec.json"]
 VIDEO_FILES = ["video_lowlevel_frames.npz", "video_lowlevel_tr.npz", "video_thumbnails_tr.npz"]
 TEXT_FILES = ["text_segments.npz", "text_tr.npz", "labels_segments.npz", "labels_tr.npz", "text_report.json"]
 
