@@ -6,10 +6,11 @@ from tests.conftest import REPO_ROOT
 
 
 def merge(base, extra):
-    """Nested dict update (returns ``base``)."""
+    """A copy of ``base`` updated from ``extra``, nested dicts merged key by key (``base`` is unchanged)."""
+    merged = dict(base)
     for key, value in extra.items():
-        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
+        merged[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
 
 
 def demo_config_under(root, overrides=None):

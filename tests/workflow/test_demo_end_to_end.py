@@ -59,14 +59,19 @@ def test_demo_dag_rerun_with_nothing_changed_does_nothing(small_demo):
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
+def _planned_after(small_demo, name, overrides):
+    """Rules a dry run plans once ``overrides`` change the finished demo's config."""
+    root, _, cfg = small_demo
+    changed = root / f"{name}.yaml"
+    changed.write_text(yaml.safe_dump(merge(cfg, overrides)))
+    result = _snakemake(changed, "-n")
+    return {line.split()[0] for line in result.stdout.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+
+
 @pytest.mark.slow
 def test_demo_dag_model_change_reruns_train_and_below_only(small_demo):
-    root, path, cfg = small_demo
-    changed = root / "changed.yaml"
-    changed.write_text(yaml.safe_dump(merge(cfg, {"model": {"hidden": 32}})))
-    result = _snakemake(changed, "-n")
-    planned = {line.split()[0] for line in result.stdout.splitlines()
-               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    planned = _planned_after(small_demo, "changed", {"model": {"hidden": 32}})
     assert {"train", "evaluate", "report", "group_report"} <= planned
     assert not {"demo_data", "extract_audio", "extract_video", "extract_text", "align", "prepare_fmri"} & planned
 
@@ -74,12 +79,7 @@ def test_demo_dag_model_change_reruns_train_and_below_only(small_demo):
 @pytest.mark.slow
 def test_demo_dag_scoring_change_does_not_rerun_waveform_decoding(small_demo):
     """Regression: decode_audio hashed the whole evaluate section, so n_bootstrap reran every WAV."""
-    root, _, cfg = small_demo
-    changed = root / "bootstrap.yaml"
-    changed.write_text(yaml.safe_dump(merge(cfg, {"evaluate": {"n_bootstrap": 60}})))
-    result = _snakemake(changed, "-n")
-    planned = {line.split()[0] for line in result.stdout.splitlines()
-               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    planned = _planned_after(small_demo, "bootstrap", {"evaluate": {"n_bootstrap": 60}})
     assert {"evaluate", "group_summary"} <= planned and not {"decode_audio", "audio_references", "train"} & planned
 
 
