@@ -24,13 +24,14 @@ import time
 import numpy as np
 import torch
 
+from giblet.audio.code_model import CodeModel
 from giblet.evaluation.decoding import decoder_outputs
 from giblet.models import lesion
 from giblet.splits import SplitConfig, make_split
 from giblet.training.data import MovieData
-from giblet.training.trainer import TrainConfig, build_model, train
+from giblet.training.trainer import TrainConfig, build_model, fit_audio_decoders, train
 
-DEMO_TRAIN = {"batch_windows": 2, "max_audio_frames": 128, "patience": 1000, "threads": 2}
+DEMO_TRAIN = {"batch_windows": 2, "patience": 1000, "threads": 2}
 DEMO_MODEL = {"hidden": 64, "encoder_delays_trs": (1, 2, 3, 4), "decoder_delays_trs": (1, 2, 3, 4)}
 
 
@@ -54,12 +55,22 @@ def simulated_movie(n_subjects, n_voxels, run_n_trs=(240, 240), seed=0):
         bold[f"sub-{s + 1:02d}"] = drive + rng.standard_normal((n, n_voxels), dtype=np.float32)
         valid[f"sub-{s + 1:02d}"] = labels >= 0
     codebooks = rng.standard_normal((8, 1024, 128)).astype(np.float32)
-    return MovieData(1.5, runs, labels, stimulus, bold, valid, {}, codebooks, {}, ("audio", "video", "text"))
+    descriptors = {"audio": rng.standard_normal((n, 32))}
+    return MovieData(1.5, runs, labels, stimulus, bold, valid, {}, codebooks, {}, ("audio", "video", "text"),
+                     descriptors)
+
+
+def random_code_model(seed=0):
+    """A code model of the demo's sizes (8 codebooks x 1024 codes, 32 log-mel bands) with random weights."""
+    rng = np.random.default_rng(seed)
+    return CodeModel(weight=0.1 * rng.standard_normal((8, 1024, 32)), bias=np.zeros((8, 1024)), mean=np.zeros(32),
+                     scale=np.ones(32), unigram=np.full((8, 1024), 1 / 1024), l2=np.ones(8))
 
 
 def timed_training(movie, device, epochs, workdir):
     torch.manual_seed(0)
-    model = build_model(movie, DEMO_MODEL, movie.modalities)
+    model = build_model(movie, DEMO_MODEL, movie.modalities, random_code_model())
+    fit_audio_decoders(model, movie)
     cfg = TrainConfig(**DEMO_TRAIN, max_epochs=epochs)
     if device == "cuda":
         torch.cuda.synchronize()

@@ -146,7 +146,8 @@ def _train(args):
 
     cfg = load_config(args.config)
     run_train(
-        args.features, args.aligned, args.fmri, args.out, modalities=cfg["modalities"], train_options=cfg["train"],
+        args.features, args.aligned, args.fmri, args.out, modalities=cfg["modalities"],
+        code_model_path=args.code_model, train_options=cfg["train"],
         model_options=cfg["model"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
         device=cfg["device"], resume=not args.restart,
     )
@@ -257,6 +258,7 @@ def build_parser():
     train.add_argument("--features", required=True, type=Path, help="folder of the extract-* outputs")
     train.add_argument("--aligned", required=True, nargs="+", type=Path, help="FIR-delayed tables (align outputs)")
     train.add_argument("--fmri", required=True, nargs="+", type=Path, help="prepare-fmri outputs, one per subject")
+    train.add_argument("--code-model", type=Path, help="fit-code-model's code_model.npz (needed with audio)")
     train.add_argument("--out", required=True, type=Path, help="output folder")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     cm = _add(sub, "fit-code-model", _fit_code_model,

@@ -63,7 +63,7 @@ CODE_MODEL_OUTPUTS = {
     "model": "code_model.npz",  # weights, descriptor standardisation, unigram prior, chosen penalties
     "scores": "code_model_scores.json",  # test-block cross-entropies and bits per code gained, with CIs
 }
-_SAMPLE_CHUNK_TRS = 8  # TRs of Gumbel noise drawn at once; equal to giblet.evaluation.decoding's chunks
+_SAMPLE_CHUNK_TRS = 8  # TRs of Gumbel noise drawn at once
 _LN2 = math.log(2.0)
 
 
@@ -296,7 +296,9 @@ class CodeModel:
 
     def head(self, trainable=False, device="cpu", dtype=torch.float32):
         """The model as a torch module (the autoencoder's audio head); see :class:`CodeModelHead`."""
-        return CodeModelHead(self, trainable=trainable).to(device=device, dtype=dtype)
+        head = CodeModelHead(self.n_codebooks, self.codebook_size, self.n_features, trainable=trainable)
+        head.set_model(self)
+        return head.to(device=device, dtype=dtype)
 
     def save(self, path) -> Path:
         """Write the model to ``path`` (``.npz``) atomically."""
@@ -318,21 +320,35 @@ class CodeModelHead(nn.Module):
 
     Parameters
     ----------
-    model : CodeModel
+    n_codebooks, codebook_size, n_features : int
+        Sizes of the :class:`CodeModel` it holds (:meth:`set_model`; until then every code is equally likely).
     trainable : bool, default=False
         Whether ``weight`` and ``bias`` take gradients (False: the head is frozen, as trained on audio).
 
     Notes
     -----
-    ``mean`` and ``scale`` are buffers (the training standardisation), ``weight`` and ``bias`` parameters.
+    ``mean`` and ``scale`` (the training standardisation) and ``log_prior`` (the log of the unigram
+    prior, the reference of every bits-per-code score) are buffers, ``weight`` and ``bias`` parameters.
     """
 
-    def __init__(self, model, trainable=False):
+    def __init__(self, n_codebooks, codebook_size, n_features, trainable=False):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(model.mean, dtype=torch.float32))
-        self.register_buffer("scale", torch.as_tensor(model.scale, dtype=torch.float32))
-        self.weight = nn.Parameter(torch.as_tensor(model.weight, dtype=torch.float32), requires_grad=trainable)
-        self.bias = nn.Parameter(torch.as_tensor(model.bias, dtype=torch.float32), requires_grad=trainable)
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("log_prior", torch.full((n_codebooks, codebook_size), -math.log(codebook_size)))
+        self.weight = nn.Parameter(torch.zeros(n_codebooks, codebook_size, n_features), requires_grad=trainable)
+        self.bias = nn.Parameter(torch.zeros(n_codebooks, codebook_size), requires_grad=trainable)
+
+    def set_model(self, model):
+        """Copy a fitted :class:`CodeModel` of the same sizes into the head."""
+        if tuple(model.weight.shape) != tuple(self.weight.shape):
+            raise ValueError(f"the code model has (n_codebooks, codebook_size, n_features) = {model.weight.shape} but "
+                             f"this head was built for {tuple(self.weight.shape)}; refit the code model on the same "
+                             "codes and descriptor")
+        with torch.no_grad():
+            for name in ("mean", "scale", "weight", "bias"):
+                getattr(self, name).copy_(torch.as_tensor(getattr(model, name)))
+            self.log_prior.copy_(torch.as_tensor(np.log(model.unigram)))
 
     def standardize(self, descriptor):
         """``(descriptor - mean) / scale``, shape (..., n_features)."""
@@ -352,15 +368,22 @@ class CodeModelHead(nn.Module):
         logits = torch.einsum("...f,kcf->...kc", z, self.weight) + self.bias
         return torch.log_softmax(logits, dim=-1)
 
-    def forward(self, descriptor):
+    def forward(self, descriptor, confidence=1.0):
         """Code log-probabilities of TRs with descriptor ``descriptor`` (..., n_features), in training units.
+
+        ``confidence`` (in [0, 1]) tempers the model toward its prior for a descriptor known only
+        through a noisy estimate (decoded from BOLD): ``log p = log_softmax(c * logits + (1 - c) *
+        log_prior)``; 1 is the model itself, 0 the prior.
 
         Returns
         -------
         Tensor, shape (..., n_codebooks, codebook_size), float
             Natural-log probabilities shared by every frame of a TR.
         """
-        return self.log_probs_standardized(self.standardize(descriptor))
+        log_probs = self.log_probs_standardized(self.standardize(descriptor))
+        if float(confidence) == 1.0:
+            return log_probs
+        return torch.log_softmax(confidence * log_probs + (1 - confidence) * self.log_prior, dim=-1)
 
 
 def _contiguous(mask):
@@ -647,9 +670,8 @@ def sample_codes(log_probs, mask, seed=0):
     """One code per frame slot and codebook, drawn from its TR's code distribution (seeded Gumbel-max).
 
     The noise is drawn on the CPU with a generator seeded by ``seed``, ``8`` TRs at a time in the layout
-    (TRs, slots, codebooks, codes) of :func:`giblet.evaluation.decoding.sample_codes`: the same seed gives
-    the same noise, so two predictions (intact and lesioned, or code model and autoencoder head) differ
-    only where their probabilities do.
+    (TRs, slots, codebooks, codes): the same seed gives the same noise, so two predictions (intact and
+    lesioned, or from two subjects) differ only where their probabilities do.
 
     Parameters
     ----------

@@ -2,25 +2,28 @@
 
 Predictions travel as *views*, per modality a dict of arrays with the scored TRs on axis 0:
 
-============== ================================= ===========================================
-view           shape                             meaning
-============== ================================= ===========================================
-``codes``      (n_trs, width, n_codebooks, k)    top-k EnCodec codes per frame slot, best first
-``code_mask``  (n_trs, width) bool               real frame slots of the TR the codes were decoded at
-``pooled``     (n_trs, n_pooled)                 per-TR mean code vectors (``audio_pooled.npz`` layout); decoded:
-                                                 their expectation under the predicted code probabilities
-``thumbs``     (n_trs, 3, height, width)         thumbnails in [0, 1]
-``lowlevel``   (n_trs, n_video)                  low-level video features (``video_lowlevel_tr.npz``)
-``embedding``  (n_trs, n_text)                   sentence embedding (``text_tr.npz``)
-============== ================================= ===========================================
+================== ================================= ===========================================
+view               shape                             meaning
+================== ================================= ===========================================
+``descriptor``     (n_trs, n_descriptor)             the sound's per-TR descriptor (32-band log-mel, dB)
+``code_log_probs`` (n_trs, n_codebooks, size)        per-TR EnCodec code log-probabilities, shared by the
+                                                     TR's frames: the code model read at the descriptor
+``pooled``         (n_trs, n_pooled)                 per-TR mean code vectors (``audio_pooled.npz`` layout);
+                                                     decoded: their expectation under the code probabilities
+``thumbs``         (n_trs, 3, height, width)         thumbnails in [0, 1]
+``lowlevel``       (n_trs, n_video)                  low-level video features (``video_lowlevel_tr.npz``)
+``embedding``      (n_trs, n_text)                   sentence embedding (``text_tr.npz``)
+================== ================================= ===========================================
 
-Codes are categories: they are scored by top-k hits and turned into continuous features only
-through the codec's codebook vectors (``pooled``), never averaged as numbers. Every metric is a
-per-TR score (higher is better), so that it can be averaged, bootstrapped over TRs and
-circularly shifted for a null. TR identification ranks the true TR among all scored TRs by the
-correlation of decoded and true features, each set z-scored per feature over the scored TRs
-on its own (this removes a prediction's constant offset, e.g. a ridge decoder's shrinkage to
-the training mean, and uses nothing about which decoded TR belongs to which true TR).
+Codes are categories: decoded sound is scored by the **bits per code** its code probabilities gain
+over the training unigram on the true codes (cross-entropy, per codebook and over all), and turned
+into continuous features only through the codec's codebook vectors (``pooled``), never averaged as
+numbers. The truth's score of ``code_log_probs`` is the code model's from the true descriptor (the
+oracle). Every metric is a per-TR score (higher is better), so that it can be averaged,
+bootstrapped over TRs and circularly shifted for a null. TR identification ranks the true TR among
+all scored TRs by the correlation of decoded and true features, each set z-scored per feature over
+the scored TRs on its own (this removes a prediction's constant offset, e.g. a ridge decoder's
+shrinkage to the training mean, and uses nothing about which decoded TR belongs to which true TR).
 """
 
 from __future__ import annotations
@@ -31,23 +34,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from giblet.audio.code_model import code_counts, tr_cross_entropy
 from giblet.evaluation._batches import block_batch, one_subject, scatter
-from giblet.evaluation.metrics import identification_ranks, pearson_rows, rank_accuracy, ssim, topk_hits
+from giblet.evaluation.metrics import identification_ranks, pearson_rows, rank_accuracy, ssim
 from giblet.evaluation.nulls import permutation_test
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
 from giblet.text.retrieval import TextIndex
 from giblet.training.baselines import DECODING_TARGETS
-from giblet.training.data import code_frequencies
 
 __all__ = [
-    "TOP_K",
     "RIDGE_VIEWS",
     "DecodingTargets",
     "decoding_targets",
-    "code_topk",
-    "sample_codes",
-    "expected_pooled",
+    "audio_views",
     "pooled_from_usage",
     "decoder_outputs",
     "autoencoder_views",
@@ -59,11 +59,12 @@ __all__ = [
     "decoding_rows",
 ]
 
-TOP_K = 5  # codes kept per frame slot: top-1 and top-5 accuracy
 #: Modality -> the view its ridge decoder predicts (the target file in ``DECODING_TARGETS``).
-RIDGE_VIEWS = {"audio": "pooled", "video": "lowlevel", "text": "embedding"}
-_FEATURE_VIEWS = ("pooled", "thumbs", "lowlevel", "embedding")  # continuous views, scored by TR identification
-_CODE_CHUNK_TRS = 8  # TRs of audio logits held at once: (8 * width * n_codebooks * codebook_size) floats
+RIDGE_VIEWS = {"audio": "descriptor", "video": "lowlevel", "text": "embedding"}
+#: Continuous views scored by TR identification -> prefix of their metric names (the unprefixed ones
+#: are each modality's headline identification: audio on the pooled code vectors).
+_IDENTIFIED_VIEWS = {"pooled": "", "thumbs": "", "lowlevel": "", "embedding": "", "descriptor": "descriptor_"}
+_LN2 = float(np.log(2.0))
 
 
 @dataclass
@@ -75,11 +76,13 @@ class DecodingTargets:
     rows : ndarray, shape (n_trs,), int
         Scored TRs on the model clock, in time order.
     views : dict of str to ndarray
-        True ``codes`` (n_trs, n_codebooks, width) int, ``code_mask`` and the continuous views.
+        The true views, ``code_log_probs`` from the true descriptor (the oracle), and the true
+        ``code_counts`` (n_trs, n_codebooks, codebook_size): how often each code sits in each TR.
     train_mean : dict of str to ndarray
         Training-TR mean of every continuous view (the constant baseline prediction).
-    unigram : ndarray, shape (n_codebooks, TOP_K), int or None
-        Most frequent training codes per codebook, most frequent first.
+    audio_head : CodeModelHead or None
+        The code model: descriptor -> code log-probabilities; its ``log_prior`` (the training
+        unigram) is the constant baseline of ``code_log_probs``.
     codebook_vectors : ndarray, shape (n_codebooks, codebook_size, dim) or None
     tr_s : float
     text_index : TextIndex or None
@@ -91,7 +94,7 @@ class DecodingTargets:
     rows: np.ndarray
     views: dict
     train_mean: dict
-    unigram: np.ndarray | None
+    audio_head: object
     codebook_vectors: np.ndarray | None
     tr_s: float
     text_index: TextIndex | None
@@ -100,6 +103,11 @@ class DecodingTargets:
     @property
     def n_trs(self) -> int:
         return len(self.rows)
+
+    @property
+    def log_prior(self):
+        """Training unigram log-probabilities (n_codebooks, codebook_size), float64."""
+        return self.audio_head.log_prior.detach().cpu().double().numpy()
 
 
 def _segment_texts(table, tr_s, rows):
@@ -113,17 +121,19 @@ def _segment_texts(table, tr_s, rows):
     return out
 
 
-def decoding_targets(data, features_dir, rows):
+def decoding_targets(data, features_dir, rows, audio_head=None):
     """Collect the true views of ``rows`` and their training statistics.
 
     Parameters
     ----------
     data : MovieData
     features_dir : path
-        The feature stages' folder (``audio_pooled.npz``, ``video_lowlevel_tr.npz``,
-        ``text_tr.npz``, ``text_segments.npz``).
+        The feature stages' folder (``audio_logmel_tr.npz``, ``audio_pooled.npz``,
+        ``video_lowlevel_tr.npz``, ``text_tr.npz``, ``text_segments.npz``).
     rows : ndarray, shape (n_trs,), int
         Scored TRs on the model clock.
+    audio_head : CodeModelHead, optional
+        The code model (``GibletAutoencoder.audio_head``); needed with audio.
 
     Returns
     -------
@@ -132,29 +142,32 @@ def decoding_targets(data, features_dir, rows):
     features_dir, rows = Path(features_dir), np.asarray(rows)
     train = data.labels == BLOCKS.index("train")
     views, mean = {}, {}
-    unigram = None
-    tables = {view: features_dir / DECODING_TARGETS[m] for m, view in RIDGE_VIEWS.items() if m in data.modalities}
+    tables = {RIDGE_VIEWS[m]: features_dir / file for m, file in DECODING_TARGETS.items() if m in data.modalities}
     if "audio" in data.modalities:
-        codes, mask = data.stimulus["audio_codes"], data.stimulus["audio_mask"]
-        views["codes"], views["code_mask"] = codes[rows], mask[rows]
-        unigram = np.argsort(-code_frequencies(data), axis=1, kind="stable")[:, :TOP_K]
+        views["descriptor"] = data.descriptors["audio"]
+        if audio_head is None:
+            raise ValueError("decoding sound needs the code model: pass the autoencoder's audio_head")
+        tables["pooled"] = features_dir / "audio_pooled.npz"
+        size = int(audio_head.log_prior.shape[1])
+        views["code_counts"] = code_counts(data.stimulus["audio_codes"][rows], data.stimulus["audio_mask"][rows], size)
     if "video" in data.modalities:
         views["thumbs"] = data.stimulus["thumbs"]
     for view, path in tables.items():
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing; run the feature stage that writes it before evaluate")
         views[view] = FeatureTable.load(path).values
-    for view in _FEATURE_VIEWS:
+    for view in _IDENTIFIED_VIEWS:
         if view in views:
             mean[view] = views[view][train].astype(np.float64).mean(axis=0)
             views[view] = views[view][rows]
+    if "audio" in data.modalities:
+        views["code_log_probs"] = _code_log_probs(audio_head, views["descriptor"])
     text_index, correct = None, []
     if "text" in data.modalities:
         segments = FeatureTable.load(features_dir / "text_segments.npz")
         text_index = TextIndex.from_table(segments)
         correct = _segment_texts(segments, data.tr_s, rows)
-    return DecodingTargets(rows, views, mean, unigram, data.codebook_vectors, data.tr_s,
-                           text_index, correct)
+    return DecodingTargets(rows, views, mean, audio_head, data.codebook_vectors, data.tr_s, text_index, correct)
 
 
 def pooled_from_usage(usage, codebook_vectors):
@@ -175,56 +188,34 @@ def pooled_from_usage(usage, codebook_vectors):
     return np.concatenate([per_codebook, per_codebook.sum(axis=1, keepdims=True)], axis=1).reshape(len(usage), -1)
 
 
-def code_topk(model, latent, k=TOP_K):
-    """The ``k`` most likely codes of every frame slot and codebook (argmax of the audio head's logits first).
+def _code_log_probs(head, descriptor, confidence=1.0):
+    """The code model's log-probabilities at each descriptor: (n_trs, n_codebooks, codebook_size) float32."""
+    with torch.no_grad():
+        x = torch.as_tensor(np.asarray(descriptor), dtype=head.mean.dtype, device=head.mean.device)
+        return head(x, confidence).float().cpu().numpy()
+
+
+def audio_views(descriptor, targets, confidence=1.0):
+    """The views of a decoded audio descriptor: itself, its code log-probabilities and their expected pooled vectors.
 
     Parameters
     ----------
-    model : GibletAutoencoder
-    latent : Tensor, shape (n_trs, width, codebook_dim), float
-        The audio head's output for each TR.
-    k : int, default=TOP_K
+    descriptor : ndarray, shape (n_trs, n_descriptor), float
+    targets : DecodingTargets
+        Supplies the code model and the codec's codebooks (the true pooled view's).
+    confidence : float or Tensor, default=1.0
+        The code model's confidence in the descriptor (``GibletAutoencoder.audio_confidence``; see
+        :meth:`~giblet.audio.code_model.CodeModelHead.forward`).
 
     Returns
     -------
-    ndarray, shape (n_trs, width, n_codebooks, k), int64
-        Code indices, most likely first (categories: never averaged or rounded).
+    dict of str to ndarray
+        ``descriptor``, ``code_log_probs`` and ``pooled`` (see the module docstring).
     """
-    top = []
-    with torch.no_grad():
-        for start in range(0, len(latent), _CODE_CHUNK_TRS):
-            logits = model.audio_head.logits(latent[start : start + _CODE_CHUNK_TRS])
-            top.append(logits.topk(k, dim=-1).indices.cpu().numpy())
-    return np.concatenate(top).astype(np.int64)
-
-
-def sample_codes(model, latent, seed=0):
-    """One code per frame slot and codebook drawn from the audio head's probabilities (seeded).
-
-    A head that has learned the code frequencies puts each codebook's commonest code on top for
-    most frames, so top-1 codes play one steady sound; a draw from the probabilities is how the
-    prediction sounds. The draw is Gumbel-max with a generator seeded by ``seed``: the same seed
-    gives the same noise, so two predictions (intact and lesioned) differ only where their
-    probabilities do.
-
-    Parameters
-    ----------
-    model : GibletAutoencoder
-    latent : Tensor, shape (n_trs, width, codebook_dim), float
-    seed : int, default=0
-
-    Returns
-    -------
-    ndarray, shape (n_trs, width, n_codebooks), int64
-    """
-    generator = torch.Generator().manual_seed(seed)
-    codes = []
-    with torch.no_grad():
-        for start in range(0, len(latent), _CODE_CHUNK_TRS):
-            logits = model.audio_head.logits(latent[start : start + _CODE_CHUNK_TRS]).float().cpu()
-            uniform = torch.rand(logits.shape, generator=generator).clamp(1e-12, 1 - 1e-12)
-            codes.append((logits - torch.log(-torch.log(uniform))).argmax(-1).numpy())
-    return np.concatenate(codes).astype(np.int64)
+    log_probs = _code_log_probs(targets.audio_head, descriptor, confidence)
+    pooled = pooled_from_usage(np.exp(log_probs.astype(np.float64)), targets.codebook_vectors)
+    # bits per code first: the sound's headline (the report's lesion map shows each modality's first metric)
+    return {"code_log_probs": log_probs, "descriptor": np.asarray(descriptor, dtype=np.float64), "pooled": pooled}
 
 
 def decoder_outputs(model, data, subject, rows, *, source="measured_bold", bold=None, lesion=None, device="cpu"):
@@ -249,8 +240,8 @@ def decoder_outputs(model, data, subject, rows, *, source="measured_bold", bold=
     Returns
     -------
     dict of str to Tensor
-        Modality -> (n_trs, ...) on ``device``: audio latent (n_trs, width, dim), thumbnails,
-        text embedding (see :meth:`GibletAutoencoder.predict_stimulus`).
+        Modality -> (n_trs, ...) on ``device``: audio descriptor, thumbnails, text embedding
+        (see :meth:`GibletAutoencoder.decode`).
     """
     if source not in ("measured_bold", "predicted_bold"):
         raise ValueError(f"source must be 'measured_bold' or 'predicted_bold', got {source!r}")
@@ -284,47 +275,10 @@ def autoencoder_views(model, data, subject, targets, *, source="measured_bold", 
     return {modality: _OUTPUT_VIEWS[modality](model, value, targets) for modality, value in outputs.items()}
 
 
-def expected_pooled(model, latent, mask, codebook_vectors):
-    """Per-TR mean code vectors expected under the audio head's code probabilities (``pooled`` view).
-
-    The top-1 codes of a head that has learned the code frequencies are mostly each codebook's
-    commonest code, so their pooled vectors barely vary between TRs; the expectation keeps what the
-    probabilities say about every TR.
-
-    Parameters
-    ----------
-    model : GibletAutoencoder
-    latent : Tensor, shape (n_trs, width, codebook_dim), float
-    mask : ndarray, shape (n_trs, width), bool
-        The real frame slots of every TR.
-    codebook_vectors : ndarray, shape (n_codebooks, codebook_size, codebook_dim), float
-        The codec's codebooks (``DecodingTargets.codebook_vectors``), which made the true view: the
-        model's own tables differ from them when it trains its codebooks.
-
-    Returns
-    -------
-    ndarray, shape (n_trs, (n_codebooks + 1) * codebook_dim), float64
-        See :func:`pooled_from_usage`.
-    """
-    frames = torch.from_numpy(mask).to(latent.device, latent.dtype)[..., None, None]
-    usage = []
-    with torch.no_grad():
-        for start in range(0, len(latent), _CODE_CHUNK_TRS):
-            probs = model.audio_head.logits(latent[start : start + _CODE_CHUNK_TRS]).softmax(-1)
-            weights = frames[start : start + _CODE_CHUNK_TRS]
-            usage.append(((probs * weights).sum(1) / weights.sum(1).clamp_min(1)).double().cpu().numpy())
-    return pooled_from_usage(np.concatenate(usage), codebook_vectors)
-
-
-def _audio_views(model, latent, targets):
-    mask = targets.views["code_mask"]
-    pooled = expected_pooled(model, latent, mask, targets.codebook_vectors)
-    return {"codes": code_topk(model, latent), "code_mask": mask, "pooled": pooled}
-
-
 #: Modality -> ``(model, decoder output (n_trs, ...), targets) -> views``.
 _OUTPUT_VIEWS = {
-    "audio": _audio_views,
+    "audio": lambda model, descriptor, targets: audio_views(descriptor.cpu().numpy(), targets,
+                                                            model.audio_confidence),
     "video": lambda model, thumbs, targets: {"thumbs": thumbs.cpu().numpy()},
     "text": lambda model, text, targets: {"embedding": text.cpu().numpy()[:, : targets.views["embedding"].shape[1]]},
 }
@@ -348,40 +302,39 @@ def ridge_views(decoders, design, targets):
     if len(design) != targets.n_trs:
         raise ValueError(f"design has {len(design)} rows but {targets.n_trs} TRs are scored; pass the rows of "
                          "targets.rows")
-    return {m: {RIDGE_VIEWS[m]: decoder.predict(design).astype(np.float64)} for m, decoder in decoders.items()}
+    out = {}
+    for modality, decoder in decoders.items():
+        predicted = decoder.predict(design).astype(np.float64)
+        out[modality] = audio_views(predicted, targets) if modality == "audio" else {RIDGE_VIEWS[modality]: predicted}
+    return out
 
 
 def baseline_views(views, targets):
-    """Constant predictions from training TRs, in the views of ``views``: the unigram codes, mean features."""
+    """Constant predictions from training TRs, in the views of ``views``: the unigram prior, mean features."""
     out = {}
     for view, value in views.items():
-        if view == "codes":
-            out[view] = np.broadcast_to(targets.unigram, value.shape[:2] + targets.unigram.shape)
-        elif view == "code_mask":
-            out[view] = value
-        else:
-            out[view] = np.broadcast_to(targets.train_mean[view], value.shape)
+        constant = targets.log_prior if view == "code_log_probs" else targets.train_mean[view]
+        out[view] = np.broadcast_to(constant, value.shape)
     return out
 
 
 def truth_views(views, targets):
-    """The true features in the views of ``views`` (their scores are the ceilings of the metrics)."""
-    out = {view: targets.views[view] for view in views}
-    if "codes" in views:
-        out["codes"] = targets.views["codes"].transpose(0, 2, 1)[..., None]
-    return out
+    """The true features in the views of ``views`` (their scores are the ceilings of the metrics; codes: the oracle)."""
+    return {view: targets.views[view] for view in views}
 
 
 def _code_scores(views, targets):
-    truth = targets.views["codes"].transpose(0, 2, 1)  # (n_trs, width, n_codebooks)
-    mask = (views["code_mask"] & targets.views["code_mask"])[..., None]
+    """Bits per code gained over the training unigram on the true codes, per TR: over all codebooks and per codebook."""
+    counts = targets.views["code_counts"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = {}
-        for k in (1, TOP_K):
-            hits = (topk_hits(views["codes"][..., :k], truth) & mask).sum(axis=1) / mask.sum(axis=1)
-            out[f"top{k}"] = hits.mean(axis=1)
-            out.update({f"top{k}_cb{q}": hits[:, q] for q in range(hits.shape[1])})
-    return out
+        gain = (tr_cross_entropy(targets.log_prior[None], counts)
+                - tr_cross_entropy(views["code_log_probs"].astype(np.float64), counts)) / _LN2
+    return {"bits_per_code": gain.mean(axis=1), **{f"bits_per_code_cb{q}": gain[:, q] for q in range(gain.shape[1])}}
+
+
+def _descriptor_scores(views, targets):
+    """Per TR, the correlation over features of the decoded and true descriptor (each z-scored over the scored TRs)."""
+    return {"descriptor_r": pearson_rows(_zscore(views["descriptor"]), _zscore(targets.views["descriptor"]))}
 
 
 def _thumb_scores(views, targets):
@@ -408,7 +361,8 @@ def _zscore(x):
 
 
 #: View -> scorer ``(views, targets) -> {metric: per-TR scores}`` (besides TR identification).
-VIEW_SCORERS = {"codes": _code_scores, "thumbs": _thumb_scores, "embedding": _text_scores}
+VIEW_SCORERS = {"code_log_probs": _code_scores, "descriptor": _descriptor_scores, "thumbs": _thumb_scores,
+                "embedding": _text_scores}
 
 
 def score_views(views, targets):
@@ -419,37 +373,32 @@ def score_views(views, targets):
     dict of str to (str, ndarray)
         Metric -> (the view it scores, per-TR scores (n_trs,) float64, higher is better).
         Every continuous view is also scored by TR identification: ``rank_accuracy``
-        (1 - normalised rank; chance 0.5) and ``top1_identification`` (chance 1 / n_trs).
+        (1 - normalised rank; chance 0.5) and ``top1_identification`` (chance 1 / n_trs), prefixed
+        ``descriptor_`` for the audio descriptor.
     """
     out = {}
     for view in views:
         if view in VIEW_SCORERS:
             out.update({m: (view, s) for m, s in VIEW_SCORERS[view](views, targets).items()})
-    for view in (v for v in _FEATURE_VIEWS if v in views):  # one per modality (audio: pooled decoded codes)
+    for view, prefix in ((v, p) for v, p in _IDENTIFIED_VIEWS.items() if v in views):
         ranks = identification_ranks(_zscore(views[view]), _zscore(targets.views[view]))
-        out["rank_accuracy"] = (view, rank_accuracy(ranks, targets.n_trs))
-        out["top1_identification"] = (view, (ranks == 0).astype(np.float64))
+        out[f"{prefix}rank_accuracy"] = (view, rank_accuracy(ranks, targets.n_trs))
+        out[f"{prefix}top1_identification"] = (view, (ranks == 0).astype(np.float64))
     return out
 
 
-def chance_levels(metrics, targets, codebook_size=None):
+def chance_levels(metrics, targets):
     """Analytic chance of each metric (NaN where there is none: correlations, SSIM, cosine)."""
     retrieval = np.nan
     if targets.text_index is not None:
         texts = np.asarray(targets.text_index.texts)
         retrieval = np.nanmean([np.isin(texts, list(ok)).mean() if ok else np.nan for ok in targets.correct_texts])
     chance = {"rank_accuracy": 0.5, "top1_identification": 1.0 / targets.n_trs, "retrieval_accuracy": retrieval}
-    out = {}
-    for metric in metrics:
-        if metric.startswith(("top1", "top5")) and metric != "top1_identification":
-            out[metric] = int(metric[3]) / codebook_size
-        else:
-            out[metric] = chance.get(metric, np.nan)
-    return out
+    chance.update({f"descriptor_{m}": chance[m] for m in ("rank_accuracy", "top1_identification")})
+    return {m: 0.0 if m.startswith("bits_per_code") else chance.get(m, np.nan) for m in metrics}
 
 
-def decoding_rows(model_name, input_name, views_by_modality, targets, *, codebook_size=None, n_permutations=1000,
-                  seed=0):
+def decoding_rows(model_name, input_name, views_by_modality, targets, *, n_permutations=1000, seed=0):
     """Tidy rows: every metric of every modality with chance, the training baseline, the truth's score and a null.
 
     Parameters
@@ -461,8 +410,6 @@ def decoding_rows(model_name, input_name, views_by_modality, targets, *, codeboo
     views_by_modality : dict of str to dict of str to ndarray
         From :func:`autoencoder_views` or :func:`ridge_views`.
     targets : DecodingTargets
-    codebook_size : int, optional
-        For the chance level of code accuracies.
     n_permutations : int, default=1000
         Circular shifts of the decoded sequence against the truth (at most n_trs - 1).
     seed : int, default=0
@@ -472,7 +419,7 @@ def decoding_rows(model_name, input_name, views_by_modality, targets, *, codeboo
     list of dict
         Keys ``model, input, modality, metric, features, score, chance, baseline, ceiling, null_mean, p,
         n_trs``: ``baseline`` scores the constant training prediction (unigram codes, mean features),
-        ``ceiling`` the true features themselves, ``null_mean`` and the one-sided ``p`` the decoded
+        ``ceiling`` the true features themselves (sound: the code model from the true descriptor), ``null_mean`` and the one-sided ``p`` the decoded
         sequence circularly shifted against the truth.
     """
     rows = []
@@ -481,7 +428,7 @@ def decoding_rows(model_name, input_name, views_by_modality, targets, *, codeboo
         names = list(scores)
         baseline = score_views(baseline_views(views, targets), targets)
         ceiling = score_views(truth_views(views, targets), targets)
-        chance = chance_levels(names, targets, codebook_size)
+        chance = chance_levels(names, targets)
 
         def means(v):
             per_metric = score_views(v, targets)

@@ -18,6 +18,7 @@ from scipy.io import wavfile
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from giblet.audio.code_model import sample_codes
 from giblet.audio.codes import CodeStream
 from giblet.audio.load import load_audio
 from giblet.audio.metrics import score_audio_pairs
@@ -29,7 +30,6 @@ from giblet.evaluation.decoding import (
     decoding_rows,
     decoding_targets,
     ridge_views,
-    sample_codes,
     score_views,
 )
 from giblet.evaluation.encoding import encoding_table, isc_ceiling, predict_bold, ridge_bold, score_encoding
@@ -320,7 +320,8 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
     if saved.get("preshift_trs", 0) != preshift_trs:
         raise ValueError(f"{model_path} was trained with preshift_trs={saved.get('preshift_trs')}, evaluation asks "
                          f"for {preshift_trs}; set fmri.preshift_trs as in training")
-    data = load_movie_data(features_dir, [subject_prepared_path(prepared_paths, subject)], modalities, preshift_trs)
+    data = load_movie_data(features_dir, [subject_prepared_path(prepared_paths, subject)], modalities, preshift_trs,
+                           audio_descriptor=saved.get("audio_descriptor", "audio_logmel_tr.npz"))
     all_baselines = joblib.load(baselines_path)
     if subject not in all_baselines:
         raise ValueError(f"{baselines_path} has no ridge baselines for {subject!r} (has {sorted(all_baselines)}); "
@@ -334,12 +335,11 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
 
     delays = model.config.decoder_delays_trs
     rows = _test_design(data, subject, data.bold[subject], delays)[2]
-    targets = decoding_targets(data, features_dir, rows)
+    targets = decoding_targets(data, features_dir, rows, model.audio_head if "audio" in modalities else None)
     views = _decode_all(model, data, subject, targets, baselines, delays, device)
-    size = model.config.codebook_size
     decoding = pd.DataFrame([row for (name, source), v in tqdm(views.items(), desc="decoding nulls", unit="model")
-                             for row in decoding_rows(name, source, v, targets, codebook_size=size,
-                                                      n_permutations=n_permutations, seed=seed)])
+                             for row in decoding_rows(name, source, v, targets, n_permutations=n_permutations,
+                                                      seed=seed)])
     write_tsv(decoding, out_dir / EVALUATE_OUTPUTS["decoding"])
     _examples(views, targets, n_examples, out_dir)
 
@@ -361,9 +361,10 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
     return {name: out_dir / file for name, file in EVALUATE_OUTPUTS.items()}
 
 
-def _sampled_codes(model, outputs, seed):
-    """Codes of every slot drawn from the predicted probabilities: (n_trs, n_codebooks, width) int64."""
-    return sample_codes(model, outputs["audio"], seed).transpose(0, 2, 1)
+def _sampled_codes(model, outputs, mask, seed):
+    """Codes of every real slot drawn from the code model at the decoded descriptor: (n_trs, n_codebooks, width) int64."""
+    with torch.no_grad():
+        return sample_codes(model.code_log_probs(outputs["audio"]), mask, seed)
 
 
 def _test_piece(data):
@@ -512,12 +513,12 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
         raise ValueError(f"decode_audio.lesion_inputs must be among {list(LESION_INPUTS)}, got {sorted(unknown)}")
     started = time.perf_counter()
     out_dir, features_dir, device = Path(out_dir), Path(features_dir), resolve_device(device)
-    model, _ = load_model(model_path, device)
+    model, saved = load_model(model_path, device)
     if "audio" not in model.config.modalities:
         raise ValueError(f"{model_path} has no audio head (modalities {list(model.config.modalities)}); add audio "
                          "to the config's modalities and retrain before decode-audio")
     data = load_movie_data(features_dir, [subject_prepared_path(prepared_paths, subject)], model.config.modalities,
-                           preshift_trs)
+                           preshift_trs, audio_descriptor=saved.get("audio_descriptor", "audio_logmel_tr.npz"))
     codec = load_stage_codec(features_dir / "codec.json", device)
     rate, meta = codec.sample_rate_hz, {"codec_status": codec.status, "codec_id": codec.model_id, "subject": subject}
     segments, references = _read_references(references_dir, data, rate)
@@ -527,11 +528,12 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
     paths, scores = {}, []
     with _cpu_threads(threads):
         for segment, rows in segments.items():
+            slots = mask[rows]
             estimates = {
                 "decoded_measured_bold": _sampled_codes(model, decoder_outputs(model, data, subject, rows, device=device),
-                                                       seed),
+                                                       slots, seed),
                 "reconstructed_predicted_bold": _sampled_codes(model, decoder_outputs(
-                    model, data, subject, rows, source="predicted_bold", device=device), seed),
+                    model, data, subject, rows, source="predicted_bold", device=device), slots, seed),
             }
             if segment == "excerpt":
                 for (roi, part), voxels in masks.items():
@@ -539,7 +541,7 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
                     lesioned = {"measured_bold": {"bold": silenced}, "predicted_bold": {"lesion": on_layer}}
                     for source in lesion_inputs:
                         estimates[f"lesion-{roi}-{part}_{source}"] = _sampled_codes(model, decoder_outputs(
-                            model, data, subject, rows, source=source, device=device, **lesioned[source]), seed)
+                            model, data, subject, rows, source=source, device=device, **lesioned[source]), slots, seed)
             waves = {name: trs_waveform(codec, c, mask[rows], first_tr=int(rows[0]), tr_s=data.tr_s)
                      for name, c in tqdm(estimates.items(), desc=f"decode {segment} audio", unit="wav")}
             for name, wave in {**references[segment], **waves}.items():

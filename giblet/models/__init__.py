@@ -3,13 +3,11 @@
 from giblet.models.autoencoder import GibletAutoencoder
 from giblet.models.config import AUDIO_MERGES, MODALITY_INPUTS, MODALITY_TARGETS, AutoencoderConfig
 from giblet.models.dropout import modality_keep_mask
-from giblet.models.heads import HEADS, AudioHead, TextHead, ThumbnailHead
+from giblet.models.heads import HEADS, TextHead, ThumbnailHead
 from giblet.models.lesion import LESION_MODES, lesion, roi_union
 from giblet.models.losses import (
     FMRI_LOSSES,
     RECONSTRUCTION_LOSSES,
-    audio_code_loss,
-    code_cross_entropy,
     fmri_losses,
     reconstruction_losses,
     text_cosine,
@@ -20,6 +18,7 @@ from giblet.models.losses import (
 from giblet.models.size import count_parameters, parameter_counts
 from giblet.models.temporal import DelayMixer, shift_trs
 from giblet.models.towers import TOWERS, AudioTower, CodebookEmbedding, FeatureTower
+from giblet.models.window_decoder import WindowDecoder
 
 __all__ = [
     "AutoencoderConfig",
@@ -31,15 +30,13 @@ __all__ = [
     "AudioTower",
     "FeatureTower",
     "TOWERS",
-    "AudioHead",
     "ThumbnailHead",
     "TextHead",
     "HEADS",
+    "WindowDecoder",
     "DelayMixer",
     "shift_trs",
     "modality_keep_mask",
-    "code_cross_entropy",
-    "audio_code_loss",
     "voxel_mse",
     "voxel_neg_pearson",
     "thumbnail_mse",

@@ -3,7 +3,13 @@
 Encoder: per-modality towers -> per-TR stimulus embedding (sum over kept modalities) ->
 causal FIR mixing over the last TRs -> shared trunk -> per-subject linear readout to voxels.
 Decoder: per-subject linear read-in from voxels -> anti-causal FIR mixing over the next TRs
-(to undo the haemodynamic lag) -> shared trunk -> one head per modality.
+(to undo the haemodynamic lag) -> shared trunk -> one head per picture and text modality.
+Sound is decoded on a route of its own: per subject, a :class:`WindowDecoder` reads the voxels
+that encode the sound's spectral descriptor (the 32-band log-mel) at the next TRs and predicts
+that descriptor; the code model (``audio_head``, trained on the film's audio alone) turns it into
+per-codebook code probabilities (:meth:`~GibletAutoencoder.code_log_probs`, tempered toward the
+code prior for a decoded descriptor), which the frozen codec decoder plays after seeded sampling.
+Both are fitted in closed form outside gradient training (their weights are buffers or frozen).
 
 Three paths share these parts: :meth:`GibletAutoencoder.encode` (an encoding model),
 :meth:`~GibletAutoencoder.decode` (decoding measured or predicted BOLD) and
@@ -19,11 +25,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from giblet.audio.code_model import CodeModelHead
 from giblet.models.config import MODALITY_INPUTS
 from giblet.models.dropout import modality_keep_mask
 from giblet.models.heads import HEADS
 from giblet.models.temporal import DelayMixer
 from giblet.models.towers import TOWERS, CodebookEmbedding
+from giblet.models.window_decoder import WindowDecoder
 
 __all__ = ["GibletAutoencoder"]
 
@@ -88,14 +96,29 @@ class GibletAutoencoder(nn.Module):
         self.readins = nn.ModuleDict({s: _voxel_linear(n, hidden, rank) for s, n in config.n_voxels.items()})
         self.decoder_delays = DelayMixer(hidden, [-d for d in config.decoder_delays_trs])
         self.decoder_trunk = _Trunk(hidden, config.n_layers, config.dropout)
-        self.heads = nn.ModuleDict({m: HEADS[m](config, embedding) for m in config.modalities})
+        self.heads = nn.ModuleDict({m: HEADS[m](config) for m in config.modalities if m in HEADS})
+        if "audio" in config.modalities:
+            n_descriptor = config.n_audio_descriptor
+            self.audio_decoders = nn.ModuleDict({s: WindowDecoder(n, n_descriptor, config.decoder_delays_trs)
+                                                 for s, n in config.n_voxels.items()})
+            self.code_model = CodeModelHead(config.n_codebooks, config.codebook_size, n_descriptor)
+            self.register_buffer("audio_confidence", torch.ones(()))
 
     @property
     def audio_head(self):
-        """The :class:`~giblet.models.heads.AudioHead` (for :meth:`~AudioHead.logits`)."""
-        if "audio" not in self.heads:
+        """The code model (:class:`~giblet.audio.code_model.CodeModelHead`): audio descriptor -> code log-probabilities."""
+        if "audio" not in self.config.modalities:
             raise ValueError(f"this model has no audio head; modalities are {self.config.modalities}")
-        return self.heads["audio"]
+        return self.code_model
+
+    def code_log_probs(self, descriptor):
+        """Code log-probabilities (..., n_codebooks, codebook_size) of a decoded audio descriptor (..., n_features).
+
+        The code model tempered toward its prior by ``audio_confidence`` (fitted with the window
+        decoders on the validation block: a descriptor decoded from BOLD is noisier than the true
+        descriptor the code model was trained on).
+        """
+        return self.audio_head(descriptor, self.audio_confidence)
 
     # --- encoder ---------------------------------------------------------------------------
     def embed_stimulus(self, stim, keep=None):
@@ -173,8 +196,7 @@ class GibletAutoencoder(nn.Module):
         Returns
         -------
         dict of str to Tensor
-            One entry per configured modality: ``"audio"``: latent (B, T, frames_per_tr,
-            codebook_dim) (logits via ``audio_head.logits``); ``"video"``: thumbnails
+            One entry per configured picture or text modality: ``"video"``: thumbnails
             (B, T, *thumb_shape) in [0, 1]; ``"text"``: embedding (B, T, n_text_features).
         """
         h = self.decoder_trunk(self.decoder_delays(readin))
@@ -192,9 +214,14 @@ class GibletAutoencoder(nn.Module):
         Returns
         -------
         dict of str to Tensor
-            See :meth:`predict_stimulus`.
+            See :meth:`predict_stimulus`, plus ``"audio"``: the audio descriptor (B, T,
+            n_audio_descriptor) from the subject's window decoder (code log-probabilities via
+            ``audio_head``).
         """
-        return self.predict_stimulus(self.readin(voxels, subject))
+        predictions = self.predict_stimulus(self.readin(voxels, subject))
+        if "audio" in self.config.modalities:
+            predictions["audio"] = self.audio_decoders[subject](voxels)
+        return predictions
 
     def autoencode(self, stim, subject, lesion=None, keep=None):
         """Stimulus -> predicted voxels -> optional lesion -> decoder.

@@ -26,8 +26,8 @@ __all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "MODALITY_TARGETS", "AUDIO_ME
 
 #: Modality -> batch keys its input tower reads.
 MODALITY_INPUTS = {"audio": ("audio_codes", "audio_mask"), "video": ("video",), "text": ("text",)}
-#: Modality -> batch keys its decoder head is scored against.
-MODALITY_TARGETS = {"audio": ("audio_codes", "audio_mask"), "video": ("thumbs",), "text": ("text",)}
+#: Modality -> batch keys its trunk's decoder head is scored against (sound is decoded on its own route).
+MODALITY_TARGETS = {"video": ("thumbs",), "text": ("text",)}
 #: How a frame's per-codebook embeddings are merged: summed (the codec's quantized latent) or concatenated.
 AUDIO_MERGES = ("sum", "concat")
 
@@ -57,6 +57,8 @@ class AutoencoderConfig:
     frames_per_tr : int, default=113
         Frame slots per TR, ``ceil(tr_s * frame_rate_hz)``: 113 for a 1.5 s TR at 75 Hz
         (TRs hold 112 and 113 frames in turn; ``audio_mask`` marks which slots are real).
+    n_audio_descriptor : int, default=32
+        Width of the audio descriptor decoded from BOLD and read by the code model (32 log-mel bands).
     n_video_features : int, default=10
         Width of the ``video`` input (features per TR).
     n_text_features : int, default=384
@@ -72,8 +74,7 @@ class AutoencoderConfig:
     audio_merge : {"sum", "concat"}, default="sum"
         How a frame's per-codebook embeddings are merged; ``"sum"`` is the codec's quantized latent.
     train_codebooks : bool, default=False
-        Let the codebook embedding tables (initialised from the codec) train. Frozen by default
-        so that the audio head's predicted latent stays in the codec's latent space.
+        Let the codebook embedding tables of the audio input (initialised from the codec) train.
     encoder_delays_trs : tuple of int, default=(1, 2, 3, 4)
         Causal FIR taps: voxels at TR ``t`` see the stimulus at TRs ``t - d``. Use ``(0,)`` when
         the inputs are already HRF-convolved by the alignment stage. All ``>= 0``.
@@ -91,13 +92,14 @@ class AutoencoderConfig:
     Model size follows the data; the per-subject readouts and read-ins (``hidden + 1``
     weights per voxel each, or ``rank`` with ``readout_rank``) dominate. Trainable
     parameters with the defaults (``hidden=64``), from ``count_parameters(model, True)``
-    (the 8 x 1024 x 128 frozen codebook tables add 1,048,576):
+    (frozen: the 8 x 1024 x 128 codebook tables, 1,048,576, and the code model, 270,336;
+    the audio window decoders are fitted buffers):
 
-    - demo, 4 subjects x 450 voxels: 590,116 (readouts + read-ins 232,456);
-    - Sherlock whole brain, 17 subjects x 69,047 voxels (3 mm MNI mask >= 0.5): 151.8 M;
+    - demo, 4 subjects x 450 voxels: 545,820 (readouts + read-ins 232,456);
+    - Sherlock whole brain, 17 subjects x 69,047 voxels (3 mm MNI mask >= 0.5): 151.7 M;
       with ``readout_rank=16``: 39.1 M;
     - Sherlock, 17 subjects x 271,633 voxels (the full 61 x 73 x 61 grid): 596.0 M;
-      with ``readout_rank=16``: 152.8 M.
+      with ``readout_rank=16``: 152.7 M.
     """
 
     n_voxels: dict
@@ -106,6 +108,7 @@ class AutoencoderConfig:
     codebook_size: int = 1024
     codebook_dim: int = 128
     frames_per_tr: int = 113
+    n_audio_descriptor: int = 32
     n_video_features: int = 10
     n_text_features: int = 384
     thumb_shape: tuple = (3, 36, 64)
@@ -135,7 +138,7 @@ class AutoencoderConfig:
         for modality in self.modalities:
             _one_of("modalities", modality, MODALITY_INPUTS)
         _one_of("audio_merge", self.audio_merge, AUDIO_MERGES)
-        sizes = ("n_codebooks", "codebook_size", "codebook_dim", "frames_per_tr", "n_video_features",
+        sizes = ("n_codebooks", "codebook_size", "codebook_dim", "frames_per_tr", "n_audio_descriptor", "n_video_features",
                  "n_text_features", "hidden", "n_layers")
         small = {name: getattr(self, name) for name in sizes if getattr(self, name) < 1}
         if small:

@@ -1,7 +1,7 @@
-"""Losses of the autoencoder, each restricted to valid TRs (and, for audio, valid frames).
+"""Losses of the autoencoder, each restricted to valid TRs.
 
 Every loss returns a scalar: a mean over the valid positions it scores, or a zero that
-keeps the graph when nothing is valid. Code indices are only used as cross-entropy targets.
+keeps the graph when nothing is valid.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import torch.nn.functional as F
 from giblet.models.config import MODALITY_TARGETS
 
 __all__ = [
-    "code_cross_entropy",
-    "audio_code_loss",
     "voxel_mse",
     "voxel_neg_pearson",
     "thumbnail_mse",
@@ -23,69 +21,6 @@ __all__ = [
     "fmri_losses",
     "reconstruction_losses",
 ]
-
-
-def _frame_major(codes):
-    """(..., n_codebooks, W) -> (..., W, n_codebooks), the layout of latents and logits."""
-    return codes.transpose(-1, -2)
-
-
-def _cross_entropy(logits, codes):
-    """Mean cross-entropy (nats) of selected frames: logits (N, n_codebooks, K), codes (N, n_codebooks)."""
-    if logits.shape[0] == 0:
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.flatten(0, 1), codes.flatten().long())
-
-
-def code_cross_entropy(logits, codes, frame_valid):
-    """Cross-entropy of code logits over valid frames.
-
-    Parameters
-    ----------
-    logits : Tensor, shape (B, T, W, n_codebooks, codebook_size), float
-        From ``AudioHead.logits(latent)``.
-    codes : Tensor, shape (B, T, n_codebooks, W), integer
-        Target code indices; anything at invalid frames (e.g. ``PAD_CODE``).
-    frame_valid : Tensor, shape (B, T, W), bool
-        ``audio_mask & tr_valid[..., None]``; invalid frames contribute nothing.
-
-    Returns
-    -------
-    Tensor, scalar
-        Mean over valid frames and codebooks, in nats (``log(codebook_size)`` for chance).
-    """
-    return _cross_entropy(logits[frame_valid], _frame_major(codes)[frame_valid])
-
-
-def audio_code_loss(head, latent, codes, frame_valid, *, max_frames=None, generator=None):
-    """:func:`code_cross_entropy` computing logits only at valid (optionally subsampled) frames.
-
-    Scoring every frame slot against every codebook entry is the costliest step of
-    training; this scores only the valid frames, or a uniform random ``max_frames`` of them
-    (an unbiased estimate of the same mean).
-
-    Parameters
-    ----------
-    head : AudioHead
-    latent : Tensor, shape (B, T, W, codebook_dim), float
-        The head's output.
-    codes : Tensor, shape (B, T, n_codebooks, W), integer
-    frame_valid : Tensor, shape (B, T, W), bool
-    max_frames : int, optional
-        Score at most this many valid frames; all when omitted.
-    generator : torch.Generator, optional
-        For the frame subsample (on the CPU); the global generator when omitted.
-
-    Returns
-    -------
-    Tensor, scalar
-        Mean cross-entropy in nats.
-    """
-    index = frame_valid.nonzero()
-    if max_frames is not None and len(index) > max_frames:
-        index = index[torch.randperm(len(index), generator=generator)[:max_frames].to(index.device)]
-    index = tuple(index.T)
-    return _cross_entropy(head.logits(latent[index]), _frame_major(codes)[index])
 
 
 def _valid_rows(pred, target, tr_valid):
@@ -177,48 +112,26 @@ def fmri_losses(pred, target, tr_valid):
     return {name: loss(pred, target, tr_valid) for name, loss in FMRI_LOSSES.items()}
 
 
-def _audio(model, predictions, targets, tr_valid, max_audio_frames, generator):
-    frame_valid = targets["audio_mask"] & tr_valid[..., None]
-    return audio_code_loss(model.audio_head, predictions["audio"], targets["audio_codes"], frame_valid,
-                           max_frames=max_audio_frames, generator=generator)
+#: Modality -> ``loss(prediction, target, tr_valid)`` of its head against its target in ``MODALITY_TARGETS``.
+RECONSTRUCTION_LOSSES = {"video": thumbnail_mse, "text": text_cosine}
 
 
-def _video(model, predictions, targets, tr_valid, max_audio_frames, generator):
-    return thumbnail_mse(predictions["video"], targets["thumbs"], tr_valid)
-
-
-def _text(model, predictions, targets, tr_valid, max_audio_frames, generator):
-    return text_cosine(predictions["text"], targets["text"], tr_valid)
-
-
-#: Modality -> loss of its head's prediction against the targets in ``MODALITY_TARGETS``.
-RECONSTRUCTION_LOSSES = {"audio": _audio, "video": _video, "text": _text}
-
-
-def reconstruction_losses(model, predictions, targets, tr_valid, *, max_audio_frames=None, generator=None):
-    """Loss of every predicted modality whose targets are present.
+def reconstruction_losses(predictions, targets, tr_valid):
+    """Loss of every trunk-decoded modality whose target is present.
 
     Parameters
     ----------
-    model : GibletAutoencoder
-        Supplies the audio head's code scoring.
     predictions : dict of str to Tensor
-        From ``decode``/``autoencode``.
+        From ``predict_stimulus``/``decode``/``autoencode`` (the audio descriptor, decoded on its
+        own route, is not scored here).
     targets : dict of str to Tensor
         Batch with the keys of :data:`~giblet.models.config.MODALITY_TARGETS`.
     tr_valid : Tensor, shape (B, T), bool
-    max_audio_frames : int, optional
-        See :func:`audio_code_loss`.
-    generator : torch.Generator, optional
-        For the audio frame subsample.
 
     Returns
     -------
     dict of str to Tensor
-        Modality -> scalar loss (audio: cross-entropy in nats; video: pixel MSE; text: cosine distance).
+        Modality -> scalar loss (video: pixel MSE; text: cosine distance).
     """
-    return {
-        m: RECONSTRUCTION_LOSSES[m](model, predictions, targets, tr_valid, max_audio_frames, generator)
-        for m in predictions
-        if all(k in targets for k in MODALITY_TARGETS[m])
-    }
+    return {m: RECONSTRUCTION_LOSSES[m](predictions[m], targets[MODALITY_TARGETS[m][0]], tr_valid)
+            for m in predictions if m in RECONSTRUCTION_LOSSES and all(k in targets for k in MODALITY_TARGETS[m])}

@@ -31,8 +31,9 @@ ALPHAS = np.logspace(-1, 7, 17)
 #: the best on average over this many evenly spaced targets (per-target search on 271,633 voxels would
 #: cost ~20 TFLOP).
 CV_TARGETS = 8192  # the demo's 3800 voxels get their own alphas
-#: modality -> (per-TR target table in the features folder) for the ridge decoder
-DECODING_TARGETS = {"audio": "audio_pooled.npz", "video": "video_lowlevel_tr.npz", "text": "text_tr.npz"}
+#: modality -> (per-TR target table in the features folder) for the ridge decoder; sound's target is the
+#: code model's descriptor (``MovieData.descriptors["audio"]``), read through the same code model as the autoencoder's
+DECODING_TARGETS = {"video": "video_lowlevel_tr.npz", "text": "text_tr.npz"}
 
 
 @dataclass(frozen=True)

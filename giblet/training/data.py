@@ -8,7 +8,7 @@ the model's causal encoder delays apply the hemodynamic lag exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from giblet.features import FeatureTable
 from giblet.fmri.prepared import PreparedFmri
 from giblet.splits import BLOCKS, GAP
 
-__all__ = ["MovieData", "load_movie_data", "code_frequencies", "shift_within_runs", "windows", "make_batch"]
+__all__ = ["MovieData", "load_movie_data", "shift_within_runs", "windows", "make_batch"]
 
 
 @dataclass
@@ -46,6 +46,9 @@ class MovieData:
     video_stats : dict
         Training mean and scale of the video features.
     modalities : tuple of str
+    descriptors : dict of str -> ndarray, shape (n_trs, n_features), float64
+        Low-dimensional per-TR targets decoded on their own route: ``"audio"``, the audio
+        descriptor the code model reads (the 32-band log-mel in dB).
     """
 
     tr_s: float
@@ -58,6 +61,7 @@ class MovieData:
     codebook_vectors: np.ndarray | None
     video_stats: dict
     modalities: tuple = ()
+    descriptors: dict = field(default_factory=dict)
 
     @property
     def n_trs(self) -> int:
@@ -100,8 +104,11 @@ def _check_trs(name, n, n_trs):
         raise ValueError(f"{name} has {n} TRs but the fMRI has {n_trs}; extract features with the same fmri.run_n_trs")
 
 
-def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0):
-    """Assemble :class:`MovieData` from the feature stages' outputs and ``prepare-fmri`` files."""
+def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, audio_descriptor="audio_logmel_tr.npz"):
+    """Assemble :class:`MovieData` from the feature stages' outputs and ``prepare-fmri`` files.
+
+    ``audio_descriptor`` names the per-TR descriptor table of the sound (the code model's).
+    """
     features_dir = Path(features_dir)
     prepared = {p.subject: p for p in (PreparedFmri.load(path) for path in prepared_paths)}
     first = next(iter(prepared.values()))
@@ -111,7 +118,7 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0):
             raise ValueError(f"subject {p.subject} has another TR count or split than {first.subject}")
     labels = shift_within_runs(first.split.labels, runs, preshift_trs, GAP)
     train = labels == BLOCKS.index("train")
-    stimulus, codebooks, video_stats = {}, None, {}
+    stimulus, codebooks, video_stats, descriptors = {}, None, {}, {}
     if "audio" in modalities:
         stream = CodeStream.load(features_dir / "codes.npz")
         codes, mask = codes_by_tr(stream, first.tr_s, n_trs)
@@ -119,6 +126,8 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0):
         stimulus["audio_mask"] = mask
         with np.load(features_dir / "codebooks.npz") as z:
             codebooks = z["vectors"].astype(np.float32)
+        descriptors["audio"] = FeatureTable.load(features_dir / audio_descriptor).values.astype(np.float64)
+        _check_trs(audio_descriptor, len(descriptors["audio"]), n_trs)
     if "video" in modalities:
         video = FeatureTable.load(features_dir / "video_lowlevel_tr.npz").values.astype(np.float64)
         thumbs = FeatureTable.load(features_dir / "video_thumbnails_tr.npz")
@@ -140,15 +149,7 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0):
         bold[subject] = shift_within_runs(p.values, runs, preshift_trs, 0.0, in_place=True)
         bold_valid[subject] = shift_within_runs(p.valid_trs, runs, preshift_trs, False)
     return MovieData(float(first.tr_s), runs, labels, stimulus, bold, bold_valid, prepared, codebooks, video_stats,
-                     tuple(modalities))
-
-
-def code_frequencies(data):
-    """Training-TR frequency of every code, per codebook: (n_codebooks, codebook_size) float64."""
-    train = data.labels == BLOCKS.index("train")
-    codes, mask = data.stimulus["audio_codes"][train], data.stimulus["audio_mask"][train]
-    size = int(data.codebook_vectors.shape[1])
-    return np.stack([np.bincount(codes[:, q][mask], minlength=size) / mask.sum() for q in range(codes.shape[1])])
+                     tuple(modalities), descriptors)
 
 
 def windows(data, block, length, stride, before, after):

@@ -11,13 +11,14 @@ import joblib
 import pandas as pd
 import torch
 
+from giblet.audio.code_model import CodeModel
 from giblet.features import FeatureTable
 from giblet.io import atomic_path, write_json
 from giblet.models import count_parameters
 from giblet.provenance import run_key
 from giblet.training.baselines import DECODING_TARGETS, decoding_rows, encoder_rows, encoding_design, fit_ridge
 from giblet.training.data import load_movie_data
-from giblet.training.trainer import TrainConfig, build_model, train
+from giblet.training.trainer import TrainConfig, build_model, fit_audio_decoders, train
 
 __all__ = ["run_train", "save_model", "load_model"]
 
@@ -36,6 +37,9 @@ def load_model(path, device="cpu"):
     from giblet.models import AutoencoderConfig, GibletAutoencoder
 
     saved = torch.load(path, map_location=device, weights_only=False)
+    if "audio" in saved["config"]["modalities"] and "audio_descriptor" not in saved:
+        raise ValueError(f"{path} was trained by an older giblet (no code model, no audio window decoders); rerun "
+                         "the train stage")
     model = GibletAutoencoder(AutoencoderConfig(**saved["config"]))
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval(), saved
@@ -53,6 +57,7 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
     targets = {modality: FeatureTable.load(Path(features_dir) / file).values
                for modality, file in DECODING_TARGETS.items()
                if (Path(features_dir) / file).exists() and modality in data.modalities}
+    targets.update(data.descriptors)
     out = {}
     for subject in data.subjects:
         rows = encoder_rows(data, subject)
@@ -66,28 +71,38 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
     return out
 
 
-def _inputs_key(features_dir, aligned_paths, prepared_paths, modalities, preshift_trs):
-    """Key of the training data: every feature, aligned and prepared fMRI file's content, the modalities and clock."""
+def _inputs_key(features_dir, aligned_paths, prepared_paths, code_model_path, modalities, preshift_trs):
+    """Key of the training data: every feature, aligned, prepared fMRI and code model file's content, the
+    modalities and clock."""
     features = [p for p in Path(features_dir).iterdir() if p.is_file() and not p.name.startswith(".")]
-    return run_key([*features, *aligned_paths, *prepared_paths],
+    code_model = [code_model_path] if code_model_path else []
+    return run_key([*features, *aligned_paths, *prepared_paths, *code_model],
                    {"modalities": list(modalities), "preshift_trs": preshift_trs})
 
 
-def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, train_options=None,
-              model_options=None, preshift_trs=0, seed=0, device=None, resume=True):
-    """Fit the ridge baselines, then train the autoencoder (early stopping on the validation block).
+def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, code_model_path=None,
+              train_options=None, model_options=None, preshift_trs=0, seed=0, device=None, resume=True):
+    """Fit the ridge baselines and the audio window decoders, then train the autoencoder.
+
+    With audio, ``code_model_path`` (``fit-code-model``'s ``code_model.npz``) is the audio head
+    and names the descriptor the window decoders predict. Gradient training stops early on the
+    validation block.
 
     Writes ``autoencoder.pt`` (config + best weights), ``checkpoint.pt`` (state that only a rerun
     on the same inputs, settings and code resumes),
     ``history.tsv`` (losses per epoch), ``baselines.joblib`` (per-subject ridge models) and
-    ``summary.json`` (parameter counts, epochs, best validation loss, wall time).
+    ``summary.json`` (parameter counts, epochs, best validation loss, the audio decoders' voxels,
+    wall time).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(**(train_options or {}))
-    data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs)
+    code_model = CodeModel.load(code_model_path) if code_model_path else None
+    descriptor = code_model.meta.get("descriptor", "audio_logmel_tr.npz") if code_model else "audio_logmel_tr.npz"
+    data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs, audio_descriptor=descriptor)
     torch.manual_seed(seed)
-    model = build_model(data, model_options or {}, modalities)
+    model = build_model(data, model_options or {}, modalities, code_model)
+    audio_decoders = fit_audio_decoders(model, data) if "audio" in modalities else None
     log.info("autoencoder: %d trainable parameters, %d subjects, modalities %s",
              count_parameters(model, trainable_only=True), len(data.subjects), list(modalities))
     with atomic_path(out_dir / "baselines.joblib") as tmp:  # first: their coefficients are not held while training
@@ -95,10 +110,12 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
                     tmp)
     started = time.perf_counter()
     history = train(model, data, cfg, out_dir, seed=seed, device=device, resume=resume,
-                    inputs_key=_inputs_key(features_dir, aligned_paths, prepared_paths, modalities, preshift_trs))
+                    inputs_key=_inputs_key(features_dir, aligned_paths, prepared_paths, code_model_path, modalities,
+                                           preshift_trs))
     train_s = time.perf_counter() - started
     model.cpu()
-    save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=preshift_trs)
+    save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=preshift_trs,
+               audio_descriptor=descriptor)
     with atomic_path(out_dir / "history.tsv") as tmp:
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     write_json(out_dir / "summary.json", {
@@ -109,6 +126,7 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
         "train_seconds": round(train_s, 1),
         "train_config": asdict(cfg),
         "model_config": model.config.to_dict(),
+        "audio_decoders": audio_decoders,
         "subjects": list(data.subjects),
     })
     return out_dir

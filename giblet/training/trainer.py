@@ -11,12 +11,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from giblet.audio.code_model import code_counts, tr_cross_entropy
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
 from giblet.provenance import run_key
-from giblet.training.data import code_frequencies, make_batch, windows
+from giblet.training.window_decoders import fit_window_decoders
+from giblet.training.data import make_batch, windows
 
-__all__ = ["TrainConfig", "build_model", "train", "resolve_device", "to_tensors"]
+__all__ = ["TrainConfig", "build_model", "fit_audio_decoders", "train", "resolve_device", "to_tensors"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,6 @@ class TrainConfig:
     window_trs: int = 32  # TRs per training window (plus encoder/decoder context)
     stride_trs: int = 16  # step between training windows
     batch_windows: int = 8  # windows per optimisation step (every subject sees each)
-    max_audio_frames: int = 1024  # audio frames scored per step (random subset of valid frames)
     weight_fmri_mse: float = 1.0
     weight_fmri_pearson: float = 1.0
     weight_reconstruction: float = 1.0  # stimulus -> predicted voxels -> stimulus
@@ -47,13 +48,22 @@ def resolve_device(device=None):
     return torch.device(device)
 
 
-def build_model(data, model_options, modalities):
-    """An autoencoder sized for ``data`` (voxel counts, feature widths, codebooks)."""
+def build_model(data, model_options, modalities, code_model=None):
+    """An autoencoder sized for ``data`` (voxel counts, feature widths, codebooks) holding ``code_model``.
+
+    With audio, ``code_model`` (a :class:`~giblet.audio.code_model.CodeModel` fitted by
+    ``fit-code-model``) becomes the audio head; the window decoders are left empty (see
+    :func:`fit_audio_decoders`).
+    """
     stim = data.stimulus
     sizes = {"n_voxels": {s: v.shape[1] for s, v in data.bold.items()}, "modalities": tuple(modalities)}
     if "audio" in modalities:
+        if code_model is None:
+            raise ValueError("the audio modality needs the code model: run `giblet fit-code-model` and pass its "
+                             "code_model.npz")
         n_cb, size, dim = data.codebook_vectors.shape
-        sizes.update(n_codebooks=n_cb, codebook_size=size, codebook_dim=dim, frames_per_tr=stim["audio_mask"].shape[1])
+        sizes.update(n_codebooks=n_cb, codebook_size=size, codebook_dim=dim, frames_per_tr=stim["audio_mask"].shape[1],
+                     n_audio_descriptor=code_model.n_features)
     if "video" in modalities:
         sizes.update(n_video_features=stim["video"].shape[1], thumb_shape=tuple(stim["thumbs"].shape[1:]))
     if "text" in modalities:
@@ -61,10 +71,52 @@ def build_model(data, model_options, modalities):
     config = AutoencoderConfig(**sizes, **model_options)
     vectors = None if data.codebook_vectors is None else torch.from_numpy(data.codebook_vectors)
     model = GibletAutoencoder(config, codebook_vectors=vectors)
-    if "audio" in modalities:  # the audio head starts at the unigram prediction (log of the training frequencies)
-        with torch.no_grad():
-            model.audio_head.code_bias.copy_(torch.from_numpy(np.log(code_frequencies(data) + 1e-6)))
+    if "audio" in modalities:
+        model.audio_head.set_model(code_model)
     return model
+
+
+#: Confidences tried for the code model read at a decoded descriptor (0: its prior; 1: as if the descriptor were true).
+CONFIDENCE_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+
+
+def _validation_bits(head, data, fits, confidence):
+    """Bits per code the tempered code model gains over its prior on the validation block, mean over subjects."""
+    prior = head.log_prior.double().cpu().numpy()[None]
+    bits = []
+    for decoded, rows in (fit.validation for fit in fits.values()):
+        counts = code_counts(data.stimulus["audio_codes"][rows], data.stimulus["audio_mask"][rows], prior.shape[-1])
+        with torch.no_grad():
+            x = torch.as_tensor(decoded, dtype=head.mean.dtype, device=head.mean.device)
+            log_probs = head(x, confidence).double().cpu().numpy()
+        bits.append(np.mean(tr_cross_entropy(prior, counts) - tr_cross_entropy(log_probs, counts)) / math.log(2.0))
+    return float(np.mean(bits))
+
+
+def fit_audio_decoders(model, data):
+    """Fit the audio route of ``model``: every subject's window decoder of the descriptor, and the code model's confidence.
+
+    The window decoders follow :func:`~giblet.training.window_decoders.fit_window_decoders`; the
+    confidence (``model.audio_confidence``) is the :data:`CONFIDENCE_GRID` value whose tempered code
+    model gains most bits per code on the validation block, decoded by decoders fitted on the
+    training block alone (0 when no decoder carries information: the prior, which gains nothing).
+
+    Returns
+    -------
+    dict
+        JSON-able summary: voxels kept, confidence, validation bits by confidence, validation r by size.
+    """
+    fits, n_voxels = fit_window_decoders(data, data.descriptors["audio"], model.config.decoder_delays_trs)
+    for subject, fit in fits.items():
+        model.audio_decoders[subject].set_weights(**fit.weights())
+    bits = {c: _validation_bits(model.audio_head, data, fits, c) for c in CONFIDENCE_GRID}
+    confidence = max(bits, key=bits.get)
+    model.audio_confidence.fill_(confidence)
+    log.info("audio route: %d voxels per subject, code model confidence %.2f (validation %.3f bits/code)", n_voxels,
+             confidence, bits[confidence])
+    return {"n_voxels": n_voxels, "confidence": float(confidence),
+            "validation_bits_per_code": {str(c): round(b, 4) for c, b in bits.items()},
+            "validation_r": {s: {str(n): round(r, 4) for n, r in fit.validation_r.items()} for s, fit in fits.items()}}
 
 
 def to_tensors(arrays, device):
@@ -73,7 +125,7 @@ def to_tensors(arrays, device):
     return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
 
 
-def _step_losses(model, batch, target, bold, valid, cfg, generator):
+def _step_losses(model, batch, target, bold, valid, cfg):
     """Weighted loss terms of one batch, summed over subjects (tensors)."""
     terms = {}
 
@@ -88,10 +140,9 @@ def _step_losses(model, batch, target, bold, valid, cfg, generator):
         fmri = fmri_losses(predicted, bold[subject], fmri_valid)
         add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
         add("fmri_pearson", fmri["neg_pearson"], cfg.weight_fmri_pearson)
-        recon = reconstruction_losses(model, model.predict_stimulus(model.readin(predicted, subject)), batch,
-                                      target, max_audio_frames=cfg.max_audio_frames, generator=generator)
-        decoded = reconstruction_losses(model, model.decode(bold[subject], subject), batch, fmri_valid,
-                                        max_audio_frames=cfg.max_audio_frames, generator=generator)
+        recon = reconstruction_losses(model.predict_stimulus(model.readin(predicted, subject)), batch, target)
+        decoded = reconstruction_losses(model.predict_stimulus(model.readin(bold[subject], subject)), batch,
+                                        fmri_valid)
         for modality, value in recon.items():
             add(f"reconstruction_{modality}", value, cfg.weight_reconstruction)
         for modality, value in decoded.items():
@@ -107,16 +158,15 @@ def _spans(model, data, block, cfg):
     return windows(data, block, None, None, before, after)  # whole pieces
 
 
-def evaluate_loss(model, data, block, cfg, device, seed=0):
+def evaluate_loss(model, data, block, cfg, device):
     """Mean weighted loss terms over ``block`` (whole pieces, eval mode)."""
     model.eval()
-    generator = torch.Generator().manual_seed(seed)  # on the CPU, whatever the device
     spans = _spans(model, data, block, cfg)
     if not spans:
         raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
     with torch.no_grad():
         batch, target, bold, valid = (to_tensors(x, device) for x in make_batch(data, spans, block))
-        terms = _step_losses(model, batch, target, bold, valid, cfg, generator)
+        terms = _step_losses(model, batch, target, bold, valid, cfg)
     return {k: float(v) for k, v in terms.items()}
 
 
@@ -182,13 +232,12 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
             break
         model.train()
         order = np.random.default_rng([seed, epoch]).permutation(len(spans))
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)  # on the CPU, whatever the device
         sums = {}
         for start in range(0, len(order), cfg.batch_windows):
             chosen = [spans[i] for i in order[start : start + cfg.batch_windows]]
             batch, target, bold, valid = (to_tensors(x, device) for x in make_batch(data, chosen, "train"))
             with autocast:
-                terms = _step_losses(model, batch, target, bold, valid, cfg, generator)
+                terms = _step_losses(model, batch, target, bold, valid, cfg)
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -197,7 +246,7 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(chosen)
         scheduler.step()
-        val = evaluate_loss(model, data, "val", cfg, device, seed)
+        val = evaluate_loss(model, data, "val", cfg, device)
         record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                   "train_loss": sum(sums.values()) / len(spans), "val_loss": sum(val.values()),
                   **{f"train_{k}": v / len(spans) for k, v in sums.items()}, **{f"val_{k}": v for k, v in val.items()}}

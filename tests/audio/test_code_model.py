@@ -283,12 +283,17 @@ def test_save_load_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(loaded.log_probs(descriptor), model.log_probs(descriptor))
 
 
-def test_head_matches_the_model_and_is_differentiable_in_the_descriptor(rng):
-    n_trs, size = 40, 8
+def _small_model(rng, n_trs=40, size=8):
+    """A code model of 2 codebooks x ``size`` codes fitted on ``n_trs`` TRs of two sound classes; its descriptor."""
     classes = _sound_classes(rng, n_trs)
     stream, _ = _class_codes(rng, classes, codebook_size=size)
     descriptor = _descriptor(rng, classes)
-    model = fit_code_model(_counts(stream, n_trs, size), descriptor, l2=1e-2, max_iter=30)
+    return fit_code_model(_counts(stream, n_trs, size), descriptor, l2=1e-2, max_iter=30), descriptor
+
+
+def test_head_matches_the_model_and_is_differentiable_in_the_descriptor(rng):
+    size = 8
+    model, descriptor = _small_model(rng, size=size)
     head = model.head()
     x = torch.tensor(descriptor[:5], dtype=torch.float32, requires_grad=True)
     log_probs = head(x)
@@ -327,20 +332,6 @@ def test_sample_stream_has_the_exact_frames_of_every_tr():
     np.testing.assert_array_equal(np.where(mask[:, None], codes, PAD_CODE), sample_codes(log_probs, mask, seed=1))
 
 
-def test_sample_codes_draw_the_same_noise_as_the_autoencoder_sampler(rng):
-    """The same seed pairs code-model draws with the autoencoder head's (``evaluation.decoding.sample_codes``)."""
-    from types import SimpleNamespace
-
-    from giblet.evaluation.decoding import sample_codes as head_sample_codes
-
-    log_probs = torch.log_softmax(torch.tensor(rng.standard_normal((11, 2, 8)), dtype=torch.float32), dim=-1)
-    width = 113
-    latent = torch.arange(11, dtype=torch.float32)[:, None, None].expand(11, width, 1)
-    head = SimpleNamespace(logits=lambda z: log_probs[z[:, 0, 0].long()][:, None].expand(-1, width, -1, -1))
-    expected = head_sample_codes(SimpleNamespace(audio_head=head), latent, seed=5).transpose(0, 2, 1)
-    np.testing.assert_array_equal(sample_codes(log_probs, np.ones((11, width), bool), seed=5), expected)
-
-
 def test_config_defaults_match_the_schema():
     schema = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["code_model"]["properties"]
     defaults = CodeModelConfig()
@@ -351,3 +342,15 @@ def test_config_defaults_match_the_schema():
         CodeModelConfig.from_dict({"l2": 1.0})
     with pytest.raises(ValueError, match="positive penalties"):
         CodeModelConfig(l2_grid=(0.0,))
+
+
+def test_head_confidence_tempers_the_model_toward_its_prior(rng):
+    model, descriptor = _small_model(rng)
+    head, x = model.head(), torch.tensor(descriptor[:6], dtype=torch.float32)
+    torch.testing.assert_close(head(x, 1.0), head(x))
+    prior = torch.as_tensor(np.log(model.unigram), dtype=torch.float32)
+    torch.testing.assert_close(head(x, 0.0), prior.expand(6, -1, -1))
+    half = head(x, 0.5)
+    expected = torch.log_softmax(0.5 * head(x) + 0.5 * prior, dim=-1)  # a geometric mixture, renormalised
+    torch.testing.assert_close(half, expected)
+    assert torch.allclose(half.exp().sum(-1), torch.ones(6, 2))

@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from transformers import EncodecConfig
 
 from giblet.audio import EncodecCodec, run_extract_audio
+from giblet.audio.code_model import CodeModelConfig, run_fit_code_model
 from giblet.features import FeatureTable
 from giblet.fmri.prepared import PreparedFmri
 from giblet.fmri.stage import run_group_isc
@@ -118,20 +119,24 @@ def pipeline(tmp_path_factory):
     split = make_split(n_trs, TR_S, SplitConfig(fractions=(0.6, 0.2, 0.2), gap_s=6.0, min_gap_s=6.0))
     video = _features(features, rng, n_trs, runs)
     movie = _audio(features, root)
-    pooled = FeatureTable.load(features / "audio_pooled.npz").values
-    drives = {"visual": _lagged(video, runs, 2), "auditory": _lagged(pooled[:, -3:] / pooled[:, -3:].std(0), runs, 2)}
+    bands = FeatureTable.load(features / "audio_logmel_tr.npz").values[:, [2, 12, 22]]  # auditory cortex: the spectrum
+    bands = (bands - bands.mean(0)) / bands.std(0)
+    drives = {"visual": _lagged(video, runs, 2), "auditory": _lagged(bands, runs, 2)}
     prepared = _prepared(fmri, rng, runs, split, drives)
     fir = FeatureTable(np.concatenate([_lagged(video, runs, lag) for lag in (1, 2, 3)], axis=1),
                        np.arange(n_trs) * TR_S, tuple(f"f{i}" for i in range(12)), runs=runs)
     aligned = [fir.save(root / "video_fir.npz")]
     run_group_isc(prepared, fmri / "group_isc.npz")
+    code_model = run_fit_code_model(features_dir=features, prepared_path=prepared[0], out_dir=model,
+                                    config=CodeModelConfig(max_iter=30), n_bootstrap=50, n_permutations=20)["model"]
     torch.manual_seed(0)
-    run_train(features, aligned, prepared, model, modalities=MODALITIES,
+    run_train(features, aligned, prepared, model, modalities=MODALITIES, code_model_path=code_model,
               train_options={"max_epochs": 2, "window_trs": 12, "stride_trs": 6, "batch_windows": 4, "threads": 1},
               model_options={"hidden": 8, "n_layers": 1, "encoder_delays_trs": (1, 2), "decoder_delays_trs": (1, 2)})
     return {"features_dir": features, "prepared_paths": prepared, "aligned_paths": aligned, "root": root,
             "model_path": model / "autoencoder.pt", "baselines_path": model / "baselines.joblib",
-            "group_isc_path": fmri / "group_isc.npz", "movie": movie, "split": split, "runs": runs}
+            "group_isc_path": fmri / "group_isc.npz", "code_model_path": code_model, "movie": movie, "split": split,
+            "runs": runs}
 
 
 @pytest.fixture(scope="session")

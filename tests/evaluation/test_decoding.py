@@ -1,4 +1,4 @@
-"""Decoding views and scores: top-k codes, TR identification, retrieval, chance, baselines and nulls."""
+"""Decoding views and scores: bits per code, TR identification, retrieval, chance, baselines and nulls."""
 
 import copy
 
@@ -7,16 +7,14 @@ import pytest
 import torch
 
 from giblet.evaluation.decoding import (
+    audio_views,
     autoencoder_views,
     baseline_views,
     chance_levels,
-    code_topk,
     decoding_rows,
     decoding_targets,
-    expected_pooled,
     pooled_from_usage,
     ridge_views,
-    sample_codes,
     score_views,
     truth_views,
 )
@@ -28,69 +26,72 @@ from tests.models.conftest import DEVICES
 
 
 @pytest.fixture(scope="module")
-def targets(pipeline, movie_data):
+def targets(pipeline, movie_data, model):
     rows = np.flatnonzero(movie_data.labels == BLOCKS.index("test"))
-    return decoding_targets(movie_data, pipeline["features_dir"], rows)
+    return decoding_targets(movie_data, pipeline["features_dir"], rows, model.audio_head)
 
 
-def test_decoding_targets_unigram_is_most_frequent_training_code(movie_data, targets):
-    train = movie_data.labels == BLOCKS.index("train")
-    codes, mask = movie_data.stimulus["audio_codes"][train], movie_data.stimulus["audio_mask"][train]
-    for q in range(codes.shape[1]):
-        counts = np.bincount(codes[:, q][mask], minlength=64)
-        assert targets.unigram[q, 0] == counts.argmax()
-        assert counts[targets.unigram[q, 1]] == np.sort(counts)[-2]
+def test_decoding_targets_count_every_frame_and_read_the_oracle_at_the_true_descriptor(movie_data, model, targets):
+    counts = targets.views["code_counts"]
+    assert counts.shape == (targets.n_trs, 3, 64)
+    frames = movie_data.stimulus["audio_mask"][targets.rows].sum(-1)
+    np.testing.assert_array_equal(counts.sum(-1), np.repeat(frames[:, None], 3, axis=1))
+    with torch.no_grad():
+        oracle = model.audio_head(torch.as_tensor(targets.views["descriptor"], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(targets.views["code_log_probs"], oracle, atol=1e-6)
 
 
-def test_code_scores_hand_computed(targets):
-    truth = targets.views["codes"][:2].transpose(0, 2, 1)  # (2, width, n_codebooks)
-    mask = targets.views["code_mask"][:2]
-    top = (truth[..., None] + np.arange(1, 6)) % 64  # never the true code
-    top[0, :, :, 0] = truth[0]  # TR 0: every code right at rank 1
-    top[1, :, 0, 3] = truth[1, :, 0]  # TR 1: codebook 0 right at rank 4, the others never
-    sub = type(targets)(**{**targets.__dict__, "rows": targets.rows[:2],
-                           "views": {"codes": targets.views["codes"][:2], "code_mask": mask}})
-    scores = score_views({"codes": top, "code_mask": mask}, sub)
-    n_cb = truth.shape[2]
-    assert scores["top1"][1].tolist() == [1.0, 0.0]
-    assert scores["top5"][1].tolist() == [1.0, pytest.approx(1 / n_cb)]
-    assert scores["top5_cb0"][1].tolist() == [1.0, 1.0] and scores["top1_cb0"][0] == "codes"
+def _one_code_trs(targets, n_trs=2):
+    """Targets of ``n_trs`` TRs whose every frame uses code ``t`` in every codebook (TR t)."""
+    size = targets.log_prior.shape[1]
+    counts = np.zeros((n_trs, 3, size))
+    for t in range(n_trs):
+        counts[t, :, t] = 112
+    return type(targets)(**{**targets.__dict__, "rows": targets.rows[:n_trs], "views": {"code_counts": counts}})
 
 
-def test_score_views_of_the_truth_is_perfect(targets):
-    views = {"codes": np.zeros((targets.n_trs, 2, 3, 5), np.int64), "code_mask": targets.views["code_mask"],
-             "pooled": targets.views["pooled"]}
+def test_bits_per_code_hand_computed(targets):
+    sub = _one_code_trs(targets)
+    prior = np.exp(targets.log_prior)
+    log_probs = np.log(np.full((2, 3, 64), 0.5 / 63))
+    log_probs[0, :, 0] = np.log(0.5)  # TR 0: half the mass on its code in every codebook
+    log_probs[1, 0, 1] = np.log(0.5)  # TR 1: on its code in codebook 0 only
+    scores = score_views({"code_log_probs": log_probs}, sub)
+    expected_0 = np.mean(-np.log2(prior[:, 0]) - 1)  # -log2 prior - (-log2 0.5)
+    expected_1 = np.mean(-np.log2(prior[:, 1]) + np.log2([0.5, 0.5 / 63, 0.5 / 63]))
+    np.testing.assert_allclose(scores["bits_per_code"][1], [expected_0, expected_1])
+    np.testing.assert_allclose(scores["bits_per_code_cb0"][1], -np.log2(prior[0, :2]) - 1)
+    assert scores["bits_per_code"][0] == "code_log_probs"
+    prior_scores = score_views(baseline_views({"code_log_probs": log_probs}, sub), sub)
+    np.testing.assert_array_equal(prior_scores["bits_per_code"][1], [0.0, 0.0])  # the prior gains nothing
+
+
+def test_score_views_of_the_truth_is_the_oracle_and_perfect_identification(targets):
+    views = {k: targets.views[k] for k in ("descriptor", "code_log_probs", "pooled")}
     scores = score_views(truth_views(views, targets), targets)
-    for metric in ("top1", "top5", "rank_accuracy", "top1_identification"):
-        assert np.nanmean(scores[metric][1]) == 1.0
-
-
-def _usage(codes, mask, size):
-    """Per-TR fraction of valid frames using each code: codes (n_trs, width, n_codebooks)."""
-    onehot = np.eye(size)[codes] * mask[..., None, None]
-    return onehot.sum(axis=1) / mask.sum(axis=1)[:, None, None]
+    for metric in ("rank_accuracy", "top1_identification", "descriptor_rank_accuracy", "descriptor_r"):
+        assert np.nanmean(scores[metric][1]) == pytest.approx(1.0), metric
+    assert scores["rank_accuracy"][0] == "pooled" and scores["descriptor_rank_accuracy"][0] == "descriptor"
+    assert np.nanmean(scores["bits_per_code"][1]) > 0  # the code model from the true descriptor beats its prior
 
 
 def test_pooled_view_of_true_codes_matches_the_audio_stage(pipeline, targets):
     # the decoded pooled view is computed like audio_pooled.npz: identical for the usage of the true codes
-    codes, mask = targets.views["codes"].transpose(0, 2, 1), targets.views["code_mask"]
-    pooled = pooled_from_usage(_usage(codes, mask, 64), targets.codebook_vectors)
+    counts = targets.views["code_counts"]
+    pooled = pooled_from_usage(counts / counts.sum(-1, keepdims=True), targets.codebook_vectors)
     expected = FeatureTable.load(pipeline["features_dir"] / "audio_pooled.npz").values[targets.rows]
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_expected_pooled_of_a_certain_head_is_the_pooled_view_of_its_top1_codes(model, targets):
-    latent = torch.randn(10, 113, model.config.codebook_dim)
-    mask = targets.views["code_mask"][:10]
-    vectors = targets.codebook_vectors
+def test_audio_views_are_the_code_model_at_the_descriptor_and_its_expected_pooled_vectors(model, targets, rng):
+    descriptor = targets.views["descriptor"][:5] + rng.standard_normal((5, targets.views["descriptor"].shape[1]))
+    views = audio_views(descriptor, targets)
     with torch.no_grad():
-        soft = expected_pooled(model, latent, mask, vectors)
-        model.audio_head.log_scale += 15.0  # logits x 3e6: every softmax is one-hot
-        top1 = code_topk(model, latent, k=1)[..., 0]
-        certain = expected_pooled(model, latent, mask, vectors)
-        model.audio_head.log_scale -= 15.0
-    np.testing.assert_allclose(certain, pooled_from_usage(_usage(top1, mask, 64), vectors), rtol=1e-4, atol=1e-5)
-    assert np.abs(soft - certain).max() > 1e-3  # an uncertain head's expectation is no top-1 pooling
+        log_probs = model.audio_head(torch.as_tensor(descriptor, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(views["code_log_probs"], log_probs, atol=1e-6)
+    probs, vectors = np.exp(log_probs[2].astype(np.float64)), targets.codebook_vectors
+    per_codebook = [probs[q] @ vectors[q] for q in range(3)]  # the expected code vector of TR 2, per codebook
+    np.testing.assert_allclose(views["pooled"][2], np.concatenate([*per_codebook, sum(per_codebook)]), rtol=1e-5)
 
 
 def test_baseline_views_are_constant_and_score_at_chance(targets):
@@ -102,9 +103,10 @@ def test_baseline_views_are_constant_and_score_at_chance(targets):
 
 
 def test_chance_levels(targets):
-    chance = chance_levels(["top1", "top5_cb2", "rank_accuracy", "top1_identification", "ssim", "retrieval_accuracy"],
-                           targets, codebook_size=64)
-    assert chance["top1"] == 1 / 64 and chance["top5_cb2"] == 5 / 64 and chance["rank_accuracy"] == 0.5
+    chance = chance_levels(["bits_per_code", "bits_per_code_cb2", "rank_accuracy", "descriptor_rank_accuracy",
+                            "top1_identification", "ssim", "retrieval_accuracy"], targets)
+    assert chance["bits_per_code"] == chance["bits_per_code_cb2"] == 0.0  # the prior gains nothing
+    assert chance["rank_accuracy"] == chance["descriptor_rank_accuracy"] == 0.5
     assert chance["top1_identification"] == 1 / targets.n_trs and np.isnan(chance["ssim"])
     # 5 distinct texts over 10 segments: a random segment has the right text 2 times in 10 (or more at joins)
     assert 0.2 <= chance["retrieval_accuracy"] < 0.5
@@ -130,15 +132,13 @@ def test_text_retrieval_of_true_segment_embeddings(targets):
     assert np.nanmean(scores["retrieval_accuracy"][1]) == 1.0
 
 
-def test_autoencoder_views_codes_are_the_logits_argmax(model, movie_data, targets):
+def test_autoencoder_views_decode_sound_through_the_window_decoder_and_code_model(model, movie_data, targets):
     views = autoencoder_views(model, movie_data, "sub-a", targets)
     assert set(views) == {"audio", "video", "text"}
-    codes = views["audio"]["codes"]
-    assert codes.shape == (targets.n_trs, 113, 3, 5) and codes.dtype == np.int64
-    latent = torch.randn(4, 113, model.config.codebook_dim)
-    with torch.no_grad():
-        expected = model.audio_head.logits(latent).argmax(-1).numpy()
-    np.testing.assert_array_equal(code_topk(model, latent)[..., 0], expected)
+    assert views["audio"]["descriptor"].shape == targets.views["descriptor"].shape
+    expected = audio_views(views["audio"]["descriptor"], targets)
+    for view in ("code_log_probs", "pooled"):
+        np.testing.assert_allclose(views["audio"][view], expected[view], rtol=1e-6)
     assert views["video"]["thumbs"].shape == (targets.n_trs, 3, 8, 12)
     assert views["text"]["embedding"].shape == (targets.n_trs, 6)
 
@@ -148,7 +148,8 @@ def test_autoencoder_views_from_measured_bold_use_only_test_bold(model, movie_da
     bold[movie_data.labels != BLOCKS.index("test")] = 100.0  # other blocks never reach the decoder
     a = autoencoder_views(model, movie_data, "sub-a", targets)
     b = autoencoder_views(model, movie_data, "sub-a", targets, bold=bold)
-    np.testing.assert_array_equal(a["video"]["thumbs"], b["video"]["thumbs"])
+    for modality, view in (("video", "thumbs"), ("audio", "descriptor")):
+        np.testing.assert_array_equal(a[modality][view], b[modality][view])
 
 
 def test_autoencoder_views_reject_unknown_source(model, movie_data, targets):
@@ -165,19 +166,8 @@ def test_ridge_views_predict_each_modality(pipeline, movie_data, targets):
     views = ridge_views(baselines["decoders"], design[targets.rows], targets)
     assert views["video"]["lowlevel"].shape == targets.views["lowlevel"].shape
     assert views["text"]["embedding"].shape == targets.views["embedding"].shape
+    assert views["audio"]["descriptor"].shape == targets.views["descriptor"].shape
     assert views["audio"]["pooled"].shape == targets.views["pooled"].shape
-
-
-def test_sample_codes_follow_the_head_probabilities_and_repeat_for_a_seed(model):
-    latent = torch.randn(1, 113, model.config.codebook_dim).expand(40, -1, -1)  # 40 TRs alike: 4520 draws per slot
-    draws = sample_codes(model, latent, seed=3)
-    np.testing.assert_array_equal(draws, sample_codes(model, latent, seed=3))
-    assert not np.array_equal(draws, sample_codes(model, latent, seed=4))
-    with torch.no_grad():
-        probs = model.audio_head.logits(latent[:1]).softmax(-1)[0].mean(0).numpy()  # (n_codebooks, codebook_size)
-    for q in range(probs.shape[0]):
-        observed = np.bincount(draws[..., q].ravel(), minlength=probs.shape[1]) / draws[..., q].size
-        assert np.abs(observed - probs[q]).max() < 0.03, q
 
 
 @pytest.mark.parametrize("device", DEVICES)

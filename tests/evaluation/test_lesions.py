@@ -38,7 +38,7 @@ def test_silence_noise_is_seeded(rng):
 
 def test_lesion_effect_is_zero_for_an_empty_roi(pipeline, movie_data, model):
     rows = np.flatnonzero(movie_data.labels == BLOCKS.index("test"))
-    targets = decoding_targets(movie_data, pipeline["features_dir"], rows)
+    targets = decoding_targets(movie_data, pipeline["features_dir"], rows, model.audio_head)
     empty = np.zeros(movie_data.bold["sub-a"].shape[1], bool)
     n_voxels = len(empty)
     silenced = silence(movie_data.bold["sub-a"], empty, "noise", np.zeros(n_voxels), np.ones(n_voxels))

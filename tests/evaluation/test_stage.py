@@ -52,8 +52,9 @@ def test_run_evaluate_summary_carries_codec_status_and_references(evaluated):
 
 def test_run_evaluate_tables_are_complete(evaluated):
     decoding = pd.read_csv(evaluated["decoding"], sep="\t")
-    top1 = decoding[(decoding["metric"] == "top1") & (decoding["model"] == "autoencoder")]
-    assert (top1["chance"] == 1 / 64).all() and len(top1) == 2  # measured and predicted BOLD
+    bits = decoding[(decoding["metric"] == "bits_per_code") & (decoding["model"] == "autoencoder")]
+    assert (bits["chance"] == 0).all() and (bits["baseline"] == 0).all() and len(bits) == 2  # measured, predicted BOLD
+    assert (bits["ceiling"] > 0).all()  # the code model from the true descriptor
     assert set(decoding["model"] + "/" + decoding["input"]) == {
         "autoencoder/measured_bold", "ridge/measured_bold", "autoencoder/predicted_bold"}
     lesions = pd.read_csv(evaluated["lesions"], sep="\t")

@@ -11,6 +11,7 @@ TINY = dict(
     codebook_size=16,
     codebook_dim=8,
     frames_per_tr=6,
+    n_audio_descriptor=4,
     n_video_features=5,
     n_text_features=7,
     thumb_shape=(3, 8, 12),
@@ -31,6 +32,21 @@ def _one_thread():
 
 def tiny_config(**overrides):
     return AutoencoderConfig(**{**TINY, **overrides})
+
+
+def fitted(model, seed=0):
+    """``model`` with its closed-form audio route set as if fitted: window decoders over every voxel, a code model."""
+    config, g = model.config, torch.Generator().manual_seed(seed)
+    if "audio" in config.modalities:
+        for subject, n in config.n_voxels.items():
+            width = n * len(config.decoder_delays_trs)
+            model.audio_decoders[subject].set_weights(
+                torch.arange(n), torch.zeros(width), torch.ones(width),
+                torch.randn(width, config.n_audio_descriptor, generator=g) / width**0.5,
+                torch.zeros(config.n_audio_descriptor))
+        with torch.no_grad():
+            model.code_model.weight.copy_(torch.randn(model.code_model.weight.shape, generator=g))
+    return model
 
 
 def make_batch(config, batch=2, n_trs=12, seed=0, device="cpu"):

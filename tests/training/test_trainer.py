@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from giblet.audio.code_model import CodeModel
 from giblet.training.data import MovieData
-from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
+from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, fit_audio_decoders, train
 from tests.models.conftest import DEVICES
 from tests.training.conftest import tiny_movie
 
@@ -80,43 +81,68 @@ def test_train_stops_early_when_validation_stops_improving(movie, tmp_path):
 
 
 def _with_audio(movie, size=8, width=4, seed=0):
+    """The tiny movie with codes, a 3-feature sound descriptor that drives voxel 0 of each subject 2 TRs later."""
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, size, (movie.n_trs, 2, width))
+    descriptor = rng.standard_normal((movie.n_trs, 3))
+    bold = {s: v.copy() for s, v in movie.bold.items()}
+    for v in bold.values():
+        v[2:, 0] = descriptor[:-2].sum(1) + 0.3 * rng.standard_normal(movie.n_trs - 2)
     stimulus = {**movie.stimulus, "audio_codes": codes, "audio_mask": np.ones((movie.n_trs, width), bool)}
-    return MovieData(**{**movie.__dict__, "stimulus": stimulus, "modalities": ("audio", "video", "text"),
-                        "codebook_vectors": rng.standard_normal((2, size, 3)).astype(np.float32)})
+    return MovieData(**{**movie.__dict__, "stimulus": stimulus, "bold": bold, "modalities": ("audio", "video", "text"),
+                        "codebook_vectors": rng.standard_normal((2, size, 3)).astype(np.float32),
+                        "descriptors": {"audio": descriptor}})
+
+
+def _code_model(size=8, n_features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return CodeModel(weight=rng.standard_normal((2, size, n_features)), bias=np.zeros((2, size)),
+                     mean=np.zeros(n_features), scale=np.ones(n_features), unigram=np.full((2, size), 1 / size),
+                     l2=np.ones(2))
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_train_with_audio_subsample_and_resume_on_each_device(movie, tmp_path, device):
+def test_train_with_audio_and_resume_on_each_device(movie, tmp_path, device):
     """Regression: on CUDA the audio frame subsample drew a CPU randperm with a CUDA generator."""
     movie = _with_audio(movie)
-    cfg = TrainConfig(**{**CFG.__dict__, "max_audio_frames": 16})
 
     def model():
         torch.manual_seed(0)
-        return build_model(movie, OPTIONS, movie.modalities)
+        built = build_model(movie, OPTIONS, movie.modalities, _code_model())
+        fit_audio_decoders(built, movie)
+        return built
 
-    interrupted = train(model(), movie, cfg, tmp_path, seed=1, device=device, stop_after_epochs=2)
-    resumed = train(model(), movie, cfg, tmp_path, seed=1, device=device)
-    assert len(resumed) == cfg.max_epochs and resumed[:2] == interrupted
-    assert all(np.isfinite(h["train_decoding_audio"]) for h in resumed)
+    fitted = model()
+    decoders = {k: v.clone() for k, v in fitted.state_dict().items() if k.startswith(("audio_decoders", "code_model"))}
+    interrupted = train(fitted, movie, CFG, tmp_path, seed=1, device=device, stop_after_epochs=2)
+    resumed_model = model()
+    resumed = train(resumed_model, movie, CFG, tmp_path, seed=1, device=device)
+    assert len(resumed) == CFG.max_epochs and resumed[:2] == interrupted
+    after = resumed_model.cpu().state_dict()
+    for key, value in decoders.items():  # the closed-form audio route is never changed by gradient training
+        torch.testing.assert_close(after[key], value)
 
 
-def test_build_model_starts_the_audio_head_at_the_training_code_frequencies(movie):
-    rng = np.random.default_rng(0)
-    n, size = movie.n_trs, 8
-    codes = rng.choice(size, size=(n, 2, 4), p=[0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.0])
-    train = movie.labels == 0
-    codes[~train] = 7  # codes outside the training block never reach the prior
-    mask = np.ones((n, 4), bool)
-    mask[::5, 3] = False  # padded slots (code 0 there) are not counted
-    codes[:, :, 3][~mask[:, 3]] = 0
-    audio = MovieData(**{**movie.__dict__, "stimulus": {**movie.stimulus, "audio_codes": codes, "audio_mask": mask},
-                         "codebook_vectors": rng.standard_normal((2, size, 3)).astype(np.float32),
-                         "modalities": ("audio", "video")})
-    model = build_model(audio, OPTIONS, ("audio", "video"))
-    valid = codes[train].transpose(1, 0, 2)[:, mask[train]]
-    expected = np.stack([np.bincount(c, minlength=size) for c in valid]) / mask[train].sum()
-    np.testing.assert_allclose(model.audio_head.code_bias.exp().detach().numpy(), expected, atol=1e-5)
-    assert expected[:, 7].max() == 0 and expected[:, 0].min() > 0.35
+def test_build_model_holds_the_code_model_and_needs_one_for_audio(movie):
+    audio = _with_audio(movie)
+    with pytest.raises(ValueError, match="fit-code-model"):
+        build_model(audio, OPTIONS, audio.modalities)
+    code_model = _code_model()
+    model = build_model(audio, OPTIONS, audio.modalities, code_model)
+    descriptor = audio.descriptors["audio"][:5]
+    with torch.no_grad():
+        got = model.audio_head(torch.as_tensor(descriptor, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(got, code_model.log_probs(descriptor), atol=1e-5)
+    np.testing.assert_allclose(model.audio_head.log_prior.numpy(), np.log(code_model.unigram), atol=1e-6)
+
+
+def test_fit_audio_decoders_read_the_voxel_that_encodes_the_descriptor(movie):
+    audio = _with_audio(movie)
+    model = build_model(audio, OPTIONS, audio.modalities, _code_model())
+    report = fit_audio_decoders(model, audio)
+    for subject in audio.subjects:
+        assert 0 in model.audio_decoders[subject].selected.tolist()
+    assert report["n_voxels"] == 16  # 16 and up take all 6 or 7 voxels: a tie, the smallest kept
+    # the codes are random, unrelated to the descriptor: a confident code model only loses bits, the prior none
+    assert report["confidence"] == 0.0 == float(model.audio_confidence)
+    assert report["validation_bits_per_code"]["0.0"] == 0.0 > report["validation_bits_per_code"]["1.0"]

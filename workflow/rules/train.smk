@@ -6,6 +6,7 @@ rule train:
         features=get_feature_files(),
         aligned=[str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS],
         fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
+        code_model=[str(DERIVED / "model" / "code_model.npz")] if "audio" in config["modalities"] else [],
     output:
         model=str(DERIVED / "model" / "autoencoder.pt"),
         baselines=str(DERIVED / "model" / "baselines.joblib"),
@@ -15,6 +16,7 @@ rule train:
         settings=lambda w: section("seed", "modalities", "model", "train", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
         out=str(DERIVED / "model"),
+        code_model=lambda w, input: f"--code-model {input.code_model}" if input.code_model else "",
     log:
         str(LOGS / "train.log"),
     benchmark:
@@ -25,4 +27,4 @@ rule train:
         gpu=1 if config["device"] == "cuda" else 0,
     shell:
         "giblet train --config {CONFIG_FILE} --features {params.features} --aligned {input.aligned} "
-        "--fmri {input.fmri} --out {params.out} 2> {log}"
+        "--fmri {input.fmri} {params.code_model} --out {params.out} 2> {log}"

@@ -1,0 +1,64 @@
+"""Window decoders: voxels ranked by cross-validated encoding, size and shrinkage chosen on the validation block."""
+
+import numpy as np
+import pytest
+
+from giblet.splits import BLOCKS
+from giblet.training.data import MovieData
+from giblet.training.window_decoders import encoding_rows, fit_window_decoders, voxel_encoding_scores
+from tests.training.conftest import tiny_movie
+
+
+def _driven(movie, gain, seed=0, n_voxels=40):
+    """Voxels 0-4 follow a 3-feature descriptor 2 TRs later (times ``gain``); the rest are noise."""
+    rng = np.random.default_rng(seed)
+    descriptor = rng.standard_normal((movie.n_trs, 3))
+    bold = {}
+    for subject in movie.subjects:
+        values = rng.standard_normal((movie.n_trs, n_voxels))
+        values[2:, :5] += gain * descriptor[:-2] @ rng.standard_normal((3, 5))
+        bold[subject] = values.astype(np.float32)
+    return MovieData(**{**movie.__dict__, "bold": bold}), descriptor
+
+
+def test_encoding_rows_keep_every_lag_inside_the_run_and_block():
+    labels = np.array([0] * 6 + [-1] * 2 + [1] * 4)
+    runs = np.array([0] * 4 + [1] * 8)
+    rows = encoding_rows(np.ones(12, bool), labels, runs, "train", (1, 2))
+    assert np.flatnonzero(rows).tolist() == [2, 3]  # TR 4-5: their run starts at 4; 0-1: before the film
+    assert np.flatnonzero(encoding_rows(np.ones(12, bool), labels, runs, "val", (1,))).tolist() == [9, 10, 11]
+
+
+def test_voxel_encoding_scores_rank_the_driven_voxels_first():
+    movie, descriptor = _driven(tiny_movie(n_per_run=150), gain=1.0)
+    bold = movie.bold["sub-a"]
+    rows = encoding_rows(np.ones(movie.n_trs, bool), movie.labels, movie.runs, "train", (1, 2, 3))
+    scores = voxel_encoding_scores(bold, descriptor, rows, (1, 2, 3))
+    assert set(np.argsort(-scores)[:5]) == {0, 1, 2, 3, 4}
+    assert scores[:5].min() > 0.5 > np.abs(scores[5:]).max()
+
+
+def test_fit_window_decoders_select_the_driven_voxels_and_decode_the_test_block():
+    movie, descriptor = _driven(tiny_movie(n_per_run=150), gain=1.0)
+    fits, n_voxels = fit_window_decoders(movie, descriptor, (1, 2, 3), grid=(2, 5, 20))
+    assert n_voxels == 5
+    test = np.flatnonzero(movie.labels == BLOCKS.index("test"))[:-3]
+    for subject, fit in fits.items():
+        assert fit.selected.tolist() == [0, 1, 2, 3, 4]
+        window = np.concatenate([movie.bold[subject][test + d][:, fit.selected] for d in (1, 2, 3)], axis=1)
+        decoded = fit.ridge.predict(window)
+        r = [np.corrcoef(decoded[:, f], descriptor[test, f])[0, 1] for f in range(3)]
+        assert min(r) > 0.5 and np.mean(r) > 0.7, subject
+
+
+def test_fit_window_decoders_keep_training_block_validation_predictions_and_refit_with_validation():
+    movie, descriptor = _driven(tiny_movie(n_per_run=150), gain=1.0)
+    fits, _ = fit_window_decoders(movie, descriptor, (1, 2, 3), grid=(5,))
+    val = movie.labels == BLOCKS.index("val")
+    for subject, fit in fits.items():
+        decoded, rows = fit.validation
+        assert rows.any() and not (rows & ~val).any() and decoded.shape == (rows.sum(), 3)
+        window = np.concatenate([movie.bold[subject][np.flatnonzero(rows) + d][:, fit.selected] for d in (1, 2, 3)],
+                                axis=1)
+        refitted = fit.ridge.predict(window)  # fitted on these rows too: closer to the truth than out of sample
+        assert np.abs(refitted - descriptor[rows]).mean() < np.abs(decoded - descriptor[rows]).mean()
