@@ -18,7 +18,7 @@ from giblet.models.losses import (
 from giblet.models.size import count_parameters, parameter_counts
 from giblet.models.temporal import DelayMixer, shift_trs
 from giblet.models.towers import TOWERS, AudioTower, CodebookEmbedding, FeatureTower
-from giblet.models.window_decoder import WindowDecoder
+from giblet.models.lagged_linear import LaggedLinear
 
 __all__ = [
     "AutoencoderConfig",
@@ -33,7 +33,7 @@ __all__ = [
     "ThumbnailHead",
     "TextHead",
     "HEADS",
-    "WindowDecoder",
+    "LaggedLinear",
     "DelayMixer",
     "shift_trs",
     "modality_keep_mask",

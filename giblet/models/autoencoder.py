@@ -1,10 +1,13 @@
 """The multimodal fMRI autoencoder: stimulus -> subject's voxels (the middle layer) -> stimulus.
 
 Encoder: per-modality towers -> per-TR stimulus embedding (sum over kept modalities) ->
-causal FIR mixing over the last TRs -> shared trunk -> per-subject linear readout to voxels.
+causal FIR mixing over the last TRs -> shared trunk -> per-subject linear readout to voxels,
+plus, per subject, an additive **audio route**: a :class:`LaggedLinear` map from the sound's
+log-mel at the last TRs to the voxels it predicts out of sample (so that text and video cannot
+take the place of sound there; the trunk only complements it).
 Decoder: per-subject linear read-in from voxels -> anti-causal FIR mixing over the next TRs
 (to undo the haemodynamic lag) -> shared trunk -> one head per picture and text modality.
-Sound is decoded on a route of its own: per subject, a :class:`WindowDecoder` reads the voxels
+Sound is decoded on a route of its own: per subject, a :class:`LaggedLinear` reads the voxels
 that encode the sound's spectral descriptor (the 32-band log-mel) at the next TRs and predicts
 that descriptor; the code model (``audio_head``, trained on the film's audio alone) turns it into
 per-codebook code probabilities (:meth:`~GibletAutoencoder.code_log_probs`, tempered toward the
@@ -30,8 +33,8 @@ from giblet.models.config import MODALITY_INPUTS
 from giblet.models.dropout import modality_keep_mask
 from giblet.models.heads import HEADS
 from giblet.models.temporal import DelayMixer
+from giblet.models.lagged_linear import LaggedLinear
 from giblet.models.towers import TOWERS, CodebookEmbedding
-from giblet.models.window_decoder import WindowDecoder
 
 __all__ = ["GibletAutoencoder"]
 
@@ -99,8 +102,11 @@ class GibletAutoencoder(nn.Module):
         self.heads = nn.ModuleDict({m: HEADS[m](config) for m in config.modalities if m in HEADS})
         if "audio" in config.modalities:
             n_descriptor = config.n_audio_descriptor
-            self.audio_decoders = nn.ModuleDict({s: WindowDecoder(n, n_descriptor, config.decoder_delays_trs)
+            self.audio_decoders = nn.ModuleDict({s: LaggedLinear(n, n_descriptor, config.decoder_delays_trs)
                                                  for s, n in config.n_voxels.items()})
+            self.audio_encoders = nn.ModuleDict({
+                s: LaggedLinear(n_descriptor, n, [-d for d in config.encoder_delays_trs])
+                for s, n in config.n_voxels.items()})
             self.code_model = CodeModelHead(config.n_codebooks, config.codebook_size, n_descriptor)
             self.register_buffer("audio_confidence", torch.ones(()))
 
@@ -157,6 +163,19 @@ class GibletAutoencoder(nn.Module):
         """Subject's voxels from the shared encoder embedding: (B, T, hidden) -> (B, T, n_voxels)."""
         return self.readouts[self._check_subject(subject)](embedding)
 
+    def audio_route(self, stim, subject, keep=None):
+        """The audio route's share of the subject's voxels (B, T, n_voxels), 0 without audio.
+
+        It acts outside modality dropout (it is fitted, not trained); an explicit ``keep`` that
+        leaves audio out silences it too.
+        """
+        if "audio" not in self.config.modalities or "audio_descriptor" not in stim:
+            return 0.0
+        route = self.audio_encoders[self._check_subject(subject)](stim["audio_descriptor"])
+        if keep is not None:
+            route = route * keep[:, self.config.modalities.index("audio"), None, None]
+        return route
+
     def encode(self, stim, subject, keep=None):
         """Predicted BOLD of ``subject`` for a stimulus (the encoding model).
 
@@ -171,9 +190,10 @@ class GibletAutoencoder(nn.Module):
         Returns
         -------
         Tensor, shape (B, T, n_voxels[subject]), float
-            In the units of the z-scored BOLD it is trained to match.
+            In the units of the z-scored BOLD it is trained to match: the trunk's readout plus
+            the audio route.
         """
-        return self.readout(self.embed_stimulus(stim, keep), subject)
+        return self.readout(self.embed_stimulus(stim, keep), subject) + self.audio_route(stim, subject, keep)
 
     # --- decoder ---------------------------------------------------------------------------
     def readin(self, voxels, subject):
@@ -265,7 +285,8 @@ class GibletAutoencoder(nn.Module):
             wanted = [k for m in cfg.modalities for k in MODALITY_INPUTS[m]]
             raise ValueError(f"stimulus has none of the model's inputs {wanted}; got keys {sorted(stim)}")
         trailing = {"audio_codes": (cfg.n_codebooks, cfg.frames_per_tr), "audio_mask": (cfg.frames_per_tr,),
-                    "video": (cfg.n_video_features,), "text": (cfg.n_text_features,)}
+                    "audio_descriptor": (cfg.n_audio_descriptor,), "video": (cfg.n_video_features,),
+                    "text": (cfg.n_text_features,)}
         lead = None
         for key in (k for m in present for k in MODALITY_INPUTS[m]):
             if key not in stim:
@@ -276,7 +297,7 @@ class GibletAutoencoder(nn.Module):
             if x.ndim != 2 + len(trailing[key]) or tuple(x.shape) != lead + trailing[key]:
                 raise ValueError(f"stimulus[{key!r}] has shape {tuple(x.shape)}, expected (B, T) + {trailing[key]} "
                                  f"with (B, T) = {lead} as the other inputs; check AutoencoderConfig against the data")
-        for key in ("video", "text"):
+        for key in ("audio_descriptor", "video", "text"):
             if key in stim and not stim[key].is_floating_point():
                 raise ValueError(f"stimulus[{key!r}] must be float features, got {stim[key].dtype}")
         if "audio" in present:

@@ -8,6 +8,7 @@ key             shape                                       dtype     meaning
 =============== =========================================== ========= ====================
 ``audio_codes`` (B, T, n_codebooks, frames_per_tr)          integer   EnCodec code indices
 ``audio_mask``  (B, T, frames_per_tr)                       bool      True at real frames
+``audio_descriptor`` (B, T, n_audio_descriptor)             float     log-mel, z-scored on training TRs
 ``video``       (B, T, n_video_features)                    float     video features
 ``thumbs``      (B, T, *thumb_shape)                        float     target thumbnails, [0, 1]
 ``text``        (B, T, n_text_features)                     float     text embedding (+ labels)
@@ -25,7 +26,7 @@ from dataclasses import asdict, dataclass
 __all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "MODALITY_TARGETS", "AUDIO_MERGES"]
 
 #: Modality -> batch keys its input tower reads.
-MODALITY_INPUTS = {"audio": ("audio_codes", "audio_mask"), "video": ("video",), "text": ("text",)}
+MODALITY_INPUTS = {"audio": ("audio_codes", "audio_mask", "audio_descriptor"), "video": ("video",), "text": ("text",)}
 #: Modality -> batch keys its trunk's decoder head is scored against (sound is decoded on its own route).
 MODALITY_TARGETS = {"video": ("thumbs",), "text": ("text",)}
 #: How a frame's per-codebook embeddings are merged: summed (the codec's quantized latent) or concatenated.
@@ -58,7 +59,8 @@ class AutoencoderConfig:
         Frame slots per TR, ``ceil(tr_s * frame_rate_hz)``: 113 for a 1.5 s TR at 75 Hz
         (TRs hold 112 and 113 frames in turn; ``audio_mask`` marks which slots are real).
     n_audio_descriptor : int, default=32
-        Width of the audio descriptor decoded from BOLD and read by the code model (32 log-mel bands).
+        Width of the audio descriptor (32 log-mel bands): an input of the audio tower and the
+        encoder's audio route, decoded from BOLD and read by the code model.
     n_video_features : int, default=10
         Width of the ``video`` input (features per TR).
     n_text_features : int, default=384
@@ -95,7 +97,7 @@ class AutoencoderConfig:
     (frozen: the 8 x 1024 x 128 codebook tables, 1,048,576, and the code model, 270,336;
     the audio window decoders are fitted buffers):
 
-    - demo, 4 subjects x 450 voxels: 545,820 (readouts + read-ins 232,456);
+    - demo, 4 subjects x 450 voxels: 547,932 (readouts + read-ins 232,456);
     - Sherlock whole brain, 17 subjects x 69,047 voxels (3 mm MNI mask >= 0.5): 151.7 M;
       with ``readout_rank=16``: 39.1 M;
     - Sherlock, 17 subjects x 271,633 voxels (the full 61 x 73 x 61 grid): 596.0 M;

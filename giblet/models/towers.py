@@ -60,17 +60,18 @@ class CodebookEmbedding(nn.Module):
 
 
 class AudioTower(nn.Module):
-    """Per-TR audio vector from the codes of the TR's frames.
+    """Per-TR audio vector from the codes of the TR's frames and the TR's log-mel.
 
     Frame embeddings (summed or concatenated over codebooks) are projected to ``hidden``,
     mixed by a temporal convolution over the TR's frames and pooled by attention over the
-    valid frames only, so TRs of 112 and 113 frames are treated alike.
+    valid frames only, so TRs of 112 and 113 frames are treated alike; a linear projection of
+    the TR's (standardised) log-mel is added.
 
     Parameters
     ----------
     config : AutoencoderConfig
     embedding : CodebookEmbedding
-        Shared with the audio head (tied scoring).
+        The codec's codebook tables (frozen unless ``train_codebooks``).
     """
 
     def __init__(self, config, embedding):
@@ -87,14 +88,16 @@ class AudioTower(nn.Module):
         self.proj = nn.Linear(width, config.hidden)
         self.conv = nn.Conv1d(config.hidden, config.hidden, kernel_size=5, padding=2)
         self.score = nn.Linear(config.hidden, 1)
+        self.descriptor = nn.Linear(config.n_audio_descriptor, config.hidden)
         self.act = nn.GELU()
 
-    def forward(self, audio_codes, audio_mask):
+    def forward(self, audio_codes, audio_mask, audio_descriptor):
         """
         Parameters
         ----------
         audio_codes : Tensor, shape (B, T, n_codebooks, frames_per_tr), integer
         audio_mask : Tensor, shape (B, T, frames_per_tr), bool
+        audio_descriptor : Tensor, shape (B, T, n_audio_descriptor), float
 
         Returns
         -------
@@ -107,7 +110,8 @@ class AudioTower(nn.Module):
         x = self.act(self.conv(x.flatten(0, -3).transpose(1, 2))).transpose(1, 2).reshape(x.shape)
         scores = self.score(x).squeeze(-1).masked_fill(~audio_mask, torch.finfo(x.dtype).min)
         weights = scores.softmax(-1) * audio_mask  # all-masked TRs: uniform weights, zeroed here
-        return (weights.unsqueeze(-1) * x).sum(-2)
+        has_frames = audio_mask.any(-1, keepdim=True)
+        return (weights.unsqueeze(-1) * x).sum(-2) + self.descriptor(audio_descriptor) * has_frames
 
 
 class FeatureTower(nn.Module):

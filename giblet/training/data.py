@@ -34,7 +34,8 @@ class MovieData:
         Block of each TR on the clock (``BLOCKS`` index, ``GAP`` = -1).
     stimulus : dict of str -> ndarray
         ``audio_codes`` (n_trs, n_codebooks, width) int64 (0 in padded slots), ``audio_mask``
-        (n_trs, width) bool, ``video`` (n_trs, n_video) float32 z-scored on training TRs,
+        (n_trs, width) bool, ``audio_descriptor`` (n_trs, n_descriptor) float32 z-scored on
+        training TRs, ``video`` (n_trs, n_video) float32 z-scored on training TRs,
         ``thumbs`` (n_trs, 3, h, w) float32 in [0, 1], ``text`` (n_trs, n_text) float32.
     bold : dict of str -> ndarray, shape (n_trs, n_voxels), float32
         Z-scored BOLD on the clock (0 where not valid).
@@ -104,6 +105,16 @@ def _check_trs(name, n, n_trs):
         raise ValueError(f"{name} has {n} TRs but the fMRI has {n_trs}; extract features with the same fmri.run_n_trs")
 
 
+def _standardised(values, train, stats=None):
+    """``values`` z-scored with the mean and scale of the training rows (scale 1 for constant columns); ``stats``
+    receives them."""
+    mean, scale = values[train].mean(axis=0), values[train].std(axis=0)
+    scale[scale == 0] = 1.0
+    if stats is not None:
+        stats.update(mean=mean, scale=scale)
+    return (values - mean) / scale
+
+
 def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, audio_descriptor="audio_logmel_tr.npz"):
     """Assemble :class:`MovieData` from the feature stages' outputs and ``prepare-fmri`` files.
 
@@ -128,14 +139,12 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, au
             codebooks = z["vectors"].astype(np.float32)
         descriptors["audio"] = FeatureTable.load(features_dir / audio_descriptor).values.astype(np.float64)
         _check_trs(audio_descriptor, len(descriptors["audio"]), n_trs)
+        stimulus["audio_descriptor"] = _standardised(descriptors["audio"], train).astype(np.float32)
     if "video" in modalities:
         video = FeatureTable.load(features_dir / "video_lowlevel_tr.npz").values.astype(np.float64)
         thumbs = FeatureTable.load(features_dir / "video_thumbnails_tr.npz")
         _check_trs("video_lowlevel_tr.npz", len(video), n_trs)
-        mean, scale = video[train].mean(axis=0), video[train].std(axis=0)
-        scale[scale == 0] = 1.0
-        video_stats = {"mean": mean, "scale": scale}
-        stimulus["video"] = ((video - mean) / scale).astype(np.float32)
+        stimulus["video"] = _standardised(video, train, video_stats).astype(np.float32)
         h, w, c = thumbs.meta["image_shape"]
         stimulus["thumbs"] = thumbs.values.reshape(n_trs, h, w, c).transpose(0, 3, 1, 2).astype(np.float32)
     if "text" in modalities:

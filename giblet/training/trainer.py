@@ -11,14 +11,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from giblet.audio.code_model import code_counts, tr_cross_entropy
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
 from giblet.provenance import run_key
-from giblet.training.window_decoders import fit_window_decoders
 from giblet.training.data import make_batch, windows
 
-__all__ = ["TrainConfig", "build_model", "fit_audio_decoders", "train", "resolve_device", "to_tensors"]
+__all__ = ["TrainConfig", "build_model", "train", "resolve_device", "to_tensors"]
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +50,8 @@ def build_model(data, model_options, modalities, code_model=None):
     """An autoencoder sized for ``data`` (voxel counts, feature widths, codebooks) holding ``code_model``.
 
     With audio, ``code_model`` (a :class:`~giblet.audio.code_model.CodeModel` fitted by
-    ``fit-code-model``) becomes the audio head; the window decoders are left empty (see
-    :func:`fit_audio_decoders`).
+    ``fit-code-model``) becomes the audio head; the audio routes are left empty (see
+    :func:`giblet.training.audio_routes.fit_audio_routes`).
     """
     stim = data.stimulus
     sizes = {"n_voxels": {s: v.shape[1] for s, v in data.bold.items()}, "modalities": tuple(modalities)}
@@ -76,49 +74,6 @@ def build_model(data, model_options, modalities, code_model=None):
     return model
 
 
-#: Confidences tried for the code model read at a decoded descriptor (0: its prior; 1: as if the descriptor were true).
-CONFIDENCE_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
-
-
-def _validation_bits(head, data, fits, confidence):
-    """Bits per code the tempered code model gains over its prior on the validation block, mean over subjects."""
-    prior = head.log_prior.double().cpu().numpy()[None]
-    bits = []
-    for decoded, rows in (fit.validation for fit in fits.values()):
-        counts = code_counts(data.stimulus["audio_codes"][rows], data.stimulus["audio_mask"][rows], prior.shape[-1])
-        with torch.no_grad():
-            x = torch.as_tensor(decoded, dtype=head.mean.dtype, device=head.mean.device)
-            log_probs = head(x, confidence).double().cpu().numpy()
-        bits.append(np.mean(tr_cross_entropy(prior, counts) - tr_cross_entropy(log_probs, counts)) / math.log(2.0))
-    return float(np.mean(bits))
-
-
-def fit_audio_decoders(model, data):
-    """Fit the audio route of ``model``: every subject's window decoder of the descriptor, and the code model's confidence.
-
-    The window decoders follow :func:`~giblet.training.window_decoders.fit_window_decoders`; the
-    confidence (``model.audio_confidence``) is the :data:`CONFIDENCE_GRID` value whose tempered code
-    model gains most bits per code on the validation block, decoded by decoders fitted on the
-    training block alone (0 when no decoder carries information: the prior, which gains nothing).
-
-    Returns
-    -------
-    dict
-        JSON-able summary: voxels kept, confidence, validation bits by confidence, validation r by size.
-    """
-    fits, n_voxels = fit_window_decoders(data, data.descriptors["audio"], model.config.decoder_delays_trs)
-    for subject, fit in fits.items():
-        model.audio_decoders[subject].set_weights(**fit.weights())
-    bits = {c: _validation_bits(model.audio_head, data, fits, c) for c in CONFIDENCE_GRID}
-    confidence = max(bits, key=bits.get)
-    model.audio_confidence.fill_(confidence)
-    log.info("audio route: %d voxels per subject, code model confidence %.2f (validation %.3f bits/code)", n_voxels,
-             confidence, bits[confidence])
-    return {"n_voxels": n_voxels, "confidence": float(confidence),
-            "validation_bits_per_code": {str(c): round(b, 4) for c, b in bits.items()},
-            "validation_r": {s: {str(n): round(r, 4) for n, r in fit.validation_r.items()} for s, fit in fits.items()}}
-
-
 def to_tensors(arrays, device):
     if isinstance(arrays, dict):
         return {k: to_tensors(v, device) for k, v in arrays.items()}
@@ -136,7 +91,7 @@ def _step_losses(model, batch, target, bold, valid, cfg):
     embedding = model.embed_stimulus(batch)
     for subject in bold:
         fmri_valid = valid[subject] & target
-        predicted = model.readout(embedding, subject)
+        predicted = model.readout(embedding, subject) + model.audio_route(batch, subject)
         fmri = fmri_losses(predicted, bold[subject], fmri_valid)
         add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
         add("fmri_pearson", fmri["neg_pearson"], cfg.weight_fmri_pearson)

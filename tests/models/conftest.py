@@ -34,16 +34,20 @@ def tiny_config(**overrides):
     return AutoencoderConfig(**{**TINY, **overrides})
 
 
+def _random_map(lagged, g):
+    """Every input to every output, random weights."""
+    width = lagged.n_in * len(lagged.lags)
+    lagged.set_weights(torch.arange(lagged.n_in), torch.arange(lagged.n_out), torch.zeros(width), torch.ones(width),
+                       torch.randn(width, lagged.n_out, generator=g) / width**0.5, torch.zeros(lagged.n_out))
+
+
 def fitted(model, seed=0):
-    """``model`` with its closed-form audio route set as if fitted: window decoders over every voxel, a code model."""
+    """``model`` with its closed-form audio routes set as if fitted (every voxel, random weights) and a code model."""
     config, g = model.config, torch.Generator().manual_seed(seed)
     if "audio" in config.modalities:
-        for subject, n in config.n_voxels.items():
-            width = n * len(config.decoder_delays_trs)
-            model.audio_decoders[subject].set_weights(
-                torch.arange(n), torch.zeros(width), torch.ones(width),
-                torch.randn(width, config.n_audio_descriptor, generator=g) / width**0.5,
-                torch.zeros(config.n_audio_descriptor))
+        for subject in config.n_voxels:
+            _random_map(model.audio_decoders[subject], g)
+            _random_map(model.audio_encoders[subject], g)
         with torch.no_grad():
             model.code_model.weight.copy_(torch.randn(model.code_model.weight.shape, generator=g))
     return model
@@ -60,6 +64,7 @@ def make_batch(config, batch=2, n_trs=12, seed=0, device="cpu"):
     out = {
         "audio_codes": codes,
         "audio_mask": mask,
+        "audio_descriptor": torch.randn(batch, n_trs, config.n_audio_descriptor, generator=g),
         "video": torch.randn(batch, n_trs, config.n_video_features, generator=g),
         "text": torch.randn(batch, n_trs, config.n_text_features, generator=g),
         "thumbs": torch.rand(batch, n_trs, *config.thumb_shape, generator=g),

@@ -16,7 +16,7 @@ from giblet.models import (
 )
 from tests.models.conftest import DEVICES, fitted, make_batch, tiny_config
 
-STIM_KEYS = ("audio_codes", "audio_mask", "video", "text")
+STIM_KEYS = ("audio_codes", "audio_mask", "audio_descriptor", "video", "text")
 
 
 def _stim(batch, keys=STIM_KEYS):
@@ -65,16 +65,29 @@ def test_autoencoder_stimulus_may_lack_a_modality():
     cfg = tiny_config()
     model = GibletAutoencoder(cfg).eval()
     batch = make_batch(cfg)
-    audio_only = model.encode(_stim(batch, ("audio_codes", "audio_mask")), "sub-01")
+    audio_only = model.encode(_stim(batch, ("audio_codes", "audio_mask", "audio_descriptor")), "sub-01")
     drop_others = torch.tensor([[True, False, False]] * 2)
     torch.testing.assert_close(audio_only, model.encode(batch, "sub-01", keep=drop_others))
 
 
+def test_autoencoder_audio_route_adds_to_the_trunk_and_follows_keep():
+    cfg = tiny_config()
+    model = fitted(GibletAutoencoder(cfg)).eval()
+    batch = make_batch(cfg)
+    trunk = model.readout(model.embed_stimulus(batch), "sub-01")
+    route = model.audio_encoders["sub-01"](batch["audio_descriptor"])
+    assert route[:, 4:].abs().min() > 0  # every voxel is driven by the sound of the last 4 TRs
+    torch.testing.assert_close(model.encode(batch, "sub-01"), trunk + route)
+    no_audio = torch.tensor([[False, True, True]] * 2)
+    torch.testing.assert_close(model.encode(batch, "sub-01", keep=no_audio),
+                               model.readout(model.embed_stimulus(batch, no_audio), "sub-01"))
+
+
 @pytest.mark.parametrize("delays, expected", [((1, 2, 3, 4), [6, 7, 8, 9]), ((0, 2), [5, 7])])
-@pytest.mark.parametrize("key", ["audio_codes", "video", "text"])
+@pytest.mark.parametrize("key", ["audio_codes", "audio_descriptor", "video", "text"])
 def test_autoencoder_encoder_is_causal(delays, expected, key):
     cfg = tiny_config(encoder_delays_trs=delays)
-    model = GibletAutoencoder(cfg).eval()
+    model = fitted(GibletAutoencoder(cfg)).eval()  # the audio route too
     batch = make_batch(cfg)
     changed = dict(batch)
     changed[key] = batch[key].clone()
@@ -218,11 +231,11 @@ def test_autoencoder_state_dict_round_trip():
     cfg = tiny_config(train_codebooks=True)
     torch.manual_seed(0)
     model = fitted(GibletAutoencoder(cfg)).eval()
-    model.audio_decoders["sub-01"].set_weights([2, 5], [0.1] * 8, [2.0] * 8, torch.ones(8, 4), [0.5] * 4)
+    model.audio_decoders["sub-01"].set_weights([2, 5], range(4), [0.1] * 8, [2.0] * 8, torch.ones(8, 4), [0.5] * 4)
     torch.manual_seed(1)
     restored = GibletAutoencoder(cfg).eval()  # its window decoders select no voxel yet: loading resizes them
     restored.load_state_dict(model.state_dict())
-    assert restored.audio_decoders["sub-01"].selected.tolist() == [2, 5]
+    assert restored.audio_decoders["sub-01"].inputs.tolist() == [2, 5]
     batch = make_batch(cfg)
     for subject in cfg.n_voxels:
         for new, old in zip(restored.autoencode(batch, subject), model.autoencode(batch, subject)):

@@ -11,12 +11,12 @@ def _meta_model(config):
 
 def test_count_parameters_demo_matches_documented():
     model = _meta_model(AutoencoderConfig(n_voxels={f"sub-0{i}": 450 for i in range(1, 5)}))
-    assert count_parameters(model, trainable_only=True) == 545_820
+    assert count_parameters(model, trainable_only=True) == 547_932
     # frozen: the codec tables of the audio input and the code model (8 codebooks x 1024 codes x (32 bands + 1))
-    assert count_parameters(model) == 545_820 + 8 * 1024 * 128 + 8 * 1024 * 33
+    assert count_parameters(model) == 547_932 + 8 * 1024 * 128 + 8 * 1024 * 33
     parts = parameter_counts(model, trainable_only=True)
     assert parts["readouts"] == 4 * (64 * 450 + 450) and parts["readins"] == 4 * (450 * 64 + 64)
-    assert sum(parts.values()) == 545_820 and "code_model" not in parts
+    assert sum(parts.values()) == 547_932 and "code_model" not in parts
 
 
 def test_count_parameters_sherlock_low_rank_readout():

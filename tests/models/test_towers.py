@@ -30,15 +30,19 @@ def test_audio_tower_ignores_invalid_frames(merge):
     cfg = tiny_config(audio_merge=merge)
     tower = AudioTower(cfg, CodebookEmbedding(2, 16, 8))
     batch = make_batch(cfg)
-    codes, mask = batch["audio_codes"], batch["audio_mask"]
-    out = tower(codes, mask)
+    codes, mask, descriptor = batch["audio_codes"], batch["audio_mask"], batch["audio_descriptor"]
+    out = tower(codes, mask, descriptor)
     assert out.shape == (2, 12, cfg.hidden)
     other = torch.where(mask.unsqueeze(-2), codes, 7)  # change only the padded slots
-    torch.testing.assert_close(tower(other, mask), out)
+    torch.testing.assert_close(tower(other, mask, descriptor), out)
     changed = codes.clone()
     changed[0, 3, 1, 0] = (codes[0, 3, 1, 0] + 1) % 16  # a valid frame of TR 3
-    diff = (tower(changed, mask) - out).abs().sum(-1)
+    diff = (tower(changed, mask, descriptor) - out).abs().sum(-1)
     assert diff[0, 3] > 0 and diff.sum() == diff[0, 3]
+    louder = descriptor.clone()
+    louder[1, 6] += 1.0  # the log-mel of TR 6 moves TR 6 only
+    diff = (tower(codes, mask, louder) - out).abs().sum(-1)
+    assert diff[1, 6] > 0 and diff.sum() == diff[1, 6]
 
 
 def test_audio_tower_tr_without_frames_is_zero():
@@ -47,7 +51,7 @@ def test_audio_tower_tr_without_frames_is_zero():
     batch = make_batch(cfg)
     mask = batch["audio_mask"].clone()
     mask[1, 4] = False
-    out = tower(batch["audio_codes"], mask)
+    out = tower(batch["audio_codes"], mask, batch["audio_descriptor"])
     assert not out[1, 4].any() and out[1, 5].abs().sum() > 0
 
 

@@ -6,7 +6,8 @@ import torch
 
 from giblet.audio.code_model import CodeModel
 from giblet.training.data import MovieData
-from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, fit_audio_decoders, train
+from giblet.training.audio_routes import fit_audio_routes
+from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
 from tests.models.conftest import DEVICES
 from tests.training.conftest import tiny_movie
 
@@ -88,7 +89,8 @@ def _with_audio(movie, size=8, width=4, seed=0):
     bold = {s: v.copy() for s, v in movie.bold.items()}
     for v in bold.values():
         v[2:, 0] = descriptor[:-2].sum(1) + 0.3 * rng.standard_normal(movie.n_trs - 2)
-    stimulus = {**movie.stimulus, "audio_codes": codes, "audio_mask": np.ones((movie.n_trs, width), bool)}
+    stimulus = {**movie.stimulus, "audio_codes": codes, "audio_mask": np.ones((movie.n_trs, width), bool),
+                "audio_descriptor": ((descriptor - descriptor.mean(0)) / descriptor.std(0)).astype(np.float32)}
     return MovieData(**{**movie.__dict__, "stimulus": stimulus, "bold": bold, "modalities": ("audio", "video", "text"),
                         "codebook_vectors": rng.standard_normal((2, size, 3)).astype(np.float32),
                         "descriptors": {"audio": descriptor}})
@@ -109,11 +111,13 @@ def test_train_with_audio_and_resume_on_each_device(movie, tmp_path, device):
     def model():
         torch.manual_seed(0)
         built = build_model(movie, OPTIONS, movie.modalities, _code_model())
-        fit_audio_decoders(built, movie)
+        fit_audio_routes(built, movie)
         return built
 
     fitted = model()
-    decoders = {k: v.clone() for k, v in fitted.state_dict().items() if k.startswith(("audio_decoders", "code_model"))}
+    routes = ("audio_decoders", "audio_encoders", "code_model", "audio_confidence")
+    decoders = {k: v.clone() for k, v in fitted.state_dict().items() if k.startswith(routes)}
+    assert len(fitted.audio_encoders["sub-a"].outputs) >= 1  # voxel 0 follows the descriptor
     interrupted = train(fitted, movie, CFG, tmp_path, seed=1, device=device, stop_after_epochs=2)
     resumed_model = model()
     resumed = train(resumed_model, movie, CFG, tmp_path, seed=1, device=device)
@@ -136,12 +140,14 @@ def test_build_model_holds_the_code_model_and_needs_one_for_audio(movie):
     np.testing.assert_allclose(model.audio_head.log_prior.numpy(), np.log(code_model.unigram), atol=1e-6)
 
 
-def test_fit_audio_decoders_read_the_voxel_that_encodes_the_descriptor(movie):
+def test_fit_audio_routes_read_and_drive_the_voxel_that_encodes_the_descriptor(movie):
     audio = _with_audio(movie)
     model = build_model(audio, OPTIONS, audio.modalities, _code_model())
-    report = fit_audio_decoders(model, audio)
+    report = fit_audio_routes(model, audio)
     for subject in audio.subjects:
-        assert 0 in model.audio_decoders[subject].selected.tolist()
+        assert 0 in model.audio_decoders[subject].inputs.tolist()
+        outputs = model.audio_encoders[subject].outputs.tolist()
+        assert outputs[0] == 0 and len(outputs) == report["encoder_route_voxels"][subject] <= 2
     assert report["n_voxels"] == 16  # 16 and up take all 6 or 7 voxels: a tie, the smallest kept
     # the codes are random, unrelated to the descriptor: a confident code model only loses bits, the prior none
     assert report["confidence"] == 0.0 == float(model.audio_confidence)

@@ -1,11 +1,17 @@
-"""Window decoders: voxels ranked by cross-validated encoding, size and shrinkage chosen on the validation block."""
+"""Audio routes: voxels scored by cross-validated encoding; decoders sized on the validation block; encoder routes."""
 
 import numpy as np
-import pytest
 
 from giblet.splits import BLOCKS
 from giblet.training.data import MovieData
-from giblet.training.window_decoders import encoding_rows, fit_window_decoders, voxel_encoding_scores
+from giblet.training.audio_routes import (
+    encoding_rows,
+    encoding_scores,
+    fit_encoder_routes,
+    fit_window_decoders,
+    route_threshold,
+    voxel_encoding_scores,
+)
 from tests.training.conftest import tiny_movie
 
 
@@ -40,7 +46,8 @@ def test_voxel_encoding_scores_rank_the_driven_voxels_first():
 
 def test_fit_window_decoders_select_the_driven_voxels_and_decode_the_test_block():
     movie, descriptor = _driven(tiny_movie(n_per_run=150), gain=1.0)
-    fits, n_voxels = fit_window_decoders(movie, descriptor, (1, 2, 3), grid=(2, 5, 20))
+    fits, n_voxels = fit_window_decoders(movie, descriptor, (1, 2, 3), encoding_scores(movie, descriptor, (1, 2, 3)),
+                                         grid=(2, 5, 20))
     assert n_voxels == 5
     test = np.flatnonzero(movie.labels == BLOCKS.index("test"))[:-3]
     for subject, fit in fits.items():
@@ -53,7 +60,8 @@ def test_fit_window_decoders_select_the_driven_voxels_and_decode_the_test_block(
 
 def test_fit_window_decoders_keep_training_block_validation_predictions_and_refit_with_validation():
     movie, descriptor = _driven(tiny_movie(n_per_run=150), gain=1.0)
-    fits, _ = fit_window_decoders(movie, descriptor, (1, 2, 3), grid=(5,))
+    fits, _ = fit_window_decoders(movie, descriptor, (1, 2, 3), encoding_scores(movie, descriptor, (1, 2, 3)),
+                                  grid=(5,))
     val = movie.labels == BLOCKS.index("val")
     for subject, fit in fits.items():
         decoded, rows = fit.validation
@@ -62,3 +70,28 @@ def test_fit_window_decoders_keep_training_block_validation_predictions_and_refi
                                 axis=1)
         refitted = fit.ridge.predict(window)  # fitted on these rows too: closer to the truth than out of sample
         assert np.abs(refitted - descriptor[rows]).mean() < np.abs(decoded - descriptor[rows]).mean()
+
+
+def test_fit_encoder_routes_drive_only_the_voxels_the_descriptor_predicts_out_of_sample():
+    movie, descriptor = _driven(tiny_movie(n_per_run=150), gain=1.0)
+    routes = fit_encoder_routes(movie, descriptor, (1, 2, 3), encoding_scores(movie, descriptor, (1, 2, 3)))
+    test = np.flatnonzero(movie.labels == BLOCKS.index("test"))[3:]
+    for subject, weights in routes.items():
+        outputs = weights["outputs"].tolist()
+        assert outputs[:5] == [0, 1, 2, 3, 4] and len(outputs) <= 5 + 4  # noise voxels crossing 2 / sqrt(n): few
+        window = np.concatenate([descriptor[test - d] for d in (1, 2, 3)], axis=1)
+        predicted = (((window - weights["mean"]) / weights["scale"]) @ weights["weight"] + weights["bias"])[:, :5]
+        measured = movie.bold[subject][test][:, :5]
+        assert min(np.corrcoef(predicted[:, v], measured[:, v])[0, 1] for v in range(5)) > 0.3, subject
+    noise, _ = _driven(tiny_movie(n_per_run=150), gain=0.0)
+    quiet = fit_encoder_routes(noise, descriptor, (1, 2, 3), encoding_scores(noise, descriptor, (1, 2, 3)))
+    assert all(len(w["outputs"]) <= 4 for w in quiet.values())  # of 40 noise voxels
+
+
+def test_route_threshold_follows_the_spread_of_chance_scores(rng):
+    null = 0.05 + 0.1 * rng.standard_normal(900)  # autocorrelated data: chance r spreads far wider than 1 / sqrt(n)
+    scores = np.r_[null, 0.6 + 0.05 * rng.standard_normal(100)]
+    threshold = route_threshold(scores, n_trs=300)
+    assert 0.3 < threshold < 0.45
+    assert (scores[900:] > threshold).all() and (null > threshold).mean() < 0.01
+    assert route_threshold(np.zeros(50), n_trs=100) == 0.2  # no spread: 2 / sqrt(n)

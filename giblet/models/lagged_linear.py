@@ -1,0 +1,104 @@
+"""A linear map between per-TR series through a window of TR lags, fitted in closed form (ridge) and stored as buffers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LaggedLinear"]
+
+_FITTED = ("inputs", "outputs", "mean", "scale", "weight", "bias")
+
+
+def _shifted(x, lag):
+    """``x[:, t + lag]`` on every TR ``t`` of the chunk (zeros past its ends): (B, T, n) -> (B, T, n)."""
+    n_trs = x.shape[1]
+    if lag >= 0:
+        return F.pad(x[:, lag:], (0, 0, 0, min(lag, n_trs)))
+    return F.pad(x[:, : max(n_trs + lag, 0)], (0, 0, min(-lag, n_trs), 0))
+
+
+class LaggedLinear(nn.Module):
+    """``y[t, outputs] = ((window[t] - mean) / scale) @ weight + bias``, ``window[t] = [x[t + lag, inputs] for lag in lags]``.
+
+    The autoencoder's closed-form routes for sound, one per subject: the **window decoder**
+    (voxels -> the sound's log-mel; ``inputs`` the voxels that encode it, lags ``+1..+4``: BOLD
+    after the TR) and the **audio encoder route** (log-mel -> voxels; ``outputs`` the voxels it
+    predicts out of sample, lags ``-1..-4``: sound before the TR). Weights are fitted by ridge
+    (:mod:`giblet.training.audio_routes`) and held as buffers: they move, save and load with the
+    autoencoder but never train by gradient. Output columns outside ``outputs`` are zero.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Widths of the series read and written.
+    lags : sequence of int
+        TR offsets of the window (positive: later TRs, anti-causal; negative: earlier, causal).
+
+    Notes
+    -----
+    Until :meth:`set_weights` is called the map reads and writes nothing (zeros). Loading a state
+    dict resizes the buffers to the saved map's selection.
+    """
+
+    def __init__(self, n_in, n_out, lags):
+        super().__init__()
+        self.n_in, self.n_out, self.lags = int(n_in), int(n_out), tuple(int(lag) for lag in lags)
+        self.register_buffer("inputs", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("outputs", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("mean", torch.zeros(0))
+        self.register_buffer("scale", torch.ones(0))
+        self.register_buffer("weight", torch.zeros(0, 0))
+        self.register_buffer("bias", torch.zeros(0))
+
+    def set_weights(self, inputs, outputs, mean, scale, weight, bias):
+        """Install a fitted map.
+
+        Parameters
+        ----------
+        inputs : array-like, shape (n_inputs,), int
+            Columns of ``x`` read, in the window's column order.
+        outputs : array-like, shape (n_outputs,), int
+            Columns of ``y`` written.
+        mean, scale : array-like, shape (n_inputs * n_lags,), float
+            Standardisation of the window's columns (lag-major: every input at the first lag, then the next).
+        weight : array-like, shape (n_inputs * n_lags, n_outputs), float
+        bias : array-like, shape (n_outputs,), float
+        """
+        index = {k: torch.as_tensor(v, dtype=torch.long).reshape(-1) for k, v in (("inputs", inputs),
+                                                                                  ("outputs", outputs))}
+        width, n_outputs = len(index["inputs"]) * len(self.lags), len(index["outputs"])
+        values = {k: torch.as_tensor(v, dtype=torch.float32)
+                  for k, v in (("mean", mean), ("scale", scale), ("weight", weight), ("bias", bias))}
+        expected = {"mean": (width,), "scale": (width,), "weight": (width, n_outputs), "bias": (n_outputs,)}
+        wrong = {k: tuple(v.shape) for k, v in values.items() if tuple(v.shape) != expected[k]}
+        outside = any(len(i) and (i.min() < 0 or i.max() >= n) for i, n in ((index["inputs"], self.n_in),
+                                                                           (index["outputs"], self.n_out)))
+        if wrong or outside:
+            raise ValueError(f"a map of {len(index['inputs'])} of {self.n_in} inputs x {len(self.lags)} lags -> "
+                             f"{n_outputs} of {self.n_out} outputs needs shapes {expected}; got "
+                             f"{wrong or 'indices outside'}")
+        device = self.bias.device
+        for name, value in {**index, **values}.items():
+            setattr(self, name, value.to(device))
+
+    def forward(self, x):
+        """The mapped series, shape (B, T, n_out), from ``x`` (B, T, n_in)."""
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"the map reads {self.n_in} columns, got shape {tuple(x.shape)}")
+        selected = x[..., self.inputs].to(self.weight.dtype)
+        window = torch.cat([_shifted(selected, lag) for lag in self.lags], dim=-1)
+        y = ((window - self.mean) / self.scale) @ self.weight + self.bias
+        out = torch.zeros(*x.shape[:-1], self.n_out, dtype=y.dtype, device=y.device)
+        return out.index_copy(-1, self.outputs, y)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in _FITTED:  # the saved map's selection sets the buffers' sizes
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self):
+        return (f"n_in={self.n_in}, n_out={self.n_out}, lags={self.lags}, inputs={len(self.inputs)}, "
+                f"outputs={len(self.outputs)}")

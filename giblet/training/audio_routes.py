@@ -1,0 +1,317 @@
+"""The autoencoder's closed-form routes for sound, fitted on the training and validation blocks only.
+
+What BOLD can tell about a TR's sound is low-dimensional (its spectral envelope), and a decoder
+that reads every voxel drowns it in noise: on the demo, ridge from all voxels to the log-mel
+gained nothing over the code prior, the same ridge from the voxels that encode the log-mel gained
++0.37 bits per code. Likewise, in a shared trunk text and video take the place of sound in
+auditory voxels (they fit the training block and fail on the test block). So, per subject:
+
+1. every voxel is scored by how well the descriptor (the 32-band log-mel) predicts it: ridge from
+   the descriptor at TRs ``u - d`` (``d`` in the delays) to the voxel at ``u``, cross-validated over
+   contiguous folds of the training block (each fold a held-out block);
+2. **encoder route**: the voxels whose cross-validated r stands out of the null (above the median
+   by 3 spreads of the scores below the median: autocorrelated series spread chance scores far
+   wider than ``1 / sqrt(n)``) and whose ridge, fitted on the whole training block, also predicts
+   the validation block (r > 0) get it as an additive route of their own, which the trunk then only
+   complements;
+3. **window decoder**: for each size ``n`` in a grid, a ridge decoder maps the window of the ``n``
+   best-scored voxels at ``t + d`` to the descriptor at ``t``; the size with the best validation r,
+   averaged over subjects, is kept and refitted on the training and validation blocks;
+4. **confidence**: the code model read at the decoded descriptor is tempered toward its prior by
+   the factor that gains most bits per code on the validation block (decoders fitted on the
+   training block alone).
+
+The test block is never read.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from himalaya.ridge import RidgeCV
+from himalaya.scoring import correlation_score
+from sklearn.model_selection import KFold
+from threadpoolctl import threadpool_limits
+
+from giblet.audio.code_model import code_counts, tr_cross_entropy
+from giblet.blocks import column_blocks
+from giblet.splits import BLOCKS
+from giblet.training.baselines import ALPHAS, RidgeMap, decoding_design, decoding_rows, fit_ridge
+
+__all__ = ["N_VOXELS_GRID", "CONFIDENCE_GRID", "WindowFit", "encoding_rows", "voxel_encoding_scores",
+           "fit_window_decoders", "route_threshold", "fit_encoder_routes", "fit_audio_routes"]
+
+log = logging.getLogger(__name__)
+
+#: Confidences tried for the code model read at a decoded descriptor (0: its prior; 1: as if the descriptor were true).
+CONFIDENCE_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+#: Numbers of best-encoded voxels tried per subject (sizes above a subject's voxel count take all its voxels).
+N_VOXELS_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+@dataclass(frozen=True)
+class WindowFit:
+    """One subject's fitted window decoder.
+
+    Attributes
+    ----------
+    selected : ndarray, shape (n_selected,), int
+        Voxel indices, ascending.
+    ridge : RidgeMap
+        On the window ``[bold[t + d, selected] for d in delays]``, refitted on the training and
+        validation blocks.
+    encoding_r : ndarray, shape (n_voxels,), float64
+        Cross-validated encoding r of every voxel on the training block (the ranking).
+    validation_r : dict of int to float
+        Size tried -> mean r over the descriptor's features on the validation block.
+    validation : tuple of ndarray
+        ``(decoded (n_rows, n_features), rows (n_trs,) bool)``: the validation block decoded by the
+        kept size fitted on the training block alone.
+    """
+
+    selected: np.ndarray
+    ridge: RidgeMap
+    encoding_r: np.ndarray
+    validation_r: dict
+    validation: tuple
+
+    def weights(self):
+        """Keyword arguments of :meth:`giblet.models.LaggedLinear.set_weights` (voxels -> every feature)."""
+        return _lagged_weights(self.selected, np.arange(self.ridge.coef_.shape[1]), self.ridge)
+
+
+def _lagged_weights(inputs, outputs, ridge):
+    return {"inputs": inputs, "outputs": outputs, "mean": ridge.mean_, "scale": ridge.scale_, "weight": ridge.coef_,
+            "bias": ridge.intercept_}
+
+
+def encoding_rows(valid, labels, runs, block, delays):
+    """TRs ``u`` of ``block`` with valid BOLD whose every ``u - d`` lies in the same run and block."""
+    n = len(labels)
+    inside = labels == BLOCKS.index(block)
+    rows = valid & inside
+    for d in delays:
+        rows &= np.r_[np.zeros(d, bool), inside[: n - d] & (runs[: n - d] == runs[d:])]
+    return rows
+
+
+def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5, block_voxels=16384):
+    """Cross-validated encoding r of every voxel from the descriptor at the preceding TRs.
+
+    Parameters
+    ----------
+    bold : ndarray, shape (n_trs, n_voxels), float
+    descriptor : ndarray, shape (n_trs, n_features), float
+    rows : ndarray, shape (n_trs,), bool
+        TRs ``u`` scored (:func:`encoding_rows` of the training block).
+    delays : sequence of int
+        The design of TR ``u`` is ``[descriptor[u - d] for d in delays]``.
+    n_folds : int, default=5
+        Contiguous folds (fMRI is autocorrelated: no shuffling).
+    block_voxels : int, default=16384
+        Voxels fitted at once (whole-brain data are never copied whole).
+
+    Returns
+    -------
+    ndarray, shape (n_voxels,), float64
+        Mean r over the held-out folds at each voxel's best penalty (0 for constant voxels).
+    """
+    index = np.flatnonzero(rows)
+    design = np.concatenate([descriptor[index - d] for d in delays], axis=1).astype(np.float64)
+    scale = design.std(axis=0)
+    design = (design - design.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    search = RidgeCV(alphas=ALPHAS, fit_intercept=True, cv=KFold(n_splits=n_folds),
+                     solver_params={"score_func": correlation_score, "local_alpha": True})
+    scores = np.zeros(bold.shape[1])
+    with threadpool_limits(1, user_api="blas"):
+        for block in column_blocks(bold.shape[1], block_voxels):
+            y = bold[index, block].astype(np.float64)
+            varies = y.std(axis=0) > 0
+            if varies.any():
+                search.fit(design, y[:, varies])
+                scores[np.flatnonzero(varies) + block.start] = np.nan_to_num(np.asarray(search.cv_scores_))
+    return scores
+
+
+def _validation_predictions(bold, ridge, selected, valid, labels, runs, delays):
+    """(decoded descriptor of the validation TRs, their row mask) of one decoder."""
+    design, rows = decoding_design(bold[:, selected], valid, labels, runs, "val", delays)
+    if not rows.any():
+        raise ValueError("the split has no validation TRs to choose the decoder's voxels on; give split.fractions "
+                         "a validation share")
+    return ridge.predict(design[rows]).astype(np.float64), rows
+
+
+def encoding_scores(data, descriptor, delays, n_folds=5):
+    """Every subject's :func:`voxel_encoding_scores` on its training block: dict of str to (n_voxels,) float64."""
+    return {s: voxel_encoding_scores(data.bold[s], descriptor,
+                                     encoding_rows(data.bold_valid[s], data.labels, data.runs, "train", delays),
+                                     delays, n_folds) for s in data.subjects}
+
+
+def fit_window_decoders(data, descriptor, delays, scores, grid=N_VOXELS_GRID, n_folds=5):
+    """One window decoder per subject, the number of voxels chosen on the validation block.
+
+    Parameters
+    ----------
+    data : MovieData
+        Its BOLD, valid TRs, block labels and runs (model clock).
+    descriptor : ndarray, shape (n_trs, n_features), float
+        Per-TR descriptor on the same clock (e.g. ``audio_logmel_tr.npz``).
+    delays : sequence of int
+        Decoder delays: the descriptor at TR ``t`` is decoded from BOLD at ``t + d``.
+    scores : dict of str to ndarray
+        Per subject, every voxel's cross-validated encoding r (:func:`encoding_scores`): the ranking.
+    grid : sequence of int, default=N_VOXELS_GRID
+    n_folds : int, default=5
+
+    Returns
+    -------
+    fits : dict of str to WindowFit
+    n_voxels : int
+        The size kept (best mean validation r over subjects; smaller subjects keep all their voxels).
+    """
+    delays = tuple(int(d) for d in delays)
+    descriptor = np.asarray(descriptor, dtype=np.float64)
+    if len(descriptor) != data.n_trs:
+        raise ValueError(f"the descriptor has {len(descriptor)} TRs but the fMRI has {data.n_trs}")
+    candidates = {}
+    for subject in data.subjects:
+        bold, valid = data.bold[subject], data.bold_valid[subject]
+        order = np.argsort(-scores[subject], kind="stable")
+        train_rows = decoding_rows(valid, data.labels, data.runs, "train", delays)
+        fits = {}
+        for n in grid:  # sizes above the subject's voxel count take all its voxels
+            capped = min(n, len(order))
+            if capped not in fits:
+                selected = np.sort(order[:capped])
+                ridge = fit_ridge(bold[:, selected], descriptor, train_rows, lags=delays, n_folds=n_folds)
+                predicted, rows = _validation_predictions(bold, ridge, selected, valid, data.labels, data.runs, delays)
+                r = float(np.nanmean(np.asarray(correlation_score(descriptor[rows], predicted))))
+                fits[capped] = (selected, (predicted, rows), r)
+            fits[n] = fits[capped]
+        candidates[subject] = fits
+        log.info("%s: window decoder, validation r by voxels %s", subject,
+                 {n: round(fit[2], 3) for n, fit in fits.items()})
+    best = max(grid, key=lambda n: np.mean([candidates[s][n][2] for s in data.subjects]))
+    log.info("window decoders: %d voxels per subject (best mean validation r)", best)
+    out = {}
+    for subject in data.subjects:  # refitted on the training and validation blocks
+        valid, selected = data.bold_valid[subject], candidates[subject][best][0]
+        rows = (decoding_rows(valid, data.labels, data.runs, "train", delays)
+                | decoding_rows(valid, data.labels, data.runs, "val", delays))
+        ridge = fit_ridge(data.bold[subject][:, selected], descriptor, rows, lags=delays, n_folds=n_folds)
+        out[subject] = WindowFit(selected, ridge, scores[subject],
+                                 {n: fit[2] for n, fit in candidates[subject].items()}, candidates[subject][best][1])
+    return out, best
+
+
+def route_threshold(scores, n_trs):
+    """The cross-validated r a voxel needs for an encoder route: ``median + 3 * spread`` of the scores, at least ``2 / sqrt(n_trs)``.
+
+    The spread is the root mean square deviation from the median of the scores below it (the
+    null side: voxels the descriptor does not drive), so the threshold follows how widely chance
+    scores spread in these data.
+    """
+    median = float(np.median(scores))
+    below = scores[scores < median]
+    spread = float(np.sqrt(np.mean((below - median) ** 2))) if len(below) else 0.0
+    return max(median + 3.0 * spread, 2.0 / math.sqrt(n_trs))
+
+
+def fit_encoder_routes(data, descriptor, delays, scores, n_folds=5):
+    """Per subject, ridge from the descriptor at ``t - d`` to the voxels it predicts out of sample.
+
+    Parameters
+    ----------
+    data : MovieData
+    descriptor : ndarray, shape (n_trs, n_features), float
+        The encoder's descriptor input (as the autoencoder reads it).
+    delays : sequence of int
+        Encoder delays (>= 1: causal).
+    scores : dict of str to ndarray
+        Per subject, every voxel's cross-validated encoding r from this descriptor (:func:`encoding_scores`).
+    n_folds : int, default=5
+
+    Returns
+    -------
+    dict of str to dict
+        :meth:`giblet.models.LaggedLinear.set_weights` keyword arguments (descriptor -> the voxels
+        whose cross-validated r exceeds :func:`route_threshold` and whose training-block ridge
+        predicts the validation block with r > 0).
+    """
+    lags = tuple(-int(d) for d in delays)
+    out = {}
+    for subject in data.subjects:
+        bold, valid = data.bold[subject], data.bold_valid[subject]
+        rows = encoding_rows(valid, data.labels, data.runs, "train", delays)
+        voxels = np.flatnonzero(scores[subject] > route_threshold(scores[subject], rows.sum()))
+        val = np.flatnonzero(encoding_rows(valid, data.labels, data.runs, "val", delays))
+        if len(voxels) and len(val):
+            ridge = fit_ridge(descriptor, bold[:, voxels], rows, lags=lags, n_folds=n_folds)
+            predicted = ridge.predict(np.concatenate([descriptor[val + lag] for lag in lags], axis=1))
+            voxels = voxels[np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
+                                                         predicted.astype(np.float64))) > 0]
+        if len(voxels):
+            ridge = fit_ridge(descriptor, bold[:, voxels], rows, lags=lags, n_folds=n_folds)
+        else:
+            width = descriptor.shape[1] * len(lags)
+            ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0), np.zeros(0))
+        out[subject] = _lagged_weights(np.arange(descriptor.shape[1]), voxels, ridge)
+        log.info("%s: the audio encoder route drives %d of %d voxels", subject, len(voxels), len(scores[subject]))
+    return out
+
+
+def _validation_bits(head, data, fits, confidence):
+    """Bits per code the tempered code model gains over its prior on the validation block, mean over subjects."""
+    prior = head.log_prior.double().cpu().numpy()[None]
+    bits = []
+    for decoded, rows in (fit.validation for fit in fits.values()):
+        counts = code_counts(data.stimulus["audio_codes"][rows], data.stimulus["audio_mask"][rows], prior.shape[-1])
+        with torch.no_grad():
+            x = torch.as_tensor(decoded, dtype=head.mean.dtype, device=head.mean.device)
+            log_probs = head(x, confidence).double().cpu().numpy()
+        bits.append(np.mean(tr_cross_entropy(prior, counts) - tr_cross_entropy(log_probs, counts)) / math.log(2.0))
+    return float(np.mean(bits))
+
+
+def fit_audio_routes(model, data):
+    """Fit the audio routes of ``model`` (see the module docstring) and install them.
+
+    Parameters
+    ----------
+    model : GibletAutoencoder
+        With audio; its code model set (``build_model``).
+    data : MovieData
+        ``descriptors["audio"]`` (the code model's descriptor, decoded) and ``stimulus["audio_descriptor"]``
+        (the same standardised on training TRs, the encoder's input).
+
+    Returns
+    -------
+    dict
+        JSON-able summary: decoder voxels kept, confidence, validation bits by confidence, validation r
+        by size, encoder-route voxels per subject.
+    """
+    config, descriptor = model.config, data.descriptors["audio"]
+    scores = encoding_scores(data, descriptor, config.decoder_delays_trs)
+    fits, n_voxels = fit_window_decoders(data, descriptor, config.decoder_delays_trs, scores)
+    for subject, fit in fits.items():
+        model.audio_decoders[subject].set_weights(**fit.weights())
+    bits = {c: _validation_bits(model.audio_head, data, fits, c) for c in CONFIDENCE_GRID}
+    confidence = max(bits, key=bits.get)
+    model.audio_confidence.fill_(confidence)
+    if tuple(config.encoder_delays_trs) != tuple(config.decoder_delays_trs):
+        scores = encoding_scores(data, descriptor, config.encoder_delays_trs)
+    routes = fit_encoder_routes(data, data.stimulus["audio_descriptor"], config.encoder_delays_trs, scores)
+    for subject, weights in routes.items():
+        model.audio_encoders[subject].set_weights(**weights)
+    log.info("audio routes: decoders read %d voxels per subject, code model confidence %.2f (validation %.3f "
+             "bits/code)", n_voxels, confidence, bits[confidence])
+    return {"n_voxels": n_voxels, "confidence": float(confidence),
+            "validation_bits_per_code": {str(c): round(b, 4) for c, b in bits.items()},
+            "validation_r": {s: {str(n): round(r, 4) for n, r in fit.validation_r.items()} for s, fit in fits.items()},
+            "encoder_route_voxels": {s: len(w["outputs"]) for s, w in routes.items()}}
