@@ -29,7 +29,8 @@ from giblet.evaluation.decoding import decoder_outputs
 from giblet.models import lesion
 from giblet.splits import SplitConfig, make_split
 from giblet.training.data import MovieData
-from giblet.training.trainer import TrainConfig, build_model, fit_audio_decoders, train
+from giblet.training.routes import fit_routes
+from giblet.training.trainer import TrainConfig, build_model, train
 
 DEMO_TRAIN = {"batch_windows": 2, "patience": 1000, "threads": 2}
 DEMO_MODEL = {"hidden": 64, "encoder_delays_trs": (1, 2, 3, 4), "decoder_delays_trs": (1, 2, 3, 4)}
@@ -45,7 +46,9 @@ def simulated_movie(n_subjects, n_voxels, run_n_trs=(240, 240), seed=0):
     mask = np.ones((n, frames), bool)
     mask[::2, -1] = False
     video = rng.standard_normal((n, 10)).astype(np.float32)
+    descriptor = rng.standard_normal((n, 32))
     stimulus = {"audio_codes": rng.integers(0, 1024, (n, 8, frames)) * mask[:, None], "audio_mask": mask,
+                "audio_descriptor": descriptor.astype(np.float32),
                 "video": video, "thumbs": rng.uniform(0, 1, (n, 3, 36, 64)).astype(np.float32),
                 "text": rng.standard_normal((n, 384)).astype(np.float32)}
     bold, valid = {}, {}
@@ -55,7 +58,7 @@ def simulated_movie(n_subjects, n_voxels, run_n_trs=(240, 240), seed=0):
         bold[f"sub-{s + 1:02d}"] = drive + rng.standard_normal((n, n_voxels), dtype=np.float32)
         valid[f"sub-{s + 1:02d}"] = labels >= 0
     codebooks = rng.standard_normal((8, 1024, 128)).astype(np.float32)
-    descriptors = {"audio": rng.standard_normal((n, 32))}
+    descriptors = {"audio": descriptor}
     return MovieData(1.5, runs, labels, stimulus, bold, valid, {}, codebooks, {}, ("audio", "video", "text"),
                      descriptors)
 
@@ -70,7 +73,7 @@ def random_code_model(seed=0):
 def timed_training(movie, device, epochs, workdir):
     torch.manual_seed(0)
     model = build_model(movie, DEMO_MODEL, movie.modalities, random_code_model())
-    fit_audio_decoders(model, movie)
+    fit_routes(model, movie)
     cfg = TrainConfig(**DEMO_TRAIN, max_epochs=epochs)
     if device == "cuda":
         torch.cuda.synchronize()

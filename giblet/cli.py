@@ -157,13 +157,19 @@ def _fit_code_model(args):
     from giblet.audio.code_model import CodeModelConfig, run_fit_code_model
 
     cfg = load_config(args.config)
+    run_fit_code_model(features_dir=args.features, prepared_path=args.fmri, out_dir=args.out,
+                       config=CodeModelConfig.from_dict(cfg["code_model"]), preshift_trs=cfg["fmri"]["preshift_trs"],
+                       device=cfg["device"])
+
+
+def _score_code_model(args):
+    from giblet.audio.code_model import run_score_code_model
+
+    cfg = load_config(args.config)
     ev = cfg["evaluate"]
-    run_fit_code_model(
-        features_dir=args.features, prepared_path=args.fmri, out_dir=args.out,
-        config=CodeModelConfig.from_dict(cfg["code_model"]), preshift_trs=cfg["fmri"]["preshift_trs"],
-        seed=cfg["seed"], n_bootstrap=ev["n_bootstrap"], bootstrap_block_trs=ev["bootstrap_block_trs"],
-        n_permutations=ev["n_permutations"], device=cfg["device"],
-    )
+    run_score_code_model(features_dir=args.features, prepared_path=args.fmri, model_path=args.model, out_dir=args.out,
+                         preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"], n_bootstrap=ev["n_bootstrap"],
+                         bootstrap_block_trs=ev["bootstrap_block_trs"], n_permutations=ev["n_permutations"])
 
 
 def _evaluate(args):
@@ -262,10 +268,14 @@ def build_parser():
     train.add_argument("--out", required=True, type=Path, help="output folder")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     cm = _add(sub, "fit-code-model", _fit_code_model,
-              "p(codes of a TR | its audio descriptor), trained on the film's audio alone; scored on the test block")
-    cm.add_argument("--features", required=True, type=Path, help="folder of the extract-audio outputs")
-    cm.add_argument("--fmri", required=True, type=Path, help="one subject's prepare-fmri output (for the split)")
-    cm.add_argument("--out", required=True, type=Path, help="output folder (code_model.npz, code_model_scores.json)")
+              "p(codes of a TR | its audio descriptor), trained on the film's audio alone (not the test block)")
+    sm = _add(sub, "score-code-model", _score_code_model,
+              "the code model on the test block from the true descriptor: bits per code over the unigram")
+    sm.add_argument("--model", required=True, type=Path, help="fit-code-model's code_model.npz")
+    for parser_, out in ((cm, "output folder (code_model.npz)"), (sm, "output folder (code_model_scores.json)")):
+        parser_.add_argument("--features", required=True, type=Path, help="folder of the extract-audio outputs")
+        parser_.add_argument("--fmri", required=True, type=Path, help="one subject's prepare-fmri output (for the split)")
+        parser_.add_argument("--out", required=True, type=Path, help=out)
     ev = _add(sub, "evaluate", _evaluate, "encoding, decoding and lesion scores of one subject on the test block")
     ev.add_argument("--subject", required=True)
     for flag, nargs, what in (("--features", None, "folder of the extract-* outputs"),

@@ -54,6 +54,7 @@ __all__ = [
     "sample_codes",
     "sample_stream",
     "run_fit_code_model",
+    "run_score_code_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -767,14 +768,20 @@ def _read_inputs(features_dir, prepared_path, descriptor_name, preshift_trs):
     return stream, table, code_counts(codes, mask, codebook_size), labels, tr_s
 
 
-def run_fit_code_model(*, features_dir, prepared_path, out_dir, config=CodeModelConfig(), preshift_trs=0, seed=0,
-                       n_bootstrap=1000, bootstrap_block_trs=5, n_permutations=1000, device=None):
-    """Fit the code model on the film's audio and score it on the test block (the ``fit-code-model`` stage).
+def _rows_with_test(labels, prepared_path):
+    rows = code_model_rows(labels)
+    if not rows["test"].any():
+        raise ValueError(f"{prepared_path}: the split has no test block to score the code model on; "
+                         "give split.fractions a test share")
+    return rows
+
+
+def run_fit_code_model(*, features_dir, prepared_path, out_dir, config=CodeModelConfig(), preshift_trs=0, device=None):
+    """Fit the code model on the film's audio (the ``fit-code-model`` stage): ``out_dir/code_model.npz``.
 
     No fMRI enters the fit: the prepared file gives only the split. The penalty is chosen per codebook
-    on the validation block, the model refitted on every TR but the test block and the gap TRs next to
-    it, and scored on the test block against the training unigram, from the true descriptor (the
-    oracle every brain decoder is compared with).
+    on the validation block and the model refitted on every TR but the test block and the gap TRs
+    next to it (:func:`run_score_code_model` scores it there).
 
     Parameters
     ----------
@@ -786,52 +793,78 @@ def run_fit_code_model(*, features_dir, prepared_path, out_dir, config=CodeModel
     config : CodeModelConfig
     preshift_trs : int, default=0
         ``fmri.preshift_trs``: the split's labels are moved onto the stimulus clock.
-    seed : int, default=0
-        Seed of the bootstrap and the null (the fit draws no random numbers).
-    n_bootstrap : int, default=1000
-    bootstrap_block_trs : int, default=5
-    n_permutations : int, default=1000
     device : str, optional
-        None/"auto": CUDA when available, else the CPU.
+        None/"auto": CUDA when available, else the CPU (the fit draws no random numbers).
 
     Returns
     -------
-    dict of str to Path
-        ``CODE_MODEL_OUTPUTS`` keys -> written files.
+    Path
+        The written model.
     """
     from giblet.audio.codec import resolve_device
 
-    out_dir, device = Path(out_dir), resolve_device(device or "auto")
+    device = resolve_device(device or "auto")
     stream, table, counts, labels, tr_s = _read_inputs(features_dir, prepared_path, config.descriptor, preshift_trs)
-    rows = code_model_rows(labels)
-    if not rows["test"].any():
-        raise ValueError(f"{prepared_path}: the split has no test block to score the code model on; "
-                         "give split.fractions a test share")
+    rows = _rows_with_test(labels, prepared_path)
     meta = {**stream.meta, "descriptor": config.descriptor, "tr_s": tr_s, "preshift_trs": preshift_trs,
-            "fit_trs": np.flatnonzero(rows["fit"]).tolist()}
-    test, previous = rows["test"], torch.get_num_threads()
+            "smoothing_counts": config.smoothing_counts, "fit_trs": np.flatnonzero(rows["fit"]).tolist()}
+    previous = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
         with threadpool_limits(config.threads, user_api="blas"):
-            model, validation = select_code_model(
+            model, _ = select_code_model(
                 counts, table.values, rows, l2_grid=config.l2_grid, smoothing_counts=config.smoothing_counts,
                 max_iter=config.max_iter, device=device, feature_names=table.names, meta=meta)
-            scores = score_code_model(model, counts[test], table.values[test], n_bootstrap=n_bootstrap,
-                                      block_trs=bootstrap_block_trs, n_permutations=n_permutations, seed=seed,
-                                      frame_rate_hz=stream.frame_rate_hz)
     finally:
         torch.set_num_threads(previous)
-    paths = {"model": model.save(out_dir / CODE_MODEL_OUTPUTS["model"])}
-    paths["scores"] = write_json(out_dir / CODE_MODEL_OUTPUTS["scores"], {
+    return model.save(Path(out_dir) / CODE_MODEL_OUTPUTS["model"])
+
+
+def run_score_code_model(*, features_dir, prepared_path, model_path, out_dir, preshift_trs=0, seed=0,
+                         n_bootstrap=1000, bootstrap_block_trs=5, n_permutations=1000):
+    """Score the code model on the test block from the true descriptor (the ``score-code-model`` stage).
+
+    The oracle every brain decoder is compared with: cross-entropy and bits per code gained over the
+    training unigram, with a block-bootstrap CI and a circular-shift null, written to
+    ``out_dir/code_model_scores.json``. Scoring settings never refit the model.
+
+    Parameters
+    ----------
+    features_dir, prepared_path, preshift_trs
+        As for :func:`run_fit_code_model`.
+    model_path : path
+        Its ``code_model.npz``.
+    out_dir : path
+    seed : int, default=0
+        Seed of the bootstrap and the null.
+    n_bootstrap : int, default=1000
+    bootstrap_block_trs : int, default=5
+    n_permutations : int, default=1000
+
+    Returns
+    -------
+    Path
+        The written scores.
+    """
+    model = CodeModel.load(model_path)
+    descriptor = model.meta["descriptor"]
+    stream, table, counts, labels, tr_s = _read_inputs(features_dir, prepared_path, descriptor, preshift_trs)
+    rows = _rows_with_test(labels, prepared_path)
+    test = rows["test"]
+    with threadpool_limits(1, user_api="blas"):
+        scores = score_code_model(model, counts[test], table.values[test], n_bootstrap=n_bootstrap,
+                                  block_trs=bootstrap_block_trs, n_permutations=n_permutations, seed=seed,
+                                  frame_rate_hz=stream.frame_rate_hz)
+    path = write_json(Path(out_dir) / CODE_MODEL_OUTPUTS["scores"], {
         **stream.meta,
-        "descriptor": config.descriptor,
+        "descriptor": descriptor,
         "n_features": model.n_features,
         "codebook_size": model.codebook_size,
         "n_trs": {name: int(mask.sum()) for name, mask in rows.items()},
         "test_trs": [int(t) for t in np.flatnonzero(test)[[0, -1]] + [0, 1]],
-        "validation": validation,
-        "smoothing_counts": config.smoothing_counts,
+        "validation": model.meta.get("validation"),
+        "smoothing_counts": model.meta.get("smoothing_counts"),
         "bootstrap": {"n_bootstrap": n_bootstrap, "block_trs": bootstrap_block_trs, "level": 0.95, "seed": seed},
         "null": {"method": "circular shift of the descriptor", "min_shift_trs": bootstrap_block_trs},
         "test": scores,
@@ -840,4 +873,4 @@ def run_fit_code_model(*, features_dir, prepared_path, out_dir, config=CodeModel
     log.info("code model from the true descriptor on %d test TRs: %.3f bits/code over the unigram [%.3f, %.3f] "
              "(cross-entropy %.3f vs %.3f nats)", scores["n_trs"], bits["mean"], bits["ci_low"], bits["ci_high"],
              scores["cross_entropy_nats"]["code_model"], scores["cross_entropy_nats"]["unigram"])
-    return paths
+    return path

@@ -63,7 +63,7 @@ __all__ = [
 RIDGE_VIEWS = {"audio": "descriptor", "video": "lowlevel", "text": "embedding"}
 #: Continuous views scored by TR identification -> prefix of their metric names (the unprefixed ones
 #: are each modality's headline identification: audio on the pooled code vectors).
-_IDENTIFIED_VIEWS = {"pooled": "", "thumbs": "", "lowlevel": "", "embedding": "", "descriptor": "descriptor_"}
+_IDENTIFIED_VIEWS = {"pooled": "", "lowlevel": "", "embedding": "", "thumbs": "thumbs_", "descriptor": "descriptor_"}
 _LN2 = float(np.log(2.0))
 
 
@@ -240,8 +240,8 @@ def decoder_outputs(model, data, subject, rows, *, source="measured_bold", bold=
     Returns
     -------
     dict of str to Tensor
-        Modality -> (n_trs, ...) on ``device``: audio descriptor, thumbnails, text embedding
-        (see :meth:`GibletAutoencoder.decode`).
+        Modality -> (n_trs, ...) on ``device``: audio descriptor, picture descriptor, text
+        embedding (see :meth:`GibletAutoencoder.decode`).
     """
     if source not in ("measured_bold", "predicted_bold"):
         raise ValueError(f"source must be 'measured_bold' or 'predicted_bold', got {source!r}")
@@ -279,7 +279,9 @@ def autoencoder_views(model, data, subject, targets, *, source="measured_bold", 
 _OUTPUT_VIEWS = {
     "audio": lambda model, descriptor, targets: audio_views(descriptor.cpu().numpy(), targets,
                                                             model.audio_confidence),
-    "video": lambda model, thumbs, targets: {"thumbs": thumbs.cpu().numpy()},
+    "video": lambda model, picture, targets: {
+        "lowlevel": picture[:, : model.config.n_video_features].cpu().numpy().astype(np.float64),
+        "thumbs": model.thumbnails(picture).cpu().numpy()},
     "text": lambda model, text, targets: {"embedding": text.cpu().numpy()[:, : targets.views["embedding"].shape[1]]},
 }
 
@@ -374,7 +376,8 @@ def score_views(views, targets):
         Metric -> (the view it scores, per-TR scores (n_trs,) float64, higher is better).
         Every continuous view is also scored by TR identification: ``rank_accuracy``
         (1 - normalised rank; chance 0.5) and ``top1_identification`` (chance 1 / n_trs), prefixed
-        ``descriptor_`` for the audio descriptor.
+        ``descriptor_`` for the audio descriptor and ``thumbs_`` for thumbnails (pictures' headline:
+        the low-level features, as the ridge decoder's).
     """
     out = {}
     for view in views:
@@ -394,7 +397,8 @@ def chance_levels(metrics, targets):
         texts = np.asarray(targets.text_index.texts)
         retrieval = np.nanmean([np.isin(texts, list(ok)).mean() if ok else np.nan for ok in targets.correct_texts])
     chance = {"rank_accuracy": 0.5, "top1_identification": 1.0 / targets.n_trs, "retrieval_accuracy": retrieval}
-    chance.update({f"descriptor_{m}": chance[m] for m in ("rank_accuracy", "top1_identification")})
+    chance.update({f"{prefix}{m}": chance[m] for prefix in ("descriptor_", "thumbs_")
+                   for m in ("rank_accuracy", "top1_identification")})
     return {m: 0.0 if m.startswith("bits_per_code") else chance.get(m, np.nan) for m in metrics}
 
 

@@ -3,7 +3,7 @@
 from giblet.models.autoencoder import GibletAutoencoder
 from giblet.models.config import AUDIO_MERGES, MODALITY_INPUTS, MODALITY_TARGETS, AutoencoderConfig
 from giblet.models.dropout import modality_keep_mask
-from giblet.models.heads import HEADS, TextHead, ThumbnailHead
+from giblet.models.heads import HEADS, TextHead
 from giblet.models.lesion import LESION_MODES, lesion, roi_union
 from giblet.models.losses import (
     FMRI_LOSSES,
@@ -11,7 +11,6 @@ from giblet.models.losses import (
     fmri_losses,
     reconstruction_losses,
     text_cosine,
-    thumbnail_mse,
     voxel_mse,
     voxel_neg_pearson,
 )
@@ -30,7 +29,6 @@ __all__ = [
     "AudioTower",
     "FeatureTower",
     "TOWERS",
-    "ThumbnailHead",
     "TextHead",
     "HEADS",
     "LaggedLinear",
@@ -39,7 +37,6 @@ __all__ = [
     "modality_keep_mask",
     "voxel_mse",
     "voxel_neg_pearson",
-    "thumbnail_mse",
     "text_cosine",
     "FMRI_LOSSES",
     "RECONSTRUCTION_LOSSES",

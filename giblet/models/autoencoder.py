@@ -6,7 +6,10 @@ plus, per subject, an additive **audio route**: a :class:`LaggedLinear` map from
 log-mel at the last TRs to the voxels it predicts out of sample (so that text and video cannot
 take the place of sound there; the trunk only complements it).
 Decoder: per-subject linear read-in from voxels -> anti-causal FIR mixing over the next TRs
-(to undo the haemodynamic lag) -> shared trunk -> one head per picture and text modality.
+(to undo the haemodynamic lag) -> shared trunk -> the text head. Pictures are decoded on a route
+of their own: per subject, a :class:`LaggedLinear` reads the voxels that encode the low-level
+video features and thumbnail principal components at the next TRs and predicts them; the
+thumbnail is rebuilt from its components (:meth:`~GibletAutoencoder.thumbnails`).
 Sound is decoded on a route of its own: per subject, a :class:`LaggedLinear` reads the voxels
 that encode the sound's spectral descriptor (the 32-band log-mel) at the next TRs and predicts
 that descriptor; the code model (``audio_head``, trained on the film's audio alone) turns it into
@@ -24,6 +27,8 @@ depends on BOLD at TRs ``t+1..t+4`` only.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -100,6 +105,12 @@ class GibletAutoencoder(nn.Module):
         self.decoder_delays = DelayMixer(hidden, [-d for d in config.decoder_delays_trs])
         self.decoder_trunk = _Trunk(hidden, config.n_layers, config.dropout)
         self.heads = nn.ModuleDict({m: HEADS[m](config) for m in config.modalities if m in HEADS})
+        if "video" in config.modalities:
+            n_picture, n_pixels = config.n_video_features + config.n_thumb_components, math.prod(config.thumb_shape)
+            self.picture_decoders = nn.ModuleDict({s: LaggedLinear(n, n_picture, config.decoder_delays_trs)
+                                                   for s, n in config.n_voxels.items()})
+            self.register_buffer("thumb_mean", torch.zeros(n_pixels))
+            self.register_buffer("thumb_basis", torch.zeros(config.n_thumb_components, n_pixels))
         if "audio" in config.modalities:
             n_descriptor = config.n_audio_descriptor
             self.audio_decoders = nn.ModuleDict({s: LaggedLinear(n, n_descriptor, config.decoder_delays_trs)
@@ -116,6 +127,22 @@ class GibletAutoencoder(nn.Module):
         if "audio" not in self.config.modalities:
             raise ValueError(f"this model has no audio head; modalities are {self.config.modalities}")
         return self.code_model
+
+    def set_thumbnail_basis(self, mean, basis):
+        """Install the thumbnails' training mean (n_pixels,) and principal components (n_thumb_components, n_pixels)."""
+        mean, basis = (torch.as_tensor(x, dtype=torch.float32) for x in (mean, basis))
+        if mean.shape != self.thumb_mean.shape or basis.shape != self.thumb_basis.shape:
+            raise ValueError(f"thumbnail mean {tuple(mean.shape)} and basis {tuple(basis.shape)} must have shapes "
+                             f"{tuple(self.thumb_mean.shape)} and {tuple(self.thumb_basis.shape)}")
+        with torch.no_grad():
+            self.thumb_mean.copy_(mean)
+            self.thumb_basis.copy_(basis)
+
+    def thumbnails(self, descriptor):
+        """Thumbnails (..., *thumb_shape) in [0, 1] rebuilt from a picture descriptor (..., n_video + n_thumb_components)."""
+        components = descriptor[..., self.config.n_video_features :]
+        pixels = (self.thumb_mean + components @ self.thumb_basis).clamp(0.0, 1.0)
+        return pixels.reshape(*descriptor.shape[:-1], *self.config.thumb_shape)
 
     def code_log_probs(self, descriptor):
         """Code log-probabilities (..., n_codebooks, codebook_size) of a decoded audio descriptor (..., n_features).
@@ -216,8 +243,7 @@ class GibletAutoencoder(nn.Module):
         Returns
         -------
         dict of str to Tensor
-            One entry per configured picture or text modality: ``"video"``: thumbnails
-            (B, T, *thumb_shape) in [0, 1]; ``"text"``: embedding (B, T, n_text_features).
+            ``"text"``: embedding (B, T, n_text_features), when text is a modality.
         """
         h = self.decoder_trunk(self.decoder_delays(readin))
         return {m: head(h) for m, head in self.heads.items()}
@@ -236,11 +262,14 @@ class GibletAutoencoder(nn.Module):
         dict of str to Tensor
             See :meth:`predict_stimulus`, plus ``"audio"``: the audio descriptor (B, T,
             n_audio_descriptor) from the subject's window decoder (code log-probabilities via
-            ``audio_head``).
+            :meth:`code_log_probs`), and ``"video"``: the picture descriptor (B, T, n_video_features
+            + n_thumb_components; thumbnails via :meth:`thumbnails`).
         """
         predictions = self.predict_stimulus(self.readin(voxels, subject))
         if "audio" in self.config.modalities:
             predictions["audio"] = self.audio_decoders[subject](voxels)
+        if "video" in self.config.modalities:
+            predictions["video"] = self.picture_decoders[subject](voxels)
         return predictions
 
     def autoencode(self, stim, subject, lesion=None, keep=None):

@@ -27,8 +27,8 @@ __all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "MODALITY_TARGETS", "AUDIO_ME
 
 #: Modality -> batch keys its input tower reads.
 MODALITY_INPUTS = {"audio": ("audio_codes", "audio_mask", "audio_descriptor"), "video": ("video",), "text": ("text",)}
-#: Modality -> batch keys its trunk's decoder head is scored against (sound is decoded on its own route).
-MODALITY_TARGETS = {"video": ("thumbs",), "text": ("text",)}
+#: Modality -> batch keys its trunk's decoder head is scored against (sound and pictures have routes of their own).
+MODALITY_TARGETS = {"text": ("text",)}
 #: How a frame's per-codebook embeddings are merged: summed (the codec's quantized latent) or concatenated.
 AUDIO_MERGES = ("sum", "concat")
 
@@ -66,7 +66,9 @@ class AutoencoderConfig:
     n_text_features : int, default=384
         Width of the ``text`` input and text-head output (MiniLM: 384, plus any label fractions).
     thumb_shape : tuple of 3 int, default=(3, 36, 64)
-        (channels, height, width) of the target thumbnails; height and width divisible by 4.
+        (channels, height, width) of the thumbnails decoded from BOLD.
+    n_thumb_components : int, default=8
+        Thumbnail principal components the picture route decodes (beside the low-level features).
     hidden : int, default=64
         Width of the per-TR stimulus embedding, the trunks and the heads.
     n_layers : int, default=2
@@ -95,13 +97,13 @@ class AutoencoderConfig:
     weights per voxel each, or ``rank`` with ``readout_rank``) dominate. Trainable
     parameters with the defaults (``hidden=64``), from ``count_parameters(model, True)``
     (frozen: the 8 x 1024 x 128 codebook tables, 1,048,576, and the code model, 270,336;
-    the audio window decoders are fitted buffers):
+    the routes for sound and pictures are fitted buffers):
 
-    - demo, 4 subjects x 450 voxels: 547,932 (readouts + read-ins 232,456);
-    - Sherlock whole brain, 17 subjects x 69,047 voxels (3 mm MNI mask >= 0.5): 151.7 M;
-      with ``readout_rank=16``: 39.1 M;
-    - Sherlock, 17 subjects x 271,633 voxels (the full 61 x 73 x 61 grid): 596.0 M;
-      with ``readout_rank=16``: 152.7 M.
+    - demo, 4 subjects x 450 voxels: 393,289 (readouts + read-ins 232,456);
+    - Sherlock whole brain, 17 subjects x 69,047 voxels (3 mm MNI mask >= 0.5): 151.6 M;
+      with ``readout_rank=16``: 38.9 M;
+    - Sherlock, 17 subjects x 271,633 voxels (the full 61 x 73 x 61 grid): 595.9 M;
+      with ``readout_rank=16``: 152.6 M.
     """
 
     n_voxels: dict
@@ -114,6 +116,7 @@ class AutoencoderConfig:
     n_video_features: int = 10
     n_text_features: int = 384
     thumb_shape: tuple = (3, 36, 64)
+    n_thumb_components: int = 8
     hidden: int = 64
     n_layers: int = 2
     dropout: float = 0.1
@@ -141,15 +144,13 @@ class AutoencoderConfig:
             _one_of("modalities", modality, MODALITY_INPUTS)
         _one_of("audio_merge", self.audio_merge, AUDIO_MERGES)
         sizes = ("n_codebooks", "codebook_size", "codebook_dim", "frames_per_tr", "n_audio_descriptor", "n_video_features",
+                 "n_thumb_components",
                  "n_text_features", "hidden", "n_layers")
         small = {name: getattr(self, name) for name in sizes if getattr(self, name) < 1}
         if small:
             raise ValueError(f"AutoencoderConfig sizes must be >= 1, got {small}")
-        if len(self.thumb_shape) != 3 or self.thumb_shape[1] % 4 or self.thumb_shape[2] % 4:
-            raise ValueError(
-                f"AutoencoderConfig.thumb_shape must be (channels, height, width) with height and width "
-                f"divisible by 4 (the head upsamples twice by 2), got {self.thumb_shape}"
-            )
+        if len(self.thumb_shape) != 3 or min(self.thumb_shape) < 1:
+            raise ValueError(f"AutoencoderConfig.thumb_shape must be (channels, height, width), got {self.thumb_shape}")
         for name in ("encoder_delays_trs", "decoder_delays_trs"):
             delays = getattr(self, name)
             if not delays or min(delays) < 0 or len(set(delays)) != len(delays):

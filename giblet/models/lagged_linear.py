@@ -26,7 +26,7 @@ class LaggedLinear(nn.Module):
     (voxels -> the sound's log-mel; ``inputs`` the voxels that encode it, lags ``+1..+4``: BOLD
     after the TR) and the **audio encoder route** (log-mel -> voxels; ``outputs`` the voxels it
     predicts out of sample, lags ``-1..-4``: sound before the TR). Weights are fitted by ridge
-    (:mod:`giblet.training.audio_routes`) and held as buffers: they move, save and load with the
+    (:mod:`giblet.training.routes`) and held as buffers: they move, save and load with the
     autoencoder but never train by gradient. Output columns outside ``outputs`` are zero.
 
     Parameters

@@ -14,7 +14,6 @@ from giblet.models.config import MODALITY_TARGETS
 __all__ = [
     "voxel_mse",
     "voxel_neg_pearson",
-    "thumbnail_mse",
     "text_cosine",
     "FMRI_LOSSES",
     "RECONSTRUCTION_LOSSES",
@@ -71,21 +70,6 @@ def voxel_neg_pearson(pred, target, tr_valid, eps=1e-8):
     return -r.mean()
 
 
-def thumbnail_mse(pred, target, tr_valid):
-    """Pixel mean squared error of thumbnails over valid TRs.
-
-    Parameters
-    ----------
-    pred, target : Tensor, shape (B, T, channels, height, width), float in [0, 1]
-    tr_valid : Tensor, shape (B, T), bool
-
-    Returns
-    -------
-    Tensor, scalar
-    """
-    return _mse(pred, target, tr_valid)
-
-
 def text_cosine(pred, target, tr_valid):
     """Mean cosine distance ``1 - cos(pred, target)`` over valid TRs.
 
@@ -113,7 +97,7 @@ def fmri_losses(pred, target, tr_valid):
 
 
 #: Modality -> ``loss(prediction, target, tr_valid)`` of its head against its target in ``MODALITY_TARGETS``.
-RECONSTRUCTION_LOSSES = {"video": thumbnail_mse, "text": text_cosine}
+RECONSTRUCTION_LOSSES = {"text": text_cosine}
 
 
 def reconstruction_losses(predictions, targets, tr_valid):
@@ -131,7 +115,7 @@ def reconstruction_losses(predictions, targets, tr_valid):
     Returns
     -------
     dict of str to Tensor
-        Modality -> scalar loss (video: pixel MSE; text: cosine distance).
+        Modality -> scalar loss (text: cosine distance).
     """
     return {m: RECONSTRUCTION_LOSSES[m](predictions[m], targets[MODALITY_TARGETS[m][0]], tr_valid)
             for m in predictions if m in RECONSTRUCTION_LOSSES and all(k in targets for k in MODALITY_TARGETS[m])}

@@ -18,7 +18,7 @@ from giblet.models import count_parameters
 from giblet.provenance import run_key
 from giblet.training.baselines import DECODING_TARGETS, decoding_rows, encoder_rows, encoding_design, fit_ridge
 from giblet.training.data import load_movie_data
-from giblet.training.audio_routes import fit_audio_routes
+from giblet.training.routes import fit_routes
 from giblet.training.trainer import TrainConfig, build_model, train
 
 __all__ = ["run_train", "save_model", "load_model"]
@@ -83,17 +83,17 @@ def _inputs_key(features_dir, aligned_paths, prepared_paths, code_model_path, mo
 
 def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, code_model_path=None,
               train_options=None, model_options=None, preshift_trs=0, seed=0, device=None, resume=True):
-    """Fit the ridge baselines and the autoencoder's audio routes, then train the autoencoder.
+    """Fit the ridge baselines and the autoencoder's routes for sound and pictures, then train the autoencoder.
 
     With audio, ``code_model_path`` (``fit-code-model``'s ``code_model.npz``) is the audio head
-    and names the descriptor of the audio routes (:mod:`giblet.training.audio_routes`). Gradient
+    and names the descriptor of the audio routes (:mod:`giblet.training.routes`). Gradient
     training stops early on the validation block.
 
     Writes ``autoencoder.pt`` (config + best weights), ``checkpoint.pt`` (state that only a rerun
     on the same inputs, settings and code resumes),
     ``history.tsv`` (losses per epoch), ``baselines.joblib`` (per-subject ridge models) and
-    ``summary.json`` (parameter counts, epochs, best validation loss, the audio routes' voxels and
-    confidence, wall time).
+    ``summary.json`` (parameter counts, epochs, best validation loss, the routes' voxels and the
+    code model's confidence, wall time).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
     data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs, audio_descriptor=descriptor)
     torch.manual_seed(seed)
     model = build_model(data, model_options or {}, modalities, code_model)
-    audio_routes = fit_audio_routes(model, data) if "audio" in modalities else None
+    routes = fit_routes(model, data)
     log.info("autoencoder: %d trainable parameters, %d subjects, modalities %s",
              count_parameters(model, trainable_only=True), len(data.subjects), list(modalities))
     with atomic_path(out_dir / "baselines.joblib") as tmp:  # first: their coefficients are not held while training
@@ -127,7 +127,7 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
         "train_seconds": round(train_s, 1),
         "train_config": asdict(cfg),
         "model_config": model.config.to_dict(),
-        "audio_routes": audio_routes,
+        "routes": routes,
         "subjects": list(data.subjects),
     })
     return out_dir

@@ -51,7 +51,7 @@ def build_model(data, model_options, modalities, code_model=None):
 
     With audio, ``code_model`` (a :class:`~giblet.audio.code_model.CodeModel` fitted by
     ``fit-code-model``) becomes the audio head; the audio routes are left empty (see
-    :func:`giblet.training.audio_routes.fit_audio_routes`).
+    :func:`giblet.training.routes.fit_routes`).
     """
     stim = data.stimulus
     sizes = {"n_voxels": {s: v.shape[1] for s, v in data.bold.items()}, "modalities": tuple(modalities)}

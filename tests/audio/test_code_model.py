@@ -18,6 +18,7 @@ from giblet.audio.code_model import (
     code_model_rows,
     fit_code_model,
     run_fit_code_model,
+    run_score_code_model,
     sample_codes,
     sample_stream,
     score_code_model,
@@ -215,9 +216,16 @@ def _film(rng, n_trs=120, size=16):
 
 def test_fit_code_model_never_trains_on_the_test_block(tmp_path, rng):
     stream, descriptor, split, runs = _film(rng)
-    fast = dict(config=CodeModelConfig(l2_grid=(1e-2, 1.0)), n_bootstrap=50, n_permutations=20)
-    features, prepared = _write_inputs(tmp_path / "a", stream, descriptor, split, runs, 16)
-    paths = run_fit_code_model(features_dir=features, prepared_path=prepared, out_dir=tmp_path / "a" / "out", **fast)
+    config = CodeModelConfig(l2_grid=(1e-2, 1.0))
+
+    def fit_and_score(folder, codes, descriptor):
+        features, prepared = _write_inputs(folder, codes, descriptor, split, runs, 16)
+        model = run_fit_code_model(features_dir=features, prepared_path=prepared, out_dir=folder / "out", config=config)
+        scores = run_score_code_model(features_dir=features, prepared_path=prepared, model_path=model,
+                                      out_dir=folder / "out", n_bootstrap=50, n_permutations=20)
+        return {"model": model, "scores": scores}
+
+    paths = fit_and_score(tmp_path / "a", stream, descriptor)
     # new codes and descriptor on the test block and the gap before it
     hidden = code_model_rows(split.labels)
     hidden = hidden["test"] | hidden["left_out"]
@@ -227,8 +235,7 @@ def test_fit_code_model_never_trains_on_the_test_block(tmp_path, rng):
         codes[:, start:stop] = rng.integers(0, 16, (codes.shape[0], stop - start))
     changed = descriptor.copy()
     changed[hidden] = rng.standard_normal((hidden.sum(), descriptor.shape[1])) * 5
-    features, prepared = _write_inputs(tmp_path / "b", CodeStream(codes, RATE_HZ), changed, split, runs, 16)
-    paths_b = run_fit_code_model(features_dir=features, prepared_path=prepared, out_dir=tmp_path / "b" / "out", **fast)
+    paths_b = fit_and_score(tmp_path / "b", CodeStream(codes, RATE_HZ), changed)
     a, b = CodeModel.load(paths["model"]), CodeModel.load(paths_b["model"])
     for name in ("weight", "bias", "mean", "scale", "unigram", "l2"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
@@ -248,7 +255,7 @@ def test_fit_code_model_rejects_a_descriptor_of_another_length(tmp_path, rng):
         run_fit_code_model(features_dir=features, prepared_path=prepared, out_dir=tmp_path / "out")
 
 
-def test_cli_fit_code_model_writes_the_model_and_its_scores(tmp_path, rng):
+def test_cli_fit_and_score_code_model_write_the_model_and_its_scores(tmp_path, rng):
     from giblet.cli import main
     from tests.conftest import REPO_ROOT
 
@@ -260,8 +267,10 @@ def test_cli_fit_code_model_writes_the_model_and_its_scores(tmp_path, rng):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "model"
-    assert main(["fit-code-model", "--config", str(config), "--features", str(features), "--fmri", str(prepared),
-                 "--out", str(out)]) == 0
+    inputs = ["--config", str(config), "--features", str(features), "--fmri", str(prepared), "--out", str(out)]
+    assert main(["fit-code-model", *inputs]) == 0
+    assert not (out / CODE_MODEL_OUTPUTS["scores"]).exists()  # scoring settings never refit the model
+    assert main(["score-code-model", *inputs, "--model", str(out / CODE_MODEL_OUTPUTS["model"])]) == 0
     scores = json.loads((out / CODE_MODEL_OUTPUTS["scores"]).read_text())
     assert scores["validation"]["l2_grid"] == [1.0, 0.01]
     assert scores["test"]["bits_per_code"]["mean"] > 0.1

@@ -128,7 +128,7 @@ def pipeline(tmp_path_factory):
     aligned = [fir.save(root / "video_fir.npz")]
     run_group_isc(prepared, fmri / "group_isc.npz")
     code_model = run_fit_code_model(features_dir=features, prepared_path=prepared[0], out_dir=model,
-                                    config=CodeModelConfig(max_iter=30), n_bootstrap=50, n_permutations=20)["model"]
+                                    config=CodeModelConfig(max_iter=30))
     torch.manual_seed(0)
     run_train(features, aligned, prepared, model, modalities=MODALITIES, code_model_path=code_model,
               train_options={"max_epochs": 2, "window_trs": 12, "stride_trs": 6, "batch_windows": 4, "threads": 1},

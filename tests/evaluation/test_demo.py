@@ -18,7 +18,7 @@ from giblet.evaluation.metrics import bootstrap_ci
 from giblet.evaluation.stage import _test_design
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
-from giblet.training.audio_routes import fit_audio_routes
+from giblet.training.routes import fit_routes
 from giblet.training.trainer import build_model
 
 DERIVED = Path(__file__).resolve().parents[2] / "data" / "demo" / "derived"
@@ -57,18 +57,9 @@ def _extra_cost(demo, model, roi, other, modality):
              & (c["roi"] == roi) & (c["other"] == other)].iloc[0]
 
 
-#: The autoencoder's picture lesion contrast moves with every retraining (on this film, seed 0, from
-#: +0.07 [0.03, 0.13] to +0.01 [-0.05, 0.06] after a change of the simulation alone), so it is expected
-#: to fail but may pass: not strict.
-AUTOENCODER_PICTURES_OPEN = pytest.mark.xfail(
-    strict=False, reason="issue 20 open: the autoencoder decodes pictures through its trunk at 0.52-0.62 "
-                         "identification (ridge 0.67-0.72), so its picture lesion contrast is within noise (+0.044 "
-                         "[-0.003, 0.087] on 4 x 61 test TRs); sound has its own route since")
-
-
 @pytest.mark.parametrize("model, roi, other, modality", [
     ("autoencoder", "auditory", "visual", "audio"),
-    pytest.param("autoencoder", "visual", "auditory", "video", marks=AUTOENCODER_PICTURES_OPEN),
+    ("autoencoder", "visual", "auditory", "video"),
     ("ridge", "visual", "auditory", "video"),
     ("ridge", "auditory", "visual", "audio"),
 ])
@@ -126,7 +117,7 @@ def test_demo_audio_route_fitted_on_shuffled_bold_gains_nothing(demo):
             rows = np.flatnonzero(data.runs == run)
             bold[rows] = np.roll(bold[rows], len(rows) // 2, axis=0)
     model = build_model(data, {}, demo["modalities"], CodeModel.load(DERIVED / "model" / "code_model.npz"))
-    fit_audio_routes(model, data)
+    fit_routes(model, data)
     bits = []
     for subject in data.subjects:
         rows = _test_design(data, subject, data.bold[subject], model.config.decoder_delays_trs)[2]

@@ -15,6 +15,7 @@ TINY = dict(
     n_video_features=5,
     n_text_features=7,
     thumb_shape=(3, 8, 12),
+    n_thumb_components=3,
     hidden=16,
     n_layers=1,
     dropout=0.0,
@@ -42,7 +43,8 @@ def _random_map(lagged, g):
 
 
 def fitted(model, seed=0):
-    """``model`` with its closed-form audio routes set as if fitted (every voxel, random weights) and a code model."""
+    """``model`` with its closed-form routes set as if fitted (every voxel, random weights), a code model, a
+    thumbnail basis."""
     config, g = model.config, torch.Generator().manual_seed(seed)
     if "audio" in config.modalities:
         for subject in config.n_voxels:
@@ -50,6 +52,11 @@ def fitted(model, seed=0):
             _random_map(model.audio_encoders[subject], g)
         with torch.no_grad():
             model.code_model.weight.copy_(torch.randn(model.code_model.weight.shape, generator=g))
+    if "video" in config.modalities:
+        for subject in config.n_voxels:
+            _random_map(model.picture_decoders[subject], g)
+        model.set_thumbnail_basis(torch.full(model.thumb_mean.shape, 0.5),
+                                  0.1 * torch.randn(model.thumb_basis.shape, generator=g))
     return model
 
 

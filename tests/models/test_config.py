@@ -31,7 +31,7 @@ def test_autoencoder_config_json_round_trip():
         ({"audio_merge": "mean"}, "audio_merge must be one of"),
         ({"encoder_delays_trs": (-1, 1)}, "encoder_delays_trs must be distinct TR delays >= 0"),
         ({"decoder_delays_trs": ()}, "decoder_delays_trs"),
-        ({"thumb_shape": (3, 10, 12)}, "divisible by 4"),
+        ({"thumb_shape": (3, 10)}, r"thumb_shape must be \(channels, height, width\)"),
         ({"readout_rank": 0}, "readout_rank"),
         ({"modality_dropout_p": 1.0}, r"modality_dropout_p must be in \[0, 1\)"),
         ({"hidden": 0}, "sizes must be >= 1"),

@@ -7,7 +7,6 @@ from giblet.models import (
     fmri_losses,
     reconstruction_losses,
     text_cosine,
-    thumbnail_mse,
     voxel_mse,
     voxel_neg_pearson,
 )
@@ -32,12 +31,8 @@ def test_voxel_neg_pearson_matches_numpy(rng):
     assert perfect.item() == pytest.approx(-1.0)
 
 
-def test_thumbnail_mse_and_text_cosine_values():
+def test_text_cosine_values():
     valid = torch.tensor([[True, False]])
-    thumbs = torch.zeros(1, 2, 3, 4, 4)
-    target = torch.full_like(thumbs, 0.5)
-    target[0, 1] = 1.0
-    assert thumbnail_mse(thumbs, target, valid).item() == pytest.approx(0.25)
     text = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
     assert text_cosine(text, torch.tensor([[[0.0, 3.0], [1.0, 0.0]]]), valid).item() == pytest.approx(1.0)
     assert text_cosine(text, torch.tensor([[[-2.0, 0.0], [1.0, 0.0]]]), valid).item() == pytest.approx(2.0)
@@ -51,7 +46,7 @@ def test_fmri_and_reconstruction_losses_cover_every_term():
     fmri = fmri_losses(voxels, batch["bold/sub-01"], batch["tr_valid"])
     assert set(fmri) == {"mse", "neg_pearson"} and abs(fmri["neg_pearson"].item()) < 0.5
     rec = reconstruction_losses(predictions, batch, batch["tr_valid"])
-    assert set(rec) == {"video", "text"}  # sound is decoded on its own route, fitted in closed form
-    assert rec["video"].item() == pytest.approx(thumbnail_mse(predictions["video"], batch["thumbs"], batch["tr_valid"]).item())
-    without_thumbs = {k: v for k, v in batch.items() if k != "thumbs"}
-    assert set(reconstruction_losses(predictions, without_thumbs, batch["tr_valid"])) == {"text"}
+    assert set(rec) == {"text"}  # sound and pictures are decoded on routes of their own, fitted in closed form
+    assert rec["text"].item() == pytest.approx(text_cosine(predictions["text"], batch["text"], batch["tr_valid"]).item())
+    without_text = {k: v for k, v in batch.items() if k != "text"}
+    assert reconstruction_losses(predictions, without_text, batch["tr_valid"]) == {}

@@ -6,7 +6,7 @@ import torch
 
 from giblet.audio.code_model import CodeModel
 from giblet.training.data import MovieData
-from giblet.training.audio_routes import fit_audio_routes
+from giblet.training.routes import fit_routes, picture_descriptor
 from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
 from tests.models.conftest import DEVICES
 from tests.training.conftest import tiny_movie
@@ -111,7 +111,7 @@ def test_train_with_audio_and_resume_on_each_device(movie, tmp_path, device):
     def model():
         torch.manual_seed(0)
         built = build_model(movie, OPTIONS, movie.modalities, _code_model())
-        fit_audio_routes(built, movie)
+        fit_routes(built, movie)
         return built
 
     fitted = model()
@@ -143,7 +143,7 @@ def test_build_model_holds_the_code_model_and_needs_one_for_audio(movie):
 def test_fit_audio_routes_read_and_drive_the_voxel_that_encodes_the_descriptor(movie):
     audio = _with_audio(movie)
     model = build_model(audio, OPTIONS, audio.modalities, _code_model())
-    report = fit_audio_routes(model, audio)
+    report = fit_routes(model, audio)["audio"]
     for subject in audio.subjects:
         assert 0 in model.audio_decoders[subject].inputs.tolist()
         outputs = model.audio_encoders[subject].outputs.tolist()
@@ -152,3 +152,18 @@ def test_fit_audio_routes_read_and_drive_the_voxel_that_encodes_the_descriptor(m
     # the codes are random, unrelated to the descriptor: a confident code model only loses bits, the prior none
     assert report["confidence"] == 0.0 == float(model.audio_confidence)
     assert report["validation_bits_per_code"]["0.0"] == 0.0 > report["validation_bits_per_code"]["1.0"]
+
+
+def test_fit_routes_decode_pictures_from_the_voxels_that_encode_them(movie):
+    model = build_model(movie, OPTIONS, movie.modalities)
+    report = fit_routes(model, movie)
+    assert set(report) == {"video"} and report["video"]["n_voxels"] == 16  # every voxel of these small subjects
+    descriptor, mean, basis = picture_descriptor(movie, model.config.n_thumb_components)
+    test = np.flatnonzero(movie.labels == 2)[:-3]  # the window after each TR stays in the block
+    with torch.no_grad():
+        decoded = model.decode(torch.from_numpy(movie.bold["sub-a"])[None], "sub-a")["video"][0].numpy()
+        rebuilt = model.thumbnails(torch.as_tensor(descriptor, dtype=torch.float32)).numpy()
+    r = [np.corrcoef(decoded[test, f], descriptor[test, f])[0, 1] for f in range(4)]  # the 4 video features
+    assert min(r) > 0.8, r  # the voxels follow them 2 TRs later
+    thumbs = movie.stimulus["thumbs"]
+    assert np.abs(rebuilt - np.clip(thumbs, 0, 1)).mean() < np.abs(thumbs - thumbs.mean(0)).mean()

@@ -4,7 +4,7 @@ import numpy as np
 
 from giblet.splits import BLOCKS
 from giblet.training.data import MovieData
-from giblet.training.audio_routes import (
+from giblet.training.routes import (
     encoding_rows,
     encoding_scores,
     fit_encoder_routes,
