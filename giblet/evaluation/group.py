@@ -88,6 +88,9 @@ def pooled_lesion_contrasts(per_tr, *, n_bootstrap=1000, seed=0, block_trs=5):
     frames = [compare_lesions(per_tr, {"roi": a, "part": "roi"}, {"roi": b, "part": "roi"}, n_bootstrap=n_bootstrap,
                               seed=seed, block_trs=block_trs).assign(roi=a, other=b)
               for a in rois for b in rois if a != b]
+    if not frames:  # one named ROI (e.g. Sherlock's PMC): nothing to compare it with
+        return pd.DataFrame(columns=["model", "input", "modality", "metric", "extra_cost", "ci_low", "ci_high",
+                                     "significant", "n_trs", "roi", "other"])
     return pd.concat(frames, ignore_index=True)
 
 

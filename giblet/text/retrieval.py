@@ -29,6 +29,7 @@ class TextIndex:
         self.texts = tuple(texts)
         self.onset_s = None if onset_s is None else np.asarray(onset_s, dtype=np.float64)
         self._neighbours = NearestNeighbors(metric="cosine", algorithm="brute").fit(embeddings)
+        self._centred = NearestNeighbors(metric="cosine", algorithm="brute").fit(embeddings - embeddings.mean(axis=0))
 
     @classmethod
     def from_table(cls, table):
@@ -43,7 +44,7 @@ class TextIndex:
             raise ValueError("table has no meta['texts']; pass the text_segments.npz table of extract-text")
         return cls(table.values, table.meta["texts"], table.times_s)
 
-    def query(self, embeddings, k=1):
+    def query(self, embeddings, k=1, centred=False):
         """Closest texts to each query embedding.
 
         Parameters
@@ -51,6 +52,10 @@ class TextIndex:
         embeddings : ndarray, shape (n_queries, n_dims) or (n_dims,)
             E.g. the decoder's text output for each TR.
         k : int, default=1
+        centred : bool, default=False
+            Compare each set centred on its own mean (the index on the texts', the queries on
+            theirs), as TR identification z-scores each set: decoded embeddings share a pull toward
+            the mean, which uncentred cosine turns into one "hub" text retrieved for every query.
 
         Returns
         -------
@@ -60,9 +65,13 @@ class TextIndex:
             Cosine similarity (1 = same direction).
         """
         embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
-        distance, indices = self._neighbours.kneighbors(embeddings, n_neighbors=k)
+        if centred:
+            if len(embeddings) < 2:
+                raise ValueError("centred retrieval needs at least 2 queries (they are centred on their own mean)")
+            embeddings = embeddings - embeddings.mean(axis=0)
+        distance, indices = (self._centred if centred else self._neighbours).kneighbors(embeddings, n_neighbors=k)
         return indices, 1.0 - distance
 
-    def nearest_texts(self, embeddings):
-        """The closest text to each query embedding, as a list of str (length n_queries)."""
-        return [self.texts[i] for i in self.query(embeddings, k=1)[0][:, 0]]
+    def nearest_texts(self, embeddings, centred=False):
+        """The closest text to each query embedding, as a list of str (length n_queries); see :meth:`query`."""
+        return [self.texts[i] for i in self.query(embeddings, k=1, centred=centred)[0][:, 0]]

@@ -42,13 +42,14 @@ def test_run_group_summary_rejects_repeated_subjects(tmp_path):
         run_group_summary([path, path], tmp_path / "group.json")
 
 
-def _per_tr(folder, rng, visual_cost):
+def _per_tr(folder, rng, visual_cost, rois=("visual", "noise")):
     folder.mkdir()
     intact = rng.uniform(0.5, 1.0, 20)
+    costs = {"visual": visual_cost, "noise": 0.0}
     frames = [pd.DataFrame({"model": "ridge", "input": "measured_bold", "roi": roi, "part": "roi", "n_voxels": 3,
                             "modality": "video", "metric": metric, "tr": np.arange(20), "intact": intact,
-                            "lesioned": intact - cost - cost * 0.1 * rng.standard_normal(20)})
-              for roi, cost in (("visual", visual_cost), ("noise", 0.0)) for metric in ("rank_accuracy", "ssim")]
+                            "lesioned": intact - costs[roi] - costs[roi] * 0.1 * rng.standard_normal(20)})
+              for roi in rois for metric in ("rank_accuracy", "ssim")]
     path = folder / "lesions_per_tr.tsv.gz"
     pd.concat(frames).to_csv(path, sep="\t", index=False)
     return path
@@ -68,3 +69,13 @@ def test_run_group_summary_pools_lesion_effects_over_subjects(tmp_path, rng):
     contrasts = pd.read_csv(tmp_path / "group_lesion_contrasts.tsv", sep="\t")
     row = contrasts[(contrasts["roi"] == "visual") & (contrasts["other"] == "noise")].iloc[0]
     assert row["extra_cost"] == pytest.approx(0.2, abs=0.01) and row["significant"]
+
+
+def test_run_group_summary_with_a_single_roi_writes_no_contrasts(tmp_path, rng):
+    """Regression (Sherlock's PMC-only subset): pooled contrasts concatenated an empty list and crashed."""
+    summaries = [_summary(tmp_path, "s1", 0.2, True), _summary(tmp_path, "s2", 0.6, False)]
+    per_tr = [_per_tr(tmp_path / s, rng, 0.1, rois=("visual",)) for s in ("s1", "s2")]
+    group = read_json(run_group_summary(summaries, tmp_path / "group.json", per_tr, n_bootstrap=100, block_trs=4))
+    assert group["pooled_lesions"]["ridge/measured_bold"]["video"]["visual"]["significant"]
+    contrasts = pd.read_csv(tmp_path / "group_lesion_contrasts.tsv", sep="\t")
+    assert contrasts.empty and "extra_cost" in contrasts.columns

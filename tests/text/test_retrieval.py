@@ -31,3 +31,17 @@ def test_text_index_from_table_needs_texts():
 def test_text_index_shape_error():
     with pytest.raises(ValueError, match=r"n_texts = len\(texts\) = 3 > 0, got shape \(2, 4\)"):
         TextIndex(np.zeros((2, 4)), ["a", "b", "c"])
+
+
+def test_text_index_centred_retrieval_finds_no_hub_in_shrunk_decodings(rng):
+    """Regression (Sherlock): every decoded TR retrieved the same annotation, the one nearest the mean."""
+    embeddings = rng.normal(size=(40, 16)) + 3.0  # real sentence embeddings share a large common direction
+    index = TextIndex(embeddings, [f"segment {i}" for i in range(40)])
+    decoded = embeddings.mean(axis=0) + 0.1 * (embeddings - embeddings.mean(axis=0))  # shrunk toward the mean
+    decoded += 0.02 * rng.normal(size=decoded.shape)
+    plain = index.query(decoded)[0][:, 0]
+    centred = index.query(decoded, centred=True)[0][:, 0]
+    assert np.bincount(plain).max() > 10  # a hub
+    assert np.mean(centred == np.arange(40)) > 0.9
+    with pytest.raises(ValueError, match="at least 2 queries"):
+        index.query(decoded[0], centred=True)
