@@ -29,7 +29,8 @@ class TextIndex:
         self.texts = tuple(texts)
         self.onset_s = None if onset_s is None else np.asarray(onset_s, dtype=np.float64)
         self._neighbours = NearestNeighbors(metric="cosine", algorithm="brute").fit(embeddings)
-        self._centred = NearestNeighbors(metric="cosine", algorithm="brute").fit(embeddings - embeddings.mean(axis=0))
+        self._mean = embeddings.mean(axis=0)
+        self._centred = NearestNeighbors(metric="cosine", algorithm="brute").fit(embeddings - self._mean)
 
     @classmethod
     def from_table(cls, table):
@@ -53,9 +54,9 @@ class TextIndex:
             E.g. the decoder's text output for each TR.
         k : int, default=1
         centred : bool, default=False
-            Compare each set centred on its own mean (the index on the texts', the queries on
-            theirs), as TR identification z-scores each set: decoded embeddings share a pull toward
-            the mean, which uncentred cosine turns into one "hub" text retrieved for every query.
+            Compare texts and queries after subtracting the texts' mean embedding: sentence
+            embeddings share a large common direction and decoded ones are pulled toward the mean,
+            which uncentred cosine turns into one "hub" text retrieved for every query.
 
         Returns
         -------
@@ -66,9 +67,7 @@ class TextIndex:
         """
         embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
         if centred:
-            if len(embeddings) < 2:
-                raise ValueError("centred retrieval needs at least 2 queries (they are centred on their own mean)")
-            embeddings = embeddings - embeddings.mean(axis=0)
+            embeddings = embeddings - self._mean
         distance, indices = (self._centred if centred else self._neighbours).kneighbors(embeddings, n_neighbors=k)
         return indices, 1.0 - distance
 
