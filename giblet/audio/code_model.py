@@ -49,6 +49,7 @@ __all__ = [
     "fit_code_model",
     "select_code_model",
     "tr_cross_entropy",
+    "tr_bits_gained",
     "bits_per_code",
     "score_code_model",
     "sample_codes",
@@ -180,6 +181,26 @@ def tr_cross_entropy(log_probs, counts):
         Mean over the TR's frames of ``-log p(code)``, in nats per code; NaN for a TR without frames.
     """
     return -(counts * log_probs).sum(-1) / counts.sum(-1)
+
+
+def tr_bits_gained(log_probs, reference_log_probs, counts):
+    """Bits per code a model gains over a reference on every TR's true codes, per codebook.
+
+    Parameters
+    ----------
+    log_probs, reference_log_probs : ndarray, shape (n_trs or 1, n_codebooks, codebook_size), float
+        Natural-log code probabilities of the model and of the reference (e.g. the unigram prior).
+    counts : ndarray, shape (n_trs, n_codebooks, codebook_size), float
+        Code counts (:func:`code_counts`).
+
+    Returns
+    -------
+    ndarray, shape (n_trs, n_codebooks), float64
+        ``(CE_reference - CE_model) / ln 2``; NaN for a TR without frames.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (tr_cross_entropy(np.asarray(reference_log_probs, np.float64), counts)
+                - tr_cross_entropy(np.asarray(log_probs, np.float64), counts)) / _LN2
 
 
 def bits_per_code(ce_reference, ce_model, n_frames):

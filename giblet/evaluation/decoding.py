@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from giblet.audio.code_model import code_counts, tr_cross_entropy
+from giblet.audio.code_model import code_counts, tr_bits_gained
 from giblet.evaluation._batches import block_batch, one_subject, scatter
 from giblet.evaluation.metrics import identification_ranks, pearson_rows, rank_accuracy, ssim
 from giblet.evaluation.nulls import permutation_test
@@ -64,7 +64,6 @@ RIDGE_VIEWS = {"audio": "descriptor", "video": "lowlevel", "text": "embedding"}
 #: Continuous views scored by TR identification -> prefix of their metric names (the unprefixed ones
 #: are each modality's headline identification: audio on the pooled code vectors).
 _IDENTIFIED_VIEWS = {"pooled": "", "lowlevel": "", "embedding": "", "thumbs": "thumbs_", "descriptor": "descriptor_"}
-_LN2 = float(np.log(2.0))
 
 
 @dataclass
@@ -327,10 +326,7 @@ def truth_views(views, targets):
 
 def _code_scores(views, targets):
     """Bits per code gained over the training unigram on the true codes, per TR: over all codebooks and per codebook."""
-    counts = targets.views["code_counts"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gain = (tr_cross_entropy(targets.log_prior[None], counts)
-                - tr_cross_entropy(views["code_log_probs"].astype(np.float64), counts)) / _LN2
+    gain = tr_bits_gained(views["code_log_probs"], targets.log_prior[None], targets.views["code_counts"])
     return {"bits_per_code": gain.mean(axis=1), **{f"bits_per_code_cb{q}": gain[:, q] for q in range(gain.shape[1])}}
 
 

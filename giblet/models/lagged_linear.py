@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from giblet.models.temporal import shift_trs
 
 __all__ = ["LaggedLinear"]
 
 _FITTED = ("inputs", "outputs", "mean", "scale", "weight", "bias")
-
-
-def _shifted(x, lag):
-    """``x[:, t + lag]`` on every TR ``t`` of the chunk (zeros past its ends): (B, T, n) -> (B, T, n)."""
-    n_trs = x.shape[1]
-    if lag >= 0:
-        return F.pad(x[:, lag:], (0, 0, 0, min(lag, n_trs)))
-    return F.pad(x[:, : max(n_trs + lag, 0)], (0, 0, min(-lag, n_trs), 0))
 
 
 class LaggedLinear(nn.Module):
@@ -88,7 +81,7 @@ class LaggedLinear(nn.Module):
         if x.shape[-1] != self.n_in:
             raise ValueError(f"the map reads {self.n_in} columns, got shape {tuple(x.shape)}")
         selected = x[..., self.inputs].to(self.weight.dtype)
-        window = torch.cat([_shifted(selected, lag) for lag in self.lags], dim=-1)
+        window = torch.cat([shift_trs(selected, -lag) for lag in self.lags], dim=-1)  # x[t + lag], 0 outside
         y = ((window - self.mean) / self.scale) @ self.weight + self.bias
         out = torch.zeros(*x.shape[:-1], self.n_out, dtype=y.dtype, device=y.device)
         return out.index_copy(-1, self.outputs, y)

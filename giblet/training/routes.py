@@ -43,7 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
-from giblet.audio.code_model import code_counts, tr_cross_entropy
+from giblet.audio.code_model import code_counts, tr_bits_gained
 from giblet.blocks import column_blocks
 from giblet.splits import BLOCKS
 from giblet.training.baselines import ALPHAS, RidgeMap, decoding_design, decoding_rows, fit_ridge
@@ -257,16 +257,16 @@ def fit_encoder_routes(data, descriptor, delays, scores, n_folds=5):
         rows = encoding_rows(valid, data.labels, data.runs, "train", delays)
         voxels = np.flatnonzero(scores[subject] > route_threshold(scores[subject], rows.sum()))
         val = np.flatnonzero(encoding_rows(valid, data.labels, data.runs, "val", delays))
-        if len(voxels) and len(val):
-            ridge = fit_ridge(descriptor, bold[:, voxels], rows, lags=lags, n_folds=n_folds)
-            predicted = ridge.predict(np.concatenate([descriptor[val + lag] for lag in lags], axis=1))
-            voxels = voxels[np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
-                                                         predicted.astype(np.float64))) > 0]
+        width = descriptor.shape[1] * len(lags)
+        ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0), np.zeros(0))
         if len(voxels):
             ridge = fit_ridge(descriptor, bold[:, voxels], rows, lags=lags, n_folds=n_folds)
-        else:
-            width = descriptor.shape[1] * len(lags)
-            ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0), np.zeros(0))
+        if len(voxels) and len(val):  # keep the voxels whose route also predicts the validation block
+            predicted = ridge.predict(np.concatenate([descriptor[val + lag] for lag in lags], axis=1))
+            keep = np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
+                                                predicted.astype(np.float64))) > 0
+            voxels, ridge = voxels[keep], RidgeMap(ridge.mean_, ridge.scale_, ridge.coef_[:, keep],
+                                                   ridge.intercept_[keep], ridge.alphas_[keep])
         out[subject] = _lagged_weights(np.arange(descriptor.shape[1]), voxels, ridge)
         log.info("%s: the audio encoder route drives %d of %d voxels", subject, len(voxels), len(scores[subject]))
     return out
@@ -281,7 +281,7 @@ def _validation_bits(head, data, fits, confidence):
         with torch.no_grad():
             x = torch.as_tensor(decoded, dtype=head.mean.dtype, device=head.mean.device)
             log_probs = head(x, confidence).double().cpu().numpy()
-        bits.append(np.mean(tr_cross_entropy(prior, counts) - tr_cross_entropy(log_probs, counts)) / math.log(2.0))
+        bits.append(np.mean(tr_bits_gained(log_probs, prior, counts)))
     return float(np.mean(bits))
 
 
