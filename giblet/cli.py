@@ -183,7 +183,7 @@ def _evaluate(args):
         modalities=cfg["modalities"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
         n_permutations=ev["n_permutations"], n_bootstrap=ev["n_bootstrap"],
         bootstrap_block_trs=ev["bootstrap_block_trs"], lesion_mode=ev["lesion_mode"], n_examples=ev["n_examples"],
-        device=cfg["device"], threads=ev["threads"],
+        device=cfg["device"], threads=ev["threads"], sound_label=ev["sound_classes"],
     )
 
 

@@ -44,6 +44,10 @@ def _cross_key_errors(config):
     if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
         yield (f"key 'split.fractions': {fractions} sum to {sum(fractions):g}; the shares of the train, val and "
                "test blocks must sum to 1")
+    sound = config["evaluate"]["sound_classes"]
+    if sound is not None and sound not in config["text"]["label_columns"]:
+        yield (f"key 'evaluate.sound_classes': {sound!r} is not among text.label_columns "
+               f"{config['text']['label_columns']}; name a label column of the annotations")
 
 
 def validate_config(config, source="config"):

@@ -85,6 +85,12 @@ def test_snakemake_stops_before_any_work_on_bad_config(tmp_path, demo_dict):
     assert not (tmp_path / "data").exists()
 
 
+def test_validate_config_names_a_sound_class_column_the_annotations_lack(demo_dict):
+    demo_dict["evaluate"]["sound_classes"] = "noise_type"
+    with pytest.raises(ConfigError, match=r"evaluate.sound_classes': 'noise_type' is not among text.label_columns"):
+        validate_config(demo_dict)
+
+
 def test_validate_config_names_split_fractions_that_do_not_sum_to_one(demo_dict):
     demo_dict["split"] = {"fractions": [0.8, 0.2, 0.15]}
     with pytest.raises(ConfigError, match=r"split.fractions': \[0.8, 0.2, 0.15\] sum to 1.15; .* must sum to 1"):

@@ -9,7 +9,7 @@ from giblet.audio.codec import (
     resolve_device,
 )
 from giblet.audio.codes import PAD_CODE, CodeStream, codes_by_tr, frame_trs, stream_from_trs, tr_frame_spans
-from giblet.audio.descriptors import audio_descriptors, frame_tr_means
+from giblet.audio.descriptors import audio_descriptors, frame_tr_means, sounding_frames
 from giblet.audio.load import load_audio, resample
 from giblet.audio.metrics import (
     AUDIO_METRICS,
@@ -37,6 +37,7 @@ __all__ = [
     "code_histograms",
     "codes_by_tr",
     "frame_tr_means",
+    "sounding_frames",
     "frame_trs",
     "load_audio",
     "load_stage_codec",

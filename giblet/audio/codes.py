@@ -17,7 +17,7 @@ import numpy as np
 
 from giblet.io import save_npz
 
-__all__ = ["CodeStream", "tr_frame_spans", "frame_trs", "codes_by_tr", "stream_from_trs", "PAD_CODE"]
+__all__ = ["CodeStream", "tr_frame_spans", "tr_frame_slots", "frame_trs", "codes_by_tr", "stream_from_trs", "PAD_CODE"]
 
 PAD_CODE = -1  # fills per-TR code slots whose mask is False
 
@@ -196,13 +196,31 @@ def codes_by_tr(stream, tr_s, n_trs, first_tr=0):
             f"{spans[-1, 1] + stream.first_frame - 1} but the stream holds frames {stream.first_frame}.."
             f"{stream.first_frame + stream.n_frames - 1}; lower n_trs or encode more audio"
         )
-    p, q = _frames_per_tr(tr_s, stream.frame_rate_hz)
-    width = -(-p // q)
-    offsets = np.arange(width)
-    mask = offsets < (spans[:, 1] - spans[:, 0])[:, None]
-    index = np.where(mask, spans[:, :1] + offsets, 0)
+    index, mask = tr_frame_slots(spans, tr_s, stream.frame_rate_hz)
     codes = np.where(mask[:, None, :], stream.codes[:, index].transpose(1, 0, 2), PAD_CODE).astype(np.int16)
     return codes, mask
+
+
+def tr_frame_slots(spans, tr_s, frame_rate_hz):
+    """Frame indices of every TR laid out in fixed-width rows (the layout of :func:`codes_by_tr`).
+
+    Parameters
+    ----------
+    spans : ndarray, shape (n_trs, 2), int
+        ``[start, stop)`` frames of each TR (:func:`tr_frame_spans`, possibly offset).
+    tr_s, frame_rate_hz : float
+
+    Returns
+    -------
+    index : ndarray, shape (n_trs, width), int64
+        Frame of each slot (0 in empty slots); ``width = ceil(tr_s * frame_rate_hz)``.
+    mask : ndarray, shape (n_trs, width), bool
+        True where a slot holds a real frame (a prefix of each row).
+    """
+    p, q = _frames_per_tr(tr_s, frame_rate_hz)
+    offsets = np.arange(-(-p // q))
+    mask = offsets < (spans[:, 1] - spans[:, 0])[:, None]
+    return np.where(mask, spans[:, :1] + offsets, 0), mask
 
 
 def stream_from_trs(codes, mask, *, tr_s, frame_rate_hz, first_tr=0, codec_id="", bandwidth_kbps=0.0,

@@ -38,11 +38,13 @@ from transformers.audio_utils import hertz_to_mel, mel_filter_bank, mel_to_hertz
 from giblet.audio.codes import tr_frame_spans
 from giblet.features import FeatureTable
 
-__all__ = ["audio_descriptors", "frame_tr_means", "N_MELS", "FLOOR_DB", "ENVELOPE_EDGES_HZ"]
+__all__ = ["audio_descriptors", "frame_tr_means", "sounding_frames", "N_MELS", "FLOOR_DB", "ENVELOPE_EDGES_HZ",
+           "SILENCE_BELOW_PEAK_DB"]
 
 N_MELS = 32
 FLOOR_DB = -90.0  # per band: about a sine one 16-bit step high; dither, codec noise and digital silence read it
 ENVELOPE_EDGES_HZ = (0.0, 250.0, 1000.0, 4000.0)  # broad bands [0, 250), ..., [4000 Hz, Nyquist]
+SILENCE_BELOW_PEAK_DB = 50.0  # a frame this far below the film's loudest frame is silence
 _CHUNK_FRAMES = 4096  # frames transformed at once (16 MB at n_fft=1024)
 
 
@@ -107,6 +109,26 @@ def frame_tr_means(values, tr_s, frame_rate_hz, n_trs):
         )
     cumulative = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0, dtype=np.float64)])
     return (cumulative[spans[:, 1]] - cumulative[spans[:, 0]]) / (spans[:, 1] - spans[:, 0])[:, None]
+
+
+def sounding_frames(log_mel_db, below_peak_db=SILENCE_BELOW_PEAK_DB):
+    """Which frames sound: their level (the power summed over mel bands) within ``below_peak_db`` of the loudest frame's.
+
+    Parameters
+    ----------
+    log_mel_db : ndarray, shape (n_frames, n_mels), float
+        Per-frame log-mel in dB (``audio_logmel_frames.npz``).
+    below_peak_db : float, default=SILENCE_BELOW_PEAK_DB
+        Frames quieter than the loudest by more than this are silence (on the demo: its silences
+        and hiss lie 55-75 dB below the peak, its speech, music and noise within 45 dB).
+
+    Returns
+    -------
+    ndarray, shape (n_frames,), bool
+    """
+    power = np.power(10.0, np.asarray(log_mel_db, dtype=np.float64) / 10.0).sum(axis=1)
+    level_db = 10.0 * np.log10(power)
+    return level_db > level_db.max() - below_peak_db
 
 
 def audio_descriptors(waveform, sample_rate_hz, hop_length, *, tr_s, n_trs, frame_runs=None, tr_runs=None,

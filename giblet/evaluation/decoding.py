@@ -19,7 +19,8 @@ Codes are categories: decoded sound is scored by the **bits per code** its code 
 over the training unigram on the true codes (cross-entropy, per codebook and over all), and turned
 into continuous features only through the codec's codebook vectors (``pooled``), never averaged as
 numbers. The truth's score of ``code_log_probs`` is the code model's from the true descriptor (the
-oracle). Every metric is a per-TR score (higher is better), so that it can be averaged,
+oracle); top-1/top-5 code accuracy counts only the frames that sound (silence takes each codebook's
+commonest code, so counting it rewards the prior). Every metric is a per-TR score (higher is better), so that it can be averaged,
 bootstrapped over TRs and circularly shifted for a null. TR identification ranks the true TR among
 all scored TRs by the correlation of decoded and true features, each set z-scored per feature over
 the scored TRs on its own (this removes a prediction's constant offset, e.g. a ridge decoder's
@@ -35,6 +36,8 @@ import numpy as np
 import torch
 
 from giblet.audio.code_model import code_counts, tr_bits_gained
+from giblet.audio.codes import tr_frame_slots, tr_frame_spans
+from giblet.audio.descriptors import sounding_frames
 from giblet.evaluation._batches import block_batch, one_subject, scatter
 from giblet.evaluation.metrics import identification_ranks, pearson_rows, rank_accuracy, ssim
 from giblet.evaluation.nulls import permutation_test
@@ -46,7 +49,9 @@ from giblet.training.baselines import DECODING_TARGETS
 __all__ = [
     "RIDGE_VIEWS",
     "DecodingTargets",
+    "SoundClasses",
     "decoding_targets",
+    "sound_classes",
     "audio_views",
     "pooled_from_usage",
     "decoder_outputs",
@@ -66,6 +71,25 @@ RIDGE_VIEWS = {"audio": "descriptor", "video": "lowlevel", "text": "embedding"}
 _IDENTIFIED_VIEWS = {"pooled": "", "lowlevel": "", "embedding": "", "thumbs": "thumbs_", "descriptor": "descriptor_"}
 
 
+@dataclass(frozen=True)
+class SoundClasses:
+    """The sound class of every scored TR and each class's centroid in the descriptor space.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Class names (the label column's values).
+    labels : ndarray, shape (n_trs,), int
+        Index into ``names`` of each scored TR's class (its majority label); -1 where no label covers it.
+    centroids : ndarray, shape (n_classes, n_descriptor), float64
+        Mean descriptor of each class's training TRs, z-scored by the training TRs' mean and SD.
+    """
+
+    names: tuple
+    labels: np.ndarray
+    centroids: np.ndarray
+
+
 @dataclass
 class DecodingTargets:
     """The truth for the scored TRs, and what scoring needs besides.
@@ -75,8 +99,9 @@ class DecodingTargets:
     rows : ndarray, shape (n_trs,), int
         Scored TRs on the model clock, in time order.
     views : dict of str to ndarray
-        The true views, ``code_log_probs`` from the true descriptor (the oracle), and the true
-        ``code_counts`` (n_trs, n_codebooks, codebook_size): how often each code sits in each TR.
+        The true views, ``code_log_probs`` from the true descriptor (the oracle), the true
+        ``code_counts`` (n_trs, n_codebooks, codebook_size): how often each code sits in each TR,
+        and ``sounding_counts``, the same over the frames that sound (:func:`~giblet.audio.sounding_frames`).
     train_mean : dict of str to ndarray
         Training-TR mean of every continuous view (the constant baseline prediction).
     audio_head : CodeModelHead or None
@@ -88,6 +113,8 @@ class DecodingTargets:
         Annotation texts searchable by embedding.
     correct_texts : list of set of str
         Texts of the annotation segments overlapping each scored TR.
+    sound_classes : SoundClasses or None
+        Scores the decoded descriptor by its nearest class centroid (balanced accuracy).
     """
 
     rows: np.ndarray
@@ -98,6 +125,7 @@ class DecodingTargets:
     tr_s: float
     text_index: TextIndex | None
     correct_texts: list
+    sound_classes: SoundClasses | None = None
 
     @property
     def n_trs(self) -> int:
@@ -120,7 +148,7 @@ def _segment_texts(table, tr_s, rows):
     return out
 
 
-def decoding_targets(data, features_dir, rows, audio_head=None):
+def decoding_targets(data, features_dir, rows, audio_head=None, sound_label=None):
     """Collect the true views of ``rows`` and their training statistics.
 
     Parameters
@@ -133,6 +161,9 @@ def decoding_targets(data, features_dir, rows, audio_head=None):
         Scored TRs on the model clock.
     audio_head : CodeModelHead, optional
         The code model (``GibletAutoencoder.audio_head``); needed with audio.
+    sound_label : str, optional
+        The annotation label column whose values are sound classes (``labels_tr.npz``): scores the
+        decoded descriptor by balanced sound-class accuracy (see :func:`sound_classes`).
 
     Returns
     -------
@@ -148,7 +179,10 @@ def decoding_targets(data, features_dir, rows, audio_head=None):
             raise ValueError("decoding sound needs the code model: pass the autoencoder's audio_head")
         tables["pooled"] = features_dir / "audio_pooled.npz"
         size = int(audio_head.log_prior.shape[1])
-        views["code_counts"] = code_counts(data.stimulus["audio_codes"][rows], data.stimulus["audio_mask"][rows], size)
+        codes, mask = data.stimulus["audio_codes"][rows], data.stimulus["audio_mask"][rows]
+        views["code_counts"] = code_counts(codes, mask, size)
+        sounding = _sounding_slots(features_dir / "audio_logmel_frames.npz", data.n_trs, data.tr_s, rows)
+        views["sounding_counts"] = code_counts(codes, mask & sounding, size)
     if "video" in data.modalities:
         views["thumbs"] = data.stimulus["thumbs"]
     for view, path in tables.items():
@@ -166,7 +200,72 @@ def decoding_targets(data, features_dir, rows, audio_head=None):
         segments = FeatureTable.load(features_dir / "text_segments.npz")
         text_index = TextIndex.from_table(segments)
         correct = _segment_texts(segments, data.tr_s, rows)
-    return DecodingTargets(rows, views, mean, audio_head, data.codebook_vectors, data.tr_s, text_index, correct)
+    classes = None
+    if sound_label is not None and "audio" in data.modalities:
+        classes = sound_classes(features_dir / "labels_tr.npz", sound_label, data.descriptors["audio"], train, rows)
+    return DecodingTargets(rows, views, mean, audio_head, data.codebook_vectors, data.tr_s, text_index, correct,
+                           classes)
+
+
+def _sounding_slots(frames_path, n_trs, tr_s, rows):
+    """(n_rows, width) bool: the code slots of ``rows`` whose frame sounds, in the layout of ``codes_by_tr``."""
+    if not frames_path.exists():
+        raise FileNotFoundError(f"{frames_path}: missing; rerun the audio stage (extract-audio) before evaluate")
+    table = FeatureTable.load(frames_path)
+    rate = float(table.meta["frame_rate_hz"])
+    sounding = sounding_frames(table.values)
+    spans = tr_frame_spans(n_trs, tr_s, rate)[rows]
+    index, mask = tr_frame_slots(spans, tr_s, rate)
+    if len(spans) and spans[-1, 1] > len(sounding):
+        raise ValueError(f"{frames_path}: {len(sounding)} frames, but the scored TRs need {spans[-1, 1]}; rerun the "
+                         "audio stage")
+    return mask & sounding[index]
+
+
+def sound_classes(labels_path, column, descriptor, train, rows):
+    """The sound classes of the scored TRs and their training centroids, from an annotation label column.
+
+    Parameters
+    ----------
+    labels_path : path
+        ``labels_tr.npz`` (per-TR label fractions named ``column=value``).
+    column : str
+        The label column of sound classes (e.g. ``sound``: speech, music, noise, silence).
+    descriptor : ndarray, shape (n_trs, n_descriptor), float
+        The true audio descriptor of every TR.
+    train : ndarray, shape (n_trs,), bool
+        Training TRs (the centroids' and the z-scoring's).
+    rows : ndarray, shape (n_rows,), int
+        Scored TRs.
+
+    Returns
+    -------
+    SoundClasses
+        Each TR's class is its label of largest share; classes without a training TR are left out
+        (their TRs get -1, as do TRs no label covers).
+    """
+    labels_path = Path(labels_path)
+    if not labels_path.exists():
+        raise FileNotFoundError(f"{labels_path}: missing; evaluate.sound_classes needs the text stage's label table "
+                                "(list the column in text.label_columns)")
+    table = FeatureTable.load(labels_path)
+    columns = [i for i, name in enumerate(table.names) if name.startswith(f"{column}=")]
+    if not columns:
+        found = sorted({name.split("=")[0] for name in table.names})
+        raise ValueError(f"{labels_path}: no label column {column!r} (has {found}); set evaluate.sound_classes to "
+                         "one of text.label_columns")
+    fractions = table.values[:, columns]
+    labels = np.where(fractions.sum(axis=1) > 0, fractions.argmax(axis=1), -1)
+    trained = [c for c in range(len(columns)) if np.any(train & (labels == c))]
+    remap = np.full(len(columns) + 1, -1)
+    remap[trained] = np.arange(len(trained))
+    labels = remap[labels]  # -1 stays -1 (remap[-1])
+    descriptor = np.asarray(descriptor, dtype=np.float64)
+    scale = descriptor[train].std(axis=0)
+    z = (descriptor - descriptor[train].mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    centroids = np.stack([z[train & (labels == c)].mean(axis=0) for c in range(len(trained))])
+    names = tuple(table.names[columns[c]].split("=", 1)[1] for c in trained)
+    return SoundClasses(names, labels[np.asarray(rows)], centroids)
 
 
 def pooled_from_usage(usage, codebook_vectors):
@@ -324,15 +423,45 @@ def truth_views(views, targets):
     return {view: targets.views[view] for view in views}
 
 
+#: Top-k code accuracies scored on the frames that sound.
+TOP_K = (1, 5)
+
+
 def _code_scores(views, targets):
-    """Bits per code gained over the training unigram on the true codes, per TR: over all codebooks and per codebook."""
-    gain = tr_bits_gained(views["code_log_probs"], targets.log_prior[None], targets.views["code_counts"])
-    return {"bits_per_code": gain.mean(axis=1), **{f"bits_per_code_cb{q}": gain[:, q] for q in range(gain.shape[1])}}
+    """Per TR: bits per code gained over the training unigram on the true codes (over all codebooks and per
+    codebook), the same in bits per second of sound, and top-k code accuracy on the frames that sound."""
+    counts = targets.views["code_counts"]
+    gain = tr_bits_gained(views["code_log_probs"], targets.log_prior[None], counts)
+    frames = counts[:, 0].sum(axis=-1)
+    out = {"bits_per_code": gain.mean(axis=1), "bits_per_second": gain.sum(axis=1) * frames / targets.tr_s,
+           **{f"bits_per_code_cb{q}": gain[:, q] for q in range(gain.shape[1])}}
+    sounding = targets.views["sounding_counts"]
+    total = sounding.sum(axis=(1, 2))
+    order = np.argsort(-views["code_log_probs"], axis=-1, kind="stable")
+    for k in TOP_K:
+        hits = np.take_along_axis(sounding, order[..., :k], axis=-1).sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"code_top{k}_sounding"] = np.where(total > 0, hits / total, np.nan)
+    return out
 
 
 def _descriptor_scores(views, targets):
-    """Per TR, the correlation over features of the decoded and true descriptor (each z-scored over the scored TRs)."""
-    return {"descriptor_r": pearson_rows(_zscore(views["descriptor"]), _zscore(targets.views["descriptor"]))}
+    """Per TR, the correlation over features of the decoded and true descriptor (each z-scored over the scored
+    TRs) and, with sound classes, the TR's share of the balanced sound-class accuracy."""
+    z = _zscore(views["descriptor"])
+    out = {"descriptor_r": pearson_rows(z, _zscore(targets.views["descriptor"]))}
+    if targets.sound_classes is not None:
+        out["sound_class_balanced_accuracy"] = _balanced_hits(z, targets.sound_classes)
+    return out
+
+
+def _balanced_hits(z, classes):
+    """Nearest-centroid hits weighted so that their mean over labelled TRs is the balanced accuracy (NaN: unlabelled)."""
+    predicted = ((z[:, None, :] - classes.centroids[None]) ** 2).sum(axis=-1).argmin(axis=1)
+    labelled = classes.labels >= 0
+    counts = np.bincount(classes.labels[labelled], minlength=len(classes.names))
+    weight = labelled.sum() / (np.count_nonzero(counts) * np.maximum(counts[np.maximum(classes.labels, 0)], 1))
+    return np.where(labelled, (predicted == classes.labels) * weight, np.nan)
 
 
 def _thumb_scores(views, targets):
@@ -393,9 +522,14 @@ def chance_levels(metrics, targets):
         texts = np.asarray(targets.text_index.texts)
         retrieval = np.nanmean([np.isin(texts, list(ok)).mean() if ok else np.nan for ok in targets.correct_texts])
     chance = {"rank_accuracy": 0.5, "top1_identification": 1.0 / targets.n_trs, "retrieval_accuracy": retrieval}
+    if targets.audio_head is not None:
+        chance.update({f"code_top{k}_sounding": k / targets.log_prior.shape[1] for k in TOP_K})
+    if targets.sound_classes is not None:
+        labels = targets.sound_classes.labels
+        chance["sound_class_balanced_accuracy"] = 1.0 / max(len(np.unique(labels[labels >= 0])), 1)
     chance.update({f"{prefix}{m}": chance[m] for prefix in ("descriptor_", "thumbs_")
                    for m in ("rank_accuracy", "top1_identification")})
-    return {m: 0.0 if m.startswith("bits_per_code") else chance.get(m, np.nan) for m in metrics}
+    return {m: 0.0 if m.startswith("bits_per_") else chance.get(m, np.nan) for m in metrics}
 
 
 def decoding_rows(model_name, input_name, views_by_modality, targets, *, n_permutations=1000, seed=0):

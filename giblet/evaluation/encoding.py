@@ -11,9 +11,12 @@ import torch
 from giblet.evaluation._batches import block_batch, scatter
 from giblet.evaluation.metrics import fdr_bh, pearson_columns
 from giblet.evaluation.nulls import permutation_test
+from giblet.training.baselines import fit_ridge
 from giblet.training.data import shift_within_runs
+from giblet.training.routes import encoding_rows
 
-__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "score_encoding", "isc_ceiling", "encoding_table"]
+__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "score_encoding", "isc_ceiling", "encoding_table",
+           "codebook_feature_sets", "feature_set_encoding"]
 
 
 def predict_bold(model, data, subject, block="test", device="cpu"):
@@ -185,4 +188,72 @@ def encoding_table(scores, roi_names, roi_membership, voxel_ceiling, roi_ceiling
                 "mean_voxel_ceiling": np.nanmean(voxel_ceiling[members]) if some else np.nan,
                 "fraction_voxels_significant": (s.voxel_q[members] < q_threshold).mean() if some else np.nan,
             })
+    return pd.DataFrame(rows)
+
+
+def codebook_feature_sets(pooled, n_codebooks, descriptor=None):
+    """Per-TR feature sets of the sound: each codebook level's pooled code vectors, their sum, the log-mel.
+
+    Parameters
+    ----------
+    pooled : ndarray, shape (n_trs, (n_codebooks + 1) * dim)
+        ``audio_pooled.npz`` (per codebook, then summed over codebooks: the TR-mean quantized latent).
+    n_codebooks : int
+    descriptor : ndarray, shape (n_trs, n_descriptor), optional
+        The log-mel of the original sound (a reference set).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``cb0`` .. ``cb{n-1}``, ``all_codebooks`` and, given, ``log_mel``.
+    """
+    per_level = np.asarray(pooled).reshape(len(pooled), n_codebooks + 1, -1)
+    sets = {f"cb{q}": per_level[:, q] for q in range(n_codebooks)}
+    sets["all_codebooks"] = per_level[:, n_codebooks]
+    if descriptor is not None:
+        sets["log_mel"] = np.asarray(descriptor)
+    return sets
+
+
+def feature_set_encoding(feature_sets, bold, valid, labels, runs, delays, roi_names, roi_membership):
+    """Ridge encoding of every voxel from each feature set alone, scored on the test block.
+
+    For each set a ridge (contiguous-fold penalty search) maps the features at TRs ``u - d``
+    (``d`` in ``delays``) to the voxels at ``u``, fitted on the training block and scored on the
+    test block: which codebook levels does each region track?
+
+    Parameters
+    ----------
+    feature_sets : dict of str to ndarray, shape (n_trs, n_features)
+        :func:`codebook_feature_sets`.
+    bold : ndarray, shape (n_trs, n_voxels)
+    valid : ndarray, shape (n_trs,), bool
+    labels, runs : ndarray, shape (n_trs,), int
+        Block labels and runs on the same clock.
+    delays : sequence of int
+        Encoder delays (>= 1: causal).
+    roi_names : sequence of str
+    roi_membership : ndarray, shape (n_voxels, n_rois), bool
+
+    Returns
+    -------
+    DataFrame
+        Columns ``features, roi, n_voxels, n_trs, r`` (the ROI-mean time course's) and ``mean_voxel_r``.
+    """
+    delays = tuple(int(d) for d in delays)
+    train = encoding_rows(valid, labels, runs, "train", delays)
+    test = np.flatnonzero(encoding_rows(valid, labels, runs, "test", delays))
+    in_roi = np.flatnonzero(np.asarray(roi_membership).any(axis=1))  # only ROI voxels are scored: fit only them
+    bold, roi_membership = bold[:, in_roi], np.asarray(roi_membership)[in_roi]
+    measured = bold[test].astype(np.float64)
+    rows = []
+    for name, X in feature_sets.items():
+        ridge = fit_ridge(X, bold, train, lags=tuple(-d for d in delays))
+        predicted = ridge.predict(np.concatenate([X[test - d] for d in delays], axis=1)).astype(np.float64)
+        voxel_r = pearson_columns(predicted, measured)
+        roi_r = pearson_columns(_roi_means(predicted, roi_membership), _roi_means(measured, roi_membership))
+        for r, roi in enumerate(roi_names):
+            members = roi_membership[:, r]
+            rows.append({"features": name, "roi": roi, "n_voxels": int(members.sum()), "n_trs": len(test),
+                         "r": roi_r[r], "mean_voxel_r": np.nanmean(voxel_r[members]) if members.any() else np.nan})
     return pd.DataFrame(rows)

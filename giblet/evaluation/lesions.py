@@ -32,11 +32,13 @@ def lesion_masks(roi_names, roi_membership):
     Returns
     -------
     dict of (str, str) to ndarray, shape (n_voxels,), bool
-        ``(roi, part) -> mask`` with ``part`` in :data:`LESION_PARTS`.
+        ``(roi, part) -> mask`` with ``part`` in :data:`LESION_PARTS`; masks without a voxel are left
+        out (the complement of a ROI that covers every voxel silences nothing).
     """
     membership = np.asarray(roi_membership, dtype=bool)
-    return {(roi, part): make(membership[:, r])
-            for r, roi in enumerate(roi_names) for part, make in LESION_PARTS.items()}
+    masks = {(roi, part): make(membership[:, r])
+             for r, roi in enumerate(roi_names) for part, make in LESION_PARTS.items()}
+    return {key: mask for key, mask in masks.items() if mask.any()}
 
 
 def silence(voxels, mask, mode, mean, std, seed=0):

@@ -32,9 +32,18 @@ from giblet.evaluation.decoding import (
     ridge_views,
     score_views,
 )
-from giblet.evaluation.encoding import encoding_table, isc_ceiling, predict_bold, ridge_bold, score_encoding
+from giblet.evaluation.encoding import (
+    codebook_feature_sets,
+    encoding_table,
+    feature_set_encoding,
+    isc_ceiling,
+    predict_bold,
+    ridge_bold,
+    score_encoding,
+)
 from giblet.evaluation.lesions import lesion_effects, lesion_masks, silence
 from giblet.evaluation.waveforms import trs_waveform, write_wav
+from giblet.features import FeatureTable
 from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES, lesion
 from giblet.splits import BLOCKS
@@ -56,6 +65,7 @@ EVALUATE_OUTPUTS = {
     "lesions_per_tr": "lesions_per_tr.tsv.gz",  # the per-TR scores behind lesions.tsv
     "examples": "examples.npz",  # true / decoded / reconstructed thumbnails of some test TRs
     "text_examples": "text_examples.tsv",  # true and retrieved annotation text of every scored TR
+    "codebook_encoding": "codebook_encoding.tsv",  # sound feature set (codebook level, log-mel) x ROI: ridge r
     "summary": "summary.json",  # headline numbers and codec status
 }
 #: Signals a lesion can silence: the subject's measured BOLD, or the encoder's predicted BOLD (middle layer).
@@ -180,6 +190,15 @@ def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, pr
     return summary
 
 
+def _codebook_encoding(data, subject, features_dir, delays):
+    """Ridge encoding from each codebook level's pooled vectors, their sum and the log-mel (:func:`feature_set_encoding`)."""
+    prepared = data.prepared[subject]
+    pooled = FeatureTable.load(features_dir / "audio_pooled.npz").values
+    sets = codebook_feature_sets(pooled, data.codebook_vectors.shape[0], data.descriptors["audio"])
+    return feature_set_encoding(sets, data.bold[subject], data.bold_valid[subject], data.labels, data.runs, delays,
+                                prepared.roi_names, prepared.roi_membership)
+
+
 def _examples(views, targets, n_examples, out_dir):
     index = np.arange(0, targets.n_trs, max(1, targets.n_trs // n_examples))[:n_examples]  # evenly spaced TRs
     arrays = {"trs": targets.rows[index], "times_s": targets.rows[index] * targets.tr_s}
@@ -259,7 +278,7 @@ def _lesion_summary(table):
 
 def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_path, baselines_path, group_isc_path,
                  out_dir, modalities, preshift_trs=0, seed=0, n_permutations=1000, n_bootstrap=1000,
-                 bootstrap_block_trs=5, lesion_mode="mean", n_examples=8, device=None, threads=None):
+                 bootstrap_block_trs=5, lesion_mode="mean", n_examples=8, device=None, threads=None, sound_label=None):
     """Score one subject's encoding, decoding and lesions on the test block.
 
     Parameters
@@ -298,6 +317,9 @@ def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_
         ``None``: CUDA when available.
     threads : int, optional
         Torch CPU threads (``evaluate.threads``; None: torch's default); BLAS always gets one.
+    sound_label : str, optional
+        Annotation label column of sound classes (``evaluate.sound_classes``): decoded sound is
+        also scored by balanced sound-class accuracy.
 
     Returns
     -------
@@ -308,12 +330,12 @@ def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_
     with _cpu_threads(threads):
         return _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path,
                          group_isc_path, out_dir, modalities, preshift_trs, seed, n_permutations, n_bootstrap,
-                         bootstrap_block_trs, lesion_mode, n_examples, device)
+                         bootstrap_block_trs, lesion_mode, n_examples, device, sound_label)
 
 
 def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path, group_isc_path,
               out_dir, modalities, preshift_trs, seed, n_permutations, n_bootstrap, bootstrap_block_trs, lesion_mode,
-              n_examples, device):
+              n_examples, device, sound_label):
     started = time.perf_counter()
     out_dir, features_dir, device = Path(out_dir), Path(features_dir), resolve_device(device)
     model, saved = load_model(model_path, device)
@@ -333,9 +355,15 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
     encoding = _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, preshift_trs, device,
                          out_dir, n_permutations=n_permutations, seed=seed)
 
+    codebook_encoding = None
+    if "audio" in modalities:
+        codebook_encoding = _codebook_encoding(data, subject, features_dir, model.config.encoder_delays_trs)
+        write_tsv(codebook_encoding, out_dir / EVALUATE_OUTPUTS["codebook_encoding"])
+
     delays = model.config.decoder_delays_trs
     rows = _test_design(data, subject, data.bold[subject], delays)[2]
-    targets = decoding_targets(data, features_dir, rows, model.audio_head if "audio" in modalities else None)
+    targets = decoding_targets(data, features_dir, rows, model.audio_head if "audio" in modalities else None,
+                               sound_label)
     views = _decode_all(model, data, subject, targets, baselines, delays, device)
     decoding = pd.DataFrame([row for (name, source), v in tqdm(views.items(), desc="decoding nulls", unit="model")
                              for row in decoding_rows(name, source, v, targets, n_permutations=n_permutations,
@@ -356,6 +384,8 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
         "seed": seed, "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
         "bootstrap_block_trs": bootstrap_block_trs, "encoding": encoding, "decoding": _decoding_summary(decoding),
         "lesions": _lesion_summary(lesions), "seconds": round(seconds, 1),
+        **({} if codebook_encoding is None else {"codebook_encoding": {
+            f"{row.features}/{row.roi}": json_number(row.r) for row in codebook_encoding.itertuples()}}),
     })
     log.info("%s: evaluated %d test TRs in %.1f s", subject, len(rows), seconds)
     return {name: out_dir / file for name, file in EVALUATE_OUTPUTS.items()}

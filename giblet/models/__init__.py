@@ -1,7 +1,7 @@
 """The multimodal fMRI autoencoder: architecture, losses and lesions."""
 
 from giblet.models.autoencoder import GibletAutoencoder
-from giblet.models.config import AUDIO_MERGES, MODALITY_INPUTS, MODALITY_TARGETS, AutoencoderConfig
+from giblet.models.config import AUDIO_MERGES, MODALITY_INPUTS, MODALITY_TARGETS, ROUTE_BANDS, AutoencoderConfig
 from giblet.models.dropout import modality_keep_mask
 from giblet.models.heads import HEADS, TextHead
 from giblet.models.lesion import LESION_MODES, lesion, roi_union
@@ -23,6 +23,7 @@ __all__ = [
     "AutoencoderConfig",
     "GibletAutoencoder",
     "MODALITY_INPUTS",
+    "ROUTE_BANDS",
     "MODALITY_TARGETS",
     "AUDIO_MERGES",
     "CodebookEmbedding",

@@ -2,9 +2,11 @@
 
 Encoder: per-modality towers -> per-TR stimulus embedding (sum over kept modalities) ->
 causal FIR mixing over the last TRs -> shared trunk -> per-subject linear readout to voxels,
-plus, per subject, an additive **audio route**: a :class:`LaggedLinear` map from the sound's
-log-mel at the last TRs to the voxels it predicts out of sample (so that text and video cannot
-take the place of sound there; the trunk only complements it).
+plus, per subject and feature band, an additive **encoder route**: a :class:`LaggedLinear` map
+from the band's per-TR features at the last TRs (sound's log-mel, the low-level video features,
+the text embedding, the annotation labels) to the voxels it predicts out of sample better than
+any other band does (so that text and video cannot take the place of sound in auditory voxels;
+the trunk only complements the routes).
 Decoder: per-subject linear read-in from voxels -> anti-causal FIR mixing over the next TRs
 (to undo the haemodynamic lag) -> shared trunk -> the text head. Pictures are decoded on a route
 of their own: per subject, a :class:`LaggedLinear` reads the voxels that encode the low-level
@@ -34,7 +36,7 @@ import torch
 from torch import nn
 
 from giblet.audio.code_model import CodeModelHead
-from giblet.models.config import MODALITY_INPUTS
+from giblet.models.config import MODALITY_INPUTS, ROUTE_BANDS
 from giblet.models.dropout import modality_keep_mask
 from giblet.models.heads import HEADS
 from giblet.models.temporal import DelayMixer
@@ -105,6 +107,11 @@ class GibletAutoencoder(nn.Module):
         self.decoder_delays = DelayMixer(hidden, [-d for d in config.decoder_delays_trs])
         self.decoder_trunk = _Trunk(hidden, config.n_layers, config.dropout)
         self.heads = nn.ModuleDict({m: HEADS[m](config) for m in config.modalities if m in HEADS})
+        encoder_lags = [-d for d in config.encoder_delays_trs]
+        self.encoder_routes = nn.ModuleDict({
+            band: nn.ModuleDict({s: LaggedLinear(self._input_width(ROUTE_BANDS[band][1]), n, encoder_lags)
+                                 for s, n in config.n_voxels.items()})
+            for band in config.route_bands})
         if "video" in config.modalities:
             n_picture, n_pixels = config.n_video_features + config.n_thumb_components, math.prod(config.thumb_shape)
             self.picture_decoders = nn.ModuleDict({s: LaggedLinear(n, n_picture, config.decoder_delays_trs)
@@ -115,9 +122,6 @@ class GibletAutoencoder(nn.Module):
             n_descriptor = config.n_audio_descriptor
             self.audio_decoders = nn.ModuleDict({s: LaggedLinear(n, n_descriptor, config.decoder_delays_trs)
                                                  for s, n in config.n_voxels.items()})
-            self.audio_encoders = nn.ModuleDict({
-                s: LaggedLinear(n_descriptor, n, [-d for d in config.encoder_delays_trs])
-                for s, n in config.n_voxels.items()})
             self.code_model = CodeModelHead(config.n_codebooks, config.codebook_size, n_descriptor)
             self.register_buffer("audio_confidence", torch.ones(()))
 
@@ -190,18 +194,28 @@ class GibletAutoencoder(nn.Module):
         """Subject's voxels from the shared encoder embedding: (B, T, hidden) -> (B, T, n_voxels)."""
         return self.readouts[self._check_subject(subject)](embedding)
 
-    def audio_route(self, stim, subject, keep=None):
-        """The audio route's share of the subject's voxels (B, T, n_voxels), 0 without audio.
+    def _input_width(self, key):
+        config = self.config
+        return {"audio_descriptor": config.n_audio_descriptor, "video": config.n_video_features,
+                "text": config.n_text_features}[key]
 
-        It acts outside modality dropout (it is fitted, not trained); an explicit ``keep`` that
-        leaves audio out silences it too.
+    def stimulus_routes(self, stim, subject, keep=None):
+        """The encoder routes' share of the subject's voxels (B, T, n_voxels): each feature band's ridge map
+        to the voxels it predicts out of sample (0 where none).
+
+        They act outside modality dropout (they are fitted, not trained); an explicit ``keep``
+        that leaves a modality out silences its route too.
         """
-        if "audio" not in self.config.modalities or "audio_descriptor" not in stim:
-            return 0.0
-        route = self.audio_encoders[self._check_subject(subject)](stim["audio_descriptor"])
-        if keep is not None:
-            route = route * keep[:, self.config.modalities.index("audio"), None, None]
-        return route
+        subject, total = self._check_subject(subject), 0.0
+        for band, routes in self.encoder_routes.items():
+            modality, key = ROUTE_BANDS[band]
+            if key not in stim or not len(routes[subject].outputs):
+                continue
+            route = routes[subject](stim[key])
+            if keep is not None:
+                route = route * keep[:, self.config.modalities.index(modality), None, None]
+            total = total + route
+        return total
 
     def encode(self, stim, subject, keep=None):
         """Predicted BOLD of ``subject`` for a stimulus (the encoding model).
@@ -218,9 +232,9 @@ class GibletAutoencoder(nn.Module):
         -------
         Tensor, shape (B, T, n_voxels[subject]), float
             In the units of the z-scored BOLD it is trained to match: the trunk's readout plus
-            the audio route.
+            the stimulus routes.
         """
-        return self.readout(self.embed_stimulus(stim, keep), subject) + self.audio_route(stim, subject, keep)
+        return self.readout(self.embed_stimulus(stim, keep), subject) + self.stimulus_routes(stim, subject, keep)
 
     # --- decoder ---------------------------------------------------------------------------
     def readin(self, voxels, subject):

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "MODALITY_TARGETS", "AUDIO_MERGES"]
+__all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "ROUTE_BANDS", "MODALITY_TARGETS", "AUDIO_MERGES"]
 
 #: Modality -> batch keys its input tower reads.
 MODALITY_INPUTS = {"audio": ("audio_codes", "audio_mask", "audio_descriptor"), "video": ("video",), "text": ("text",)}
+#: Feature band of an encoder route -> (its modality, the batch key whose columns it reads): sound's log-mel, the
+#: low-level video features, the text embedding and the annotation labels (the text input's last columns).
+ROUTE_BANDS = {"audio": ("audio", "audio_descriptor"), "video": ("video", "video"), "text": ("text", "text"),
+               "text_labels": ("text", "text")}
 #: Modality -> batch keys its trunk's decoder head is scored against (sound and pictures have routes of their own).
 MODALITY_TARGETS = {"text": ("text",)}
 #: How a frame's per-codebook embeddings are merged: summed (the codec's quantized latent) or concatenated.
@@ -65,6 +69,8 @@ class AutoencoderConfig:
         Width of the ``video`` input (features per TR).
     n_text_features : int, default=384
         Width of the ``text`` input and text-head output (MiniLM: 384, plus any label fractions).
+    route_bands : tuple of str, default=modalities
+        Feature bands with an encoder route each (:data:`ROUTE_BANDS`).
     thumb_shape : tuple of 3 int, default=(3, 36, 64)
         (channels, height, width) of the thumbnails decoded from BOLD.
     n_thumb_components : int, default=8
@@ -126,9 +132,10 @@ class AutoencoderConfig:
     decoder_delays_trs: tuple = (1, 2, 3, 4)
     readout_rank: int | None = None
     modality_dropout_p: float = 0.2
+    route_bands: tuple = ()
 
     def __post_init__(self):
-        for name in ("modalities", "thumb_shape", "encoder_delays_trs", "decoder_delays_trs"):
+        for name in ("modalities", "thumb_shape", "encoder_delays_trs", "decoder_delays_trs", "route_bands"):
             object.__setattr__(self, name, tuple(getattr(self, name)))  # JSON round trips give lists
         object.__setattr__(self, "n_voxels", {str(s): int(n) for s, n in dict(self.n_voxels).items()})
         if not self.n_voxels:
@@ -143,6 +150,12 @@ class AutoencoderConfig:
         for modality in self.modalities:
             _one_of("modalities", modality, MODALITY_INPUTS)
         _one_of("audio_merge", self.audio_merge, AUDIO_MERGES)
+        if not self.route_bands:
+            object.__setattr__(self, "route_bands", self.modalities)
+        bad_bands = [b for b in self.route_bands if b not in ROUTE_BANDS or ROUTE_BANDS[b][0] not in self.modalities]
+        if bad_bands:
+            raise ValueError(f"AutoencoderConfig.route_bands {bad_bands}: each must be one of {list(ROUTE_BANDS)} of "
+                             f"a configured modality {self.modalities}")
         sizes = ("n_codebooks", "codebook_size", "codebook_dim", "frames_per_tr", "n_audio_descriptor", "n_video_features",
                  "n_thumb_components",
                  "n_text_features", "hidden", "n_layers")

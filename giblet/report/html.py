@@ -18,6 +18,7 @@ from scipy.io import wavfile
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path, write_bytes
 from giblet.report import figures
+from giblet.splits import GAP
 
 __all__ = ["run_report", "run_group_report", "get_template"]
 
@@ -61,6 +62,22 @@ def _read_tsv(path):
     return pd.read_csv(path, sep="\t") if Path(path).exists() else None
 
 
+#: The sound's headline: bits gained over the code prior, and TR identification (pooled codes, log-mel).
+SOUND_HEADLINE = ("bits_per_code", "bits_per_second", "rank_accuracy", "descriptor_rank_accuracy",
+                  "sound_class_balanced_accuracy", "descriptor_r")
+
+
+def _sound_headline(decoding):
+    """Decoded sound's headline numbers from measured BOLD, autoencoder beside ridge, with their references."""
+    if decoding is None:
+        return None
+    rows = decoding[(decoding["modality"] == "audio") & (decoding["input"] == "measured_bold")
+                    & decoding["metric"].isin(SOUND_HEADLINE)]
+    order = {m: i for i, m in enumerate(SOUND_HEADLINE)}
+    rows = rows.sort_values(["metric", "model"], key=lambda c: c.map(order) if c.name == "metric" else c)
+    return rows[["metric", "model", "score", "chance", "ceiling", "null_mean", "p"]]
+
+
 def _versions():
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
@@ -78,7 +95,8 @@ def _data_table(prepared):
         ("voxels kept", prepared.values.shape[1]),
         ("voxels excluded", ", ".join(f"{k}: {v}" for k, v in qc.get("n_excluded_voxels", {}).items()) or "none"),
         ("valid TRs per block", ", ".join(f"{k}: {v}" for k, v in qc.get("n_valid_trs", {}).items())),
-        ("excluded TRs", len(prepared.values) - int(prepared.valid_trs.sum())),
+        ("TRs in the gaps between blocks", int((prepared.split.labels == GAP).sum())),
+        ("TRs of a block left out (bad data)", int((~prepared.valid_trs & (prepared.split.labels != GAP)).sum())),
         ("bad TRs (volumes) by reason", _bad_trs(qc)),
         ("NaN samples filled", f"{qc.get('n_filled_samples', 0)} in {qc.get('n_filled_voxels', 0)} voxels "
                                "(interpolated in time within each run and block)"),
@@ -174,6 +192,7 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
     summary = json.loads((eval_dir / "summary.json").read_text()) if (eval_dir / "summary.json").exists() else {}
     encoding = _read_tsv(eval_dir / "encoding_rois.tsv")
     lesions = _read_tsv(eval_dir / "lesions.tsv")
+    decoding = _read_tsv(eval_dir / "decoding.tsv")
     players, waves, rate = _audio(wave_dir, out_html)
     context = {
         "title": f"{dataset} {subject}", "dataset": dataset, "subject": subject,
@@ -184,7 +203,10 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
         "encoding_figures": [_png(figures.encoding_bars(encoding))] if encoding is not None else [],
         "encoding_table": _table(encoding),
         "map_figures": [_png(f) for f in _map_figures(eval_dir, prepared)],
-        "decoding_table": _table(_read_tsv(eval_dir / "decoding.tsv")),
+        "decoding_table": _table(decoding, max_rows=200),
+        "has_sound": decoding is not None and bool((decoding["modality"] == "audio").any()),
+        "sound_headline": _table(_sound_headline(decoding)),
+        "codebook_table": _table(_read_tsv(eval_dir / "codebook_encoding.tsv"), max_rows=120),
         "audio": players,
         "spectrogram_figures": [_png(figures.spectrograms(waves, rate))] if waves else [],
         "waveform_table": _table(_read_tsv(Path(wave_dir) / "waveform_scores.tsv") if wave_dir else None),

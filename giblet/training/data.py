@@ -50,6 +50,9 @@ class MovieData:
     descriptors : dict of str -> ndarray, shape (n_trs, n_features), float64
         Low-dimensional per-TR targets decoded on their own route: ``"audio"``, the audio
         descriptor the code model reads (the 32-band log-mel in dB).
+    feature_bands : dict of str -> ndarray of int
+        Feature band of an encoder route (:data:`giblet.models.ROUTE_BANDS`) -> the columns of its
+        stimulus input it reads (``text``: the embedding; ``text_labels``: the label fractions).
     """
 
     tr_s: float
@@ -63,6 +66,7 @@ class MovieData:
     video_stats: dict
     modalities: tuple = ()
     descriptors: dict = field(default_factory=dict)
+    feature_bands: dict = field(default_factory=dict)
 
     @property
     def n_trs(self) -> int:
@@ -129,7 +133,7 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, au
             raise ValueError(f"subject {p.subject} has another TR count or split than {first.subject}")
     labels = shift_within_runs(first.split.labels, runs, preshift_trs, GAP)
     train = labels == BLOCKS.index("train")
-    stimulus, codebooks, video_stats, descriptors = {}, None, {}, {}
+    stimulus, codebooks, video_stats, descriptors, bands = {}, None, {}, {}, {}
     if "audio" in modalities:
         stream = CodeStream.load(features_dir / "codes.npz")
         codes, mask = codes_by_tr(stream, first.tr_s, n_trs)
@@ -140,11 +144,13 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, au
         descriptors["audio"] = FeatureTable.load(features_dir / audio_descriptor).values.astype(np.float64)
         _check_trs(audio_descriptor, len(descriptors["audio"]), n_trs)
         stimulus["audio_descriptor"] = _standardised(descriptors["audio"], train).astype(np.float32)
+        bands["audio"] = np.arange(descriptors["audio"].shape[1])
     if "video" in modalities:
         video = FeatureTable.load(features_dir / "video_lowlevel_tr.npz").values.astype(np.float64)
         thumbs = FeatureTable.load(features_dir / "video_thumbnails_tr.npz")
         _check_trs("video_lowlevel_tr.npz", len(video), n_trs)
         stimulus["video"] = _standardised(video, train, video_stats).astype(np.float32)
+        bands["video"] = np.arange(video.shape[1])
         h, w, c = thumbs.meta["image_shape"]
         stimulus["thumbs"] = thumbs.values.reshape(n_trs, h, w, c).transpose(0, 3, 1, 2).astype(np.float32)
     if "text" in modalities:
@@ -152,13 +158,16 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, au
         labels_tr = FeatureTable.load(features_dir / "labels_tr.npz").values
         _check_trs("text_tr.npz", len(text), n_trs)
         stimulus["text"] = np.concatenate([text, labels_tr], axis=1).astype(np.float32)
+        bands["text"] = np.arange(text.shape[1])
+        if labels_tr.shape[1]:
+            bands["text_labels"] = np.arange(text.shape[1], text.shape[1] + labels_tr.shape[1])
     bold, bold_valid = {}, {}
     for subject, p in prepared.items():  # p.values becomes the BOLD in place: one whole-brain copy per subject
         p.values[~p.valid_trs] = 0.0
         bold[subject] = shift_within_runs(p.values, runs, preshift_trs, 0.0, in_place=True)
         bold_valid[subject] = shift_within_runs(p.valid_trs, runs, preshift_trs, False)
     return MovieData(float(first.tr_s), runs, labels, stimulus, bold, bold_valid, prepared, codebooks, video_stats,
-                     tuple(modalities), descriptors)
+                     tuple(modalities), descriptors, bands)
 
 
 def windows(data, block, length, stride, before, after):

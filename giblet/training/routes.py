@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from himalaya.kernel_ridge import KernelRidgeCV
 from himalaya.ridge import RidgeCV
 from himalaya.scoring import correlation_score
 from sklearn.decomposition import PCA
@@ -45,6 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from giblet.audio.code_model import code_counts, tr_bits_gained
 from giblet.blocks import column_blocks
+from giblet.models.config import ROUTE_BANDS
 from giblet.splits import BLOCKS
 from giblet.training.baselines import ALPHAS, RidgeMap, decoding_design, decoding_rows, fit_ridge
 
@@ -130,8 +132,9 @@ def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5, block_voxel
     design = np.concatenate([descriptor[index - d] for d in delays], axis=1).astype(np.float64)
     scale = design.std(axis=0)
     design = (design - design.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    search = RidgeCV(alphas=ALPHAS, fit_intercept=True, cv=KFold(n_splits=n_folds),
-                     solver_params={"score_func": correlation_score, "local_alpha": True})
+    solver = KernelRidgeCV if design.shape[1] > design.shape[0] else RidgeCV  # the same fit, the faster way
+    search = solver(alphas=ALPHAS, fit_intercept=True, cv=KFold(n_splits=n_folds),
+                    solver_params={"score_func": correlation_score, "local_alpha": True})
     scores = np.zeros(bold.shape[1])
     with threadpool_limits(1, user_api="blas"):
         for block in column_blocks(bold.shape[1], block_voxels):
@@ -229,46 +232,57 @@ def route_threshold(scores, n_trs):
     return max(median + 3.0 * spread, 2.0 / math.sqrt(n_trs))
 
 
-def fit_encoder_routes(data, descriptor, delays, scores, n_folds=5):
-    """Per subject, ridge from the descriptor at ``t - d`` to the voxels it predicts out of sample.
+def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
+    """Per subject and feature band, ridge from the band's features at ``t - d`` to the voxels it predicts best.
 
     Parameters
     ----------
     data : MovieData
-    descriptor : ndarray, shape (n_trs, n_features), float
-        The encoder's descriptor input (as the autoencoder reads it).
+    inputs : dict of str to ndarray, shape (n_trs, n_features)
+        Band -> the features its route reads (as the autoencoder reads them).
     delays : sequence of int
         Encoder delays (>= 1: causal).
-    scores : dict of str to ndarray
-        Per subject, every voxel's cross-validated encoding r from this descriptor (:func:`encoding_scores`).
+    scores : dict of str to dict of str to ndarray
+        Band -> subject -> every voxel's cross-validated encoding r from those features
+        (:func:`encoding_scores`).
     n_folds : int, default=5
+    columns : dict of str to ndarray of int, optional
+        Band -> the columns of the model input its features are (the weights' ``inputs``; default: all).
 
     Returns
     -------
-    dict of str to dict
-        :meth:`giblet.models.LaggedLinear.set_weights` keyword arguments (descriptor -> the voxels
-        whose cross-validated r exceeds :func:`route_threshold` and whose training-block ridge
-        predicts the validation block with r > 0).
+    dict of str to dict of str to dict
+        Band -> subject -> :meth:`giblet.models.LaggedLinear.set_weights` keyword arguments.
+        A voxel goes to the band of highest cross-validated r among those whose r exceeds
+        their :func:`route_threshold`, and keeps it only if the route, fitted on the training
+        block, also predicts the validation block (r > 0).
     """
     lags = tuple(-int(d) for d in delays)
-    out = {}
+    out = {m: {} for m in inputs}
     for subject in data.subjects:
         bold, valid = data.bold[subject], data.bold_valid[subject]
         rows = encoding_rows(valid, data.labels, data.runs, "train", delays)
-        voxels = np.flatnonzero(scores[subject] > route_threshold(scores[subject], rows.sum()))
         val = np.flatnonzero(encoding_rows(valid, data.labels, data.runs, "val", delays))
-        width = descriptor.shape[1] * len(lags)
-        ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0), np.zeros(0))
-        if len(voxels):
-            ridge = fit_ridge(descriptor, bold[:, voxels], rows, lags=lags, n_folds=n_folds)
-        if len(voxels) and len(val):  # keep the voxels whose route also predicts the validation block
-            predicted = ridge.predict(np.concatenate([descriptor[val + lag] for lag in lags], axis=1))
-            keep = np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
-                                                predicted.astype(np.float64))) > 0
-            voxels, ridge = voxels[keep], RidgeMap(ridge.mean_, ridge.scale_, ridge.coef_[:, keep],
-                                                   ridge.intercept_[keep], ridge.alphas_[keep])
-        out[subject] = _lagged_weights(np.arange(descriptor.shape[1]), voxels, ridge)
-        log.info("%s: the audio encoder route drives %d of %d voxels", subject, len(voxels), len(scores[subject]))
+        passing = np.stack([np.where(scores[m][subject] > route_threshold(scores[m][subject], rows.sum()),
+                                     scores[m][subject], -np.inf) for m in inputs])
+        owner = np.where(np.isfinite(passing).any(axis=0), passing.argmax(axis=0), -1)
+        for index, (band, X) in enumerate(inputs.items()):
+            voxels = np.flatnonzero(owner == index)
+            width = X.shape[1] * len(lags)
+            ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0),
+                             np.zeros(0))
+            if len(voxels):
+                ridge = fit_ridge(X, bold[:, voxels], rows, lags=lags, n_folds=n_folds)
+            if len(voxels) and len(val):  # keep the voxels whose route also predicts the validation block
+                predicted = ridge.predict(np.concatenate([X[val + lag] for lag in lags], axis=1))
+                keep = np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
+                                                    predicted.astype(np.float64))) > 0
+                voxels, ridge = voxels[keep], RidgeMap(ridge.mean_, ridge.scale_, ridge.coef_[:, keep],
+                                                       ridge.intercept_[keep], ridge.alphas_[keep])
+            read = np.arange(X.shape[1]) if columns is None else np.asarray(columns[band])
+            out[band][subject] = _lagged_weights(read, voxels, ridge)
+        log.info("%s: encoder routes drive %s of %d voxels", subject,
+                 {m: len(out[m][subject]["outputs"]) for m in inputs}, bold.shape[1])
     return out
 
 
@@ -294,17 +308,11 @@ def _fit_audio_routes(model, data):
     bits = {c: _validation_bits(model.audio_head, data, fits, c) for c in CONFIDENCE_GRID}
     confidence = max(bits, key=bits.get)
     model.audio_confidence.fill_(confidence)
-    if tuple(config.encoder_delays_trs) != tuple(config.decoder_delays_trs):
-        scores = encoding_scores(data, descriptor, config.encoder_delays_trs)
-    routes = fit_encoder_routes(data, data.stimulus["audio_descriptor"], config.encoder_delays_trs, scores)
-    for subject, weights in routes.items():
-        model.audio_encoders[subject].set_weights(**weights)
     log.info("audio routes: decoders read %d voxels per subject, code model confidence %.2f (validation %.3f "
              "bits/code)", n_voxels, confidence, bits[confidence])
     return {"n_voxels": n_voxels, "confidence": float(confidence),
             "validation_bits_per_code": {str(c): round(b, 4) for c, b in bits.items()},
-            "validation_r": {s: {str(n): round(r, 4) for n, r in fit.validation_r.items()} for s, fit in fits.items()},
-            "encoder_route_voxels": {s: len(w["outputs"]) for s, w in routes.items()}}
+            "validation_r": {s: {str(n): round(r, 4) for n, r in fit.validation_r.items()} for s, fit in fits.items()}}
 
 
 def picture_descriptor(data, n_components):
@@ -348,6 +356,20 @@ def _fit_picture_routes(model, data):
             "validation_r": {s: {str(n): round(r, 4) for n, r in fit.validation_r.items()} for s, fit in fits.items()}}
 
 
+def _fit_encoder_routes(model, data):
+    delays = model.config.encoder_delays_trs
+    columns = {band: data.feature_bands.get(band, np.arange(data.stimulus[ROUTE_BANDS[band][1]].shape[1]))
+               for band in model.config.route_bands}
+    inputs = {band: data.stimulus[ROUTE_BANDS[band][1]][:, columns[band]].astype(np.float64)
+              for band in model.config.route_bands}
+    scores = {band: encoding_scores(data, X, delays) for band, X in inputs.items()}
+    routes = fit_encoder_routes(data, inputs, delays, scores, columns=columns)
+    for band, by_subject in routes.items():
+        for subject, weights in by_subject.items():
+            model.encoder_routes[band][subject].set_weights(**weights)
+    return {band: {s: len(w["outputs"]) for s, w in by_subject.items()} for band, by_subject in routes.items()}
+
+
 def fit_routes(model, data):
     """Fit and install the closed-form routes of ``model``'s sound and pictures (see the module docstring).
 
@@ -367,4 +389,6 @@ def fit_routes(model, data):
         validation bits by confidence, encoder-route voxels per subject.
     """
     fitters = {"audio": _fit_audio_routes, "video": _fit_picture_routes}
-    return {m: fit(model, data) for m, fit in fitters.items() if m in model.config.modalities}
+    summary = {m: fit(model, data) for m, fit in fitters.items() if m in model.config.modalities}
+    summary["encoder_route_voxels"] = _fit_encoder_routes(model, data)
+    return summary

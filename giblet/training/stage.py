@@ -38,7 +38,8 @@ def load_model(path, device="cpu"):
     from giblet.models import AutoencoderConfig, GibletAutoencoder
 
     saved = torch.load(path, map_location=device, weights_only=False)
-    if "audio" in saved["config"]["modalities"] and "audio_descriptor" not in saved:
+    older = any(key.startswith("audio_encoders.") for key in saved["state_dict"])  # before the per-band routes
+    if older or ("audio" in saved["config"]["modalities"] and "audio_descriptor" not in saved):
         raise ValueError(f"{path} was trained by an older giblet (no code model, no audio window decoders); rerun "
                          "the train stage")
     model = GibletAutoencoder(AutoencoderConfig(**saved["config"]))

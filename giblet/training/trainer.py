@@ -66,6 +66,8 @@ def build_model(data, model_options, modalities, code_model=None):
         sizes.update(n_video_features=stim["video"].shape[1], thumb_shape=tuple(stim["thumbs"].shape[1:]))
     if "text" in modalities:
         sizes["n_text_features"] = stim["text"].shape[1]
+    if data.feature_bands:
+        sizes["route_bands"] = tuple(data.feature_bands)
     config = AutoencoderConfig(**sizes, **model_options)
     vectors = None if data.codebook_vectors is None else torch.from_numpy(data.codebook_vectors)
     model = GibletAutoencoder(config, codebook_vectors=vectors)
@@ -91,7 +93,7 @@ def _step_losses(model, batch, target, bold, valid, cfg):
     embedding = model.embed_stimulus(batch)
     for subject in bold:
         fmri_valid = valid[subject] & target
-        predicted = model.readout(embedding, subject) + model.audio_route(batch, subject)
+        predicted = model.readout(embedding, subject) + model.stimulus_routes(batch, subject)
         fmri = fmri_losses(predicted, bold[subject], fmri_valid)
         add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
         add("fmri_pearson", fmri["neg_pearson"], cfg.weight_fmri_pearson)

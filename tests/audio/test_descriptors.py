@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from giblet.audio import audio_descriptors, frame_tr_means
+from giblet.audio import audio_descriptors, frame_tr_means, sounding_frames
 from giblet.audio.descriptors import FLOOR_DB
 
 SR, HOP = 24_000, 320  # 75 Hz frames: a 1.5 s TR holds 112.5 of them
@@ -92,3 +92,11 @@ def test_frame_tr_means_uses_frame_centres():
 def test_frame_tr_means_rejects_short_input():
     with pytest.raises(ValueError, match="3 TRs of 1.5 s need 337 frames at 75.0 Hz but values has 300"):
         frame_tr_means(np.zeros((300, 2)), 1.5, 75.0, 3)
+
+
+def test_sounding_frames_are_those_within_50_db_of_the_loudest():
+    bands = np.full((4, 32), FLOOR_DB)
+    for frame, level_db in enumerate((-6.0, -45.0, -60.0, FLOOR_DB)):
+        bands[frame, 0] = level_db  # one band carries the frame's level
+    np.testing.assert_array_equal(sounding_frames(bands), [True, True, False, False])
+    np.testing.assert_array_equal(sounding_frames(bands, below_peak_db=30.0), [True, False, False, False])

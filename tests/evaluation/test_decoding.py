@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from giblet.evaluation.decoding import (
+    SoundClasses,
     audio_views,
     autoencoder_views,
     baseline_views,
@@ -16,6 +17,7 @@ from giblet.evaluation.decoding import (
     pooled_from_usage,
     ridge_views,
     score_views,
+    sound_classes,
     truth_views,
 )
 from giblet.evaluation.stage import _lesion_statistics, _lesioned_inputs
@@ -42,12 +44,15 @@ def test_decoding_targets_count_every_frame_and_read_the_oracle_at_the_true_desc
 
 
 def _one_code_trs(targets, n_trs=2):
-    """Targets of ``n_trs`` TRs whose every frame uses code ``t`` in every codebook (TR t)."""
+    """Targets of ``n_trs`` TRs whose every frame uses code ``t`` in every codebook (TR t); only TR 0 sounds."""
     size = targets.log_prior.shape[1]
     counts = np.zeros((n_trs, 3, size))
     for t in range(n_trs):
         counts[t, :, t] = 112
-    return type(targets)(**{**targets.__dict__, "rows": targets.rows[:n_trs], "views": {"code_counts": counts}})
+    sounding = counts.copy()
+    sounding[1:] = 0
+    return type(targets)(**{**targets.__dict__, "rows": targets.rows[:n_trs],
+                            "views": {"code_counts": counts, "sounding_counts": sounding}})
 
 
 def test_bits_per_code_hand_computed(targets):
@@ -64,6 +69,49 @@ def test_bits_per_code_hand_computed(targets):
     assert scores["bits_per_code"][0] == "code_log_probs"
     prior_scores = score_views(baseline_views({"code_log_probs": log_probs}, sub), sub)
     np.testing.assert_array_equal(prior_scores["bits_per_code"][1], [0.0, 0.0])  # the prior gains nothing
+    per_second = 112 * 3 * np.array([expected_0, expected_1]) / targets.tr_s  # 3 codebooks x 112 frames per TR
+    np.testing.assert_allclose(scores["bits_per_second"][1], per_second)
+
+
+def test_top_k_code_accuracy_counts_only_the_frames_that_sound(targets):
+    sub = _one_code_trs(targets)
+    log_probs = np.log(np.full((2, 3, 64), 1 / 64))
+    log_probs[0, :, 5] = np.log(0.2)  # TR 0 ranks code 5 first and its own code 0 second in every codebook
+    log_probs[0, :, 0] = np.log(0.1)
+    log_probs[1, :, 1] = np.log(0.9)  # TR 1 is right, but silent: not scored
+    scores = score_views({"code_log_probs": log_probs}, sub)
+    np.testing.assert_array_equal(scores["code_top1_sounding"][1], [0.0, np.nan])
+    np.testing.assert_array_equal(scores["code_top5_sounding"][1], [1.0, np.nan])
+    chance = chance_levels(["code_top1_sounding", "code_top5_sounding", "bits_per_second"], sub)
+    assert chance == {"code_top1_sounding": 1 / 64, "code_top5_sounding": 5 / 64, "bits_per_second": 0.0}
+
+
+def test_balanced_sound_class_accuracy_weights_every_class_alike(targets):
+    classes = SoundClasses(("speech", "music"), np.array([0, 0, 0, 1, -1]), np.array([[1.0, 0.0], [-1.0, 0.0]]))
+    true = np.array([[2.0, 1.0], [2.0, -1.0], [2.0, 1.0], [-2.0, -1.0], [0.0, 0.0]])
+    sub = type(targets)(**{**targets.__dict__, "rows": targets.rows[:5], "views": {"descriptor": true},
+                           "sound_classes": classes})
+    decoded = true.copy()
+    decoded[2, 0] = -2.0  # speech TR 2 decoded as music: 2 of 3 speech TRs and the music TR right
+    scores = score_views({"descriptor": decoded}, sub)["sound_class_balanced_accuracy"][1]
+    assert np.isnan(scores[4])  # no label covers TR 4
+    assert np.nanmean(scores) == pytest.approx((2 / 3 + 1) / 2)
+    assert chance_levels(["sound_class_balanced_accuracy"], sub)["sound_class_balanced_accuracy"] == 0.5
+
+
+def test_sound_classes_take_each_trs_majority_label_and_training_centroids(tmp_path):
+    names = ("scene=room", "sound=music", "sound=silence", "sound=speech")
+    values = np.array([[1, 0.7, 0, 0.3], [1, 0, 0, 1], [0, 0, 1, 0], [0, 0, 0, 0], [1, 0.2, 0, 0.8]], np.float32)
+    path = FeatureTable(values, np.arange(5) * 1.5, names, "labels").save(tmp_path / "labels_tr.npz")
+    descriptor = np.array([[1.0], [3.0], [5.0], [7.0], [9.0]])
+    train = np.array([True, True, False, True, False])  # no silent training TR: silence is not a class
+    classes = sound_classes(path, "sound", descriptor, train, np.arange(5))
+    assert classes.names == ("music", "speech")
+    np.testing.assert_array_equal(classes.labels, [0, 1, -1, -1, 1])
+    z = (descriptor[:, 0] - descriptor[train, 0].mean()) / descriptor[train, 0].std()
+    np.testing.assert_allclose(classes.centroids[:, 0], [z[0], z[1]])
+    with pytest.raises(ValueError, match="no label column 'speaker'.*'scene', 'sound'"):
+        sound_classes(path, "speaker", descriptor, train, np.arange(5))
 
 
 def test_score_views_of_the_truth_is_the_oracle_and_perfect_identification(targets):

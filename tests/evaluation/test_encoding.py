@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from giblet.evaluation.encoding import encoding_table, isc_ceiling, predict_bold, ridge_bold, score_encoding
+from giblet.evaluation.encoding import (
+    codebook_feature_sets,
+    encoding_table,
+    feature_set_encoding,
+    isc_ceiling,
+    predict_bold,
+    ridge_bold,
+    score_encoding,
+)
 from giblet.io import save_npz
 from giblet.splits import BLOCKS
 
@@ -101,3 +109,28 @@ def test_ridge_bold_moves_preshifted_predictions_later_within_runs():
     runs = np.repeat([0, 1], 5)
     moved = ridge_bold(_Identity(), design, runs, preshift_trs=2)[:, 0]
     np.testing.assert_array_equal(moved, [np.nan, np.nan, 0, 1, 2, np.nan, np.nan, 5, 6, 7])
+
+
+def test_codebook_feature_sets_split_the_pooled_layout_per_level():
+    pooled = np.arange(2 * 3 * 4, dtype=float).reshape(2, 12)  # 2 codebooks + their sum, dim 4
+    sets = codebook_feature_sets(pooled, 2, descriptor=np.ones((2, 5)))
+    assert list(sets) == ["cb0", "cb1", "all_codebooks", "log_mel"]
+    np.testing.assert_array_equal(sets["cb1"], pooled[:, 4:8])
+    np.testing.assert_array_equal(sets["all_codebooks"], pooled[:, 8:])
+
+
+def test_feature_set_encoding_finds_the_region_each_feature_set_drives():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = np.full(n, -1)
+    labels[:280], labels[290:340], labels[350:] = BLOCKS.index("train"), BLOCKS.index("val"), BLOCKS.index("test")
+    sets = {"driving": rng.standard_normal((n, 3)), "unrelated": rng.standard_normal((n, 3))}
+    bold = rng.standard_normal((n, 8))
+    bold[2:, :4] += sets["driving"][:-2] @ np.abs(rng.standard_normal((3, 4)))  # ROI "a": voxels 0-3, 2 TRs later
+    membership = np.zeros((8, 2), bool)
+    membership[:4, 0], membership[4:, 1] = True, True
+    table = feature_set_encoding(sets, bold, np.ones(n, bool), labels, np.zeros(n, int), (1, 2, 3), ["a", "b"],
+                                 membership).set_index(["features", "roi"])
+    assert table.loc[("driving", "a"), "mean_voxel_r"] > 0.6 and table.loc[("driving", "a"), "r"] > 0.6
+    assert abs(table.loc[("unrelated", "a"), "mean_voxel_r"]) < 0.2 and abs(table.loc[("driving", "b"), "r"]) < 0.3
+    assert (table["n_trs"] == 50 - 3).all() and table.loc[("driving", "a"), "n_voxels"] == 4

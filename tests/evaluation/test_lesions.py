@@ -19,6 +19,8 @@ def test_lesion_masks_roi_and_complement():
     assert list(masks) == [("a", "roi"), ("a", "complement"), ("b", "roi"), ("b", "complement")]
     assert masks["a", "roi"].tolist() == [True, True, False, False]
     assert masks["a", "complement"].tolist() == [False, False, True, True]
+    whole = lesion_masks(("pmc",), np.ones((4, 1), bool))  # a ROI of every voxel: its complement silences nothing
+    assert list(whole) == [("pmc", "roi")]
 
 
 def test_silence_replaces_only_the_roi_with_its_training_mean(rng):

@@ -49,9 +49,11 @@ def fitted(model, seed=0):
     if "audio" in config.modalities:
         for subject in config.n_voxels:
             _random_map(model.audio_decoders[subject], g)
-            _random_map(model.audio_encoders[subject], g)
         with torch.no_grad():
             model.code_model.weight.copy_(torch.randn(model.code_model.weight.shape, generator=g))
+    for routes in model.encoder_routes.values():
+        for subject in config.n_voxels:
+            _random_map(routes[subject], g)
     if "video" in config.modalities:
         for subject in config.n_voxels:
             _random_map(model.picture_decoders[subject], g)

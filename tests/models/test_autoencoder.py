@@ -72,17 +72,19 @@ def test_autoencoder_stimulus_may_lack_a_modality():
     torch.testing.assert_close(audio_only, model.encode(batch, "sub-01", keep=drop_others))
 
 
-def test_autoencoder_audio_route_adds_to_the_trunk_and_follows_keep():
+def test_autoencoder_encoder_routes_add_to_the_trunk_and_follow_keep():
     cfg = tiny_config()
     model = fitted(GibletAutoencoder(cfg)).eval()
     batch = make_batch(cfg)
     trunk = model.readout(model.embed_stimulus(batch), "sub-01")
-    route = model.audio_encoders["sub-01"](batch["audio_descriptor"])
-    assert route[:, 4:].abs().min() > 0  # every voxel is driven by the sound of the last 4 TRs
-    torch.testing.assert_close(model.encode(batch, "sub-01"), trunk + route)
+    routes = {m: model.encoder_routes[m]["sub-01"](batch[key])
+              for m, key in (("audio", "audio_descriptor"), ("video", "video"), ("text", "text"))}
+    assert routes["audio"][:, 4:].abs().min() > 0  # every voxel is driven by the sound of the last 4 TRs
+    torch.testing.assert_close(model.encode(batch, "sub-01"), trunk + sum(routes.values()))
     no_audio = torch.tensor([[False, True, True]] * 2)
     torch.testing.assert_close(model.encode(batch, "sub-01", keep=no_audio),
-                               model.readout(model.embed_stimulus(batch, no_audio), "sub-01"))
+                               model.readout(model.embed_stimulus(batch, no_audio), "sub-01") + routes["video"]
+                               + routes["text"])
 
 
 @pytest.mark.parametrize("delays, expected", [((1, 2, 3, 4), [6, 7, 8, 9]), ((0, 2), [5, 7])])
@@ -245,11 +247,12 @@ def test_autoencoder_state_dict_round_trip():
                                        old["audio"] if isinstance(old, dict) else old)
 
 
-def test_autoencoder_audio_route_is_fitted_not_trained():
+def test_autoencoder_routes_are_fitted_not_trained():
     cfg = tiny_config(train_codebooks=True)
     model = fitted(GibletAutoencoder(cfg))
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert not any(name.startswith(("code_model.", "audio_decoders.")) for name in trained)
+    assert not any(name.startswith(("code_model.", "audio_decoders.", "encoder_routes.", "picture_decoders."))
+                   for name in trained)
     assert "towers.audio.embedding.tables.1.weight" in trained  # the codebook input tables may train
     assert not GibletAutoencoder(tiny_config()).towers["audio"].embedding.tables[0].weight.requires_grad
 

@@ -1,4 +1,4 @@
-"""Audio routes: voxels scored by cross-validated encoding; decoders sized on the validation block; encoder routes."""
+"""Routes: voxels scored by cross-validated encoding; decoders sized on the validation block; encoder routes."""
 
 import numpy as np
 
@@ -74,7 +74,8 @@ def test_fit_window_decoders_keep_training_block_validation_predictions_and_refi
 
 def test_fit_encoder_routes_drive_only_the_voxels_the_descriptor_predicts_out_of_sample():
     movie, descriptor = _driven(tiny_movie(n_per_run=150), gain=1.0)
-    routes = fit_encoder_routes(movie, descriptor, (1, 2, 3), encoding_scores(movie, descriptor, (1, 2, 3)))
+    scores = {"audio": encoding_scores(movie, descriptor, (1, 2, 3))}
+    routes = fit_encoder_routes(movie, {"audio": descriptor}, (1, 2, 3), scores)["audio"]
     test = np.flatnonzero(movie.labels == BLOCKS.index("test"))[3:]
     for subject, weights in routes.items():
         outputs = weights["outputs"].tolist()
@@ -84,8 +85,24 @@ def test_fit_encoder_routes_drive_only_the_voxels_the_descriptor_predicts_out_of
         measured = movie.bold[subject][test][:, :5]
         assert min(np.corrcoef(predicted[:, v], measured[:, v])[0, 1] for v in range(5)) > 0.3, subject
     noise, _ = _driven(tiny_movie(n_per_run=150), gain=0.0)
-    quiet = fit_encoder_routes(noise, descriptor, (1, 2, 3), encoding_scores(noise, descriptor, (1, 2, 3)))
+    quiet = fit_encoder_routes(noise, {"audio": descriptor}, (1, 2, 3),
+                               {"audio": encoding_scores(noise, descriptor, (1, 2, 3))})["audio"]
     assert all(len(w["outputs"]) <= 4 for w in quiet.values())  # of 40 noise voxels
+
+
+def test_fit_encoder_routes_give_each_voxel_to_the_modality_that_predicts_it_best():
+    movie, sound = _driven(tiny_movie(n_per_run=150), gain=1.0)  # voxels 0-4 follow the sound
+    rng = np.random.default_rng(1)
+    text = rng.standard_normal((movie.n_trs, 2))
+    for bold in movie.bold.values():
+        bold[2:, 5:8] += 2.0 * text[:-2] @ rng.standard_normal((2, 3))  # voxels 5-7 follow the text
+        bold[2:, 4] += 0.3 * text[:-2, 0]  # voxel 4: mostly sound, a little text
+    inputs = {"audio": sound, "text": text}
+    scores = {m: encoding_scores(movie, x, (1, 2, 3)) for m, x in inputs.items()}
+    routes = fit_encoder_routes(movie, inputs, (1, 2, 3), scores)
+    for subject in movie.subjects:
+        audio, text_voxels = (set(routes[m][subject]["outputs"].tolist()) for m in ("audio", "text"))
+        assert {0, 1, 2, 3, 4} <= audio and {5, 6, 7} <= text_voxels and not audio & text_voxels, subject
 
 
 def test_route_threshold_follows_the_spread_of_chance_scores(rng):

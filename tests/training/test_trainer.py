@@ -115,9 +115,9 @@ def test_train_with_audio_and_resume_on_each_device(movie, tmp_path, device):
         return built
 
     fitted = model()
-    routes = ("audio_decoders", "audio_encoders", "code_model", "audio_confidence")
+    routes = ("audio_decoders", "encoder_routes", "code_model", "audio_confidence")
     decoders = {k: v.clone() for k, v in fitted.state_dict().items() if k.startswith(routes)}
-    assert len(fitted.audio_encoders["sub-a"].outputs) >= 1  # voxel 0 follows the descriptor
+    assert len(fitted.encoder_routes["audio"]["sub-a"].outputs) >= 1  # voxel 0 follows the descriptor
     interrupted = train(fitted, movie, CFG, tmp_path, seed=1, device=device, stop_after_epochs=2)
     resumed_model = model()
     resumed = train(resumed_model, movie, CFG, tmp_path, seed=1, device=device)
@@ -143,11 +143,13 @@ def test_build_model_holds_the_code_model_and_needs_one_for_audio(movie):
 def test_fit_audio_routes_read_and_drive_the_voxel_that_encodes_the_descriptor(movie):
     audio = _with_audio(movie)
     model = build_model(audio, OPTIONS, audio.modalities, _code_model())
-    report = fit_routes(model, audio)["audio"]
+    summary = fit_routes(model, audio)
+    report = summary["audio"]
     for subject in audio.subjects:
         assert 0 in model.audio_decoders[subject].inputs.tolist()
-        outputs = model.audio_encoders[subject].outputs.tolist()
-        assert outputs[0] == 0 and len(outputs) == report["encoder_route_voxels"][subject] <= 2
+        outputs = model.encoder_routes["audio"][subject].outputs.tolist()
+        assert outputs[0] == 0 and len(outputs) == summary["encoder_route_voxels"]["audio"][subject] <= 2
+        assert 0 not in model.encoder_routes["video"][subject].outputs.tolist()  # voxel 0 is sound's alone
     assert report["n_voxels"] == 16  # 16 and up take all 6 or 7 voxels: a tie, the smallest kept
     # the codes are random, unrelated to the descriptor: a confident code model only loses bits, the prior none
     assert report["confidence"] == 0.0 == float(model.audio_confidence)
@@ -157,7 +159,7 @@ def test_fit_audio_routes_read_and_drive_the_voxel_that_encodes_the_descriptor(m
 def test_fit_routes_decode_pictures_from_the_voxels_that_encode_them(movie):
     model = build_model(movie, OPTIONS, movie.modalities)
     report = fit_routes(model, movie)
-    assert set(report) == {"video"} and report["video"]["n_voxels"] == 16  # every voxel of these small subjects
+    assert set(report) == {"video", "encoder_route_voxels"} and report["video"]["n_voxels"] == 16  # every voxel of these small subjects
     descriptor, mean, basis = picture_descriptor(movie, model.config.n_thumb_components)
     test = np.flatnonzero(movie.labels == 2)[:-3]  # the window after each TR stays in the block
     with torch.no_grad():
