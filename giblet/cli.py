@@ -62,6 +62,9 @@ def _prepare_fmri(args):
         args.subject, fmri_inputs(cfg, args.subject), args.out, tr_s=fmri["tr_s"], run_n_trs=fmri["run_n_trs"],
         split=_split_config(cfg), config=PrepareFmriConfig.from_dict(fmri),
         confounds=None if confounds is None else confounds.format(subject=args.subject),
+        published={roi: (table["path"], table.get("subjects", fmri["subjects"]).index(args.subject))
+                   for roi, table in fmri["published_isc"].items()
+                   if args.subject in table.get("subjects", fmri["subjects"])},
     )
 
 

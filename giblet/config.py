@@ -44,6 +44,10 @@ def _cross_key_errors(config):
     if not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
         yield (f"key 'split.fractions': {fractions} sum to {sum(fractions):g}; the shares of the train, val and "
                "test blocks must sum to 1")
+    unknown = sorted(set(config["fmri"]["published_isc"]) - set(config["fmri"]["rois"]))
+    if unknown:
+        yield (f"key 'fmri.published_isc': ROIs {unknown} are not in fmri.rois {sorted(config['fmri']['rois'])}; "
+               "name the published table by the ROI it was computed on")
     sound = config["evaluate"]["sound_classes"]
     if sound is not None and sound not in config["text"]["label_columns"]:
         yield (f"key 'evaluate.sound_classes': {sound!r} is not among text.label_columns "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["loso_isc", "isc_vs_group_mean"]
+__all__ = ["loso_isc", "isc_vs_group_mean", "published_isc"]
 
 
 def loso_isc(data):
@@ -74,3 +74,40 @@ def _pearson_columns(a, b):
     denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, (a * b).sum(axis=0) / denom, np.nan)
+
+
+def published_isc(roi_values, table_path, column):
+    """A subject's ISC recomputed the way a published table computed it, beside the published value.
+
+    The published tables (Chen et al. 2017, ``<roi>_sherlock_movie_roicorr.mat``) correlate each
+    subject's z-scored ROI mean (MATLAB's ``zscore``: ddof 1) over the whole scan with the mean of
+    the other subjects' (``meantc`` is the mean over all ``n`` of them: the others' mean is
+    ``(n * meantc - own) / (n - 1)``), on the stored data without further cleaning.
+
+    Parameters
+    ----------
+    roi_values : ndarray, shape (n_trs, n_roi_voxels), float
+        The subject's stored voxels of the ROI (as read, before any cleaning).
+    table_path : path
+        ``.mat`` with ``roicorr`` (1, n) and ``meantc`` (n_trs, 1).
+    column : int
+        The subject's column of ``roicorr``.
+
+    Returns
+    -------
+    dict
+        ``published``, ``reproduced`` (float) and ``n_group`` (int).
+    """
+    from scipy.io import loadmat
+
+    table = loadmat(table_path)
+    roicorr, meantc = np.ravel(table["roicorr"]), np.ravel(table["meantc"]).astype(np.float64)
+    own = np.nanmean(np.asarray(roi_values, dtype=np.float64), axis=1)
+    if len(own) != len(meantc):
+        raise ValueError(f"{table_path}: its group mean has {len(meantc)} TRs but the data have {len(own)}")
+    if not 0 <= column < len(roicorr):
+        raise ValueError(f"{table_path}: column {column} is outside its {len(roicorr)} subjects; list the table's "
+                         "subjects in fmri.published_isc.<roi>.subjects")
+    own = (own - own.mean()) / own.std(ddof=1)
+    return {"published": float(roicorr[column]), "reproduced": float(isc_vs_group_mean(own, meantc, len(roicorr))),
+            "n_group": int(len(roicorr))}

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from giblet.blocks import column_blocks, keep_columns
 from giblet.fmri.clean import clean_pieces, fill_nan_samples, standardize
-from giblet.fmri.isc import isc_vs_group_mean, loso_isc
+from giblet.fmri.isc import isc_vs_group_mean, loso_isc, published_isc
 from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
 from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_means
 from giblet.fmri.prepared import PreparedFmri
@@ -118,7 +118,7 @@ def _read_input(inputs, config, tr_s, run_n_trs):
 
 
 def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitConfig(),
-                     config=PrepareFmriConfig(), confounds=None) -> Path:
+                     config=PrepareFmriConfig(), confounds=None, published=None) -> Path:
     """Read, check, clean and standardise one subject's fMRI; write a :class:`PreparedFmri` ``.npz``.
 
     Parameters
@@ -138,6 +138,9 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
     config : PrepareFmriConfig
     confounds : path, optional
         Nuisance regressors, one row per TR over all runs (``.tsv``/``.csv``/``.npy``).
+    published : dict of str to (path, int), optional
+        ROI -> (published ISC table, this subject's column): the ISC recomputed the published way
+        beside the published value (:func:`~giblet.fmri.isc.published_isc`), in ``qc["published_isc"]``.
 
     Returns
     -------
@@ -156,6 +159,8 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
     values, ijk, affine, grid_shape, masks, masks_qc, (excluded_ijk, reasons) = _read_input(
         inputs, config, tr_s, run_n_trs
     )
+    published = {roi: published_isc(values[:, masks[roi][tuple(ijk.T)]], path, column)
+                 for roi, (path, column) in (published or {}).items()}  # the stored data, before any cleaning
     quality = find_bad(values, reference_trs=train, source=source, runs=runs,
                        max_nan_fraction=config.max_nan_fraction)
     valid = quality.tr_ok & (the_split.labels != GAP)
@@ -212,6 +217,7 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
             "detrend": config.detrend, "high_pass_hz": config.high_pass_hz, "low_pass_hz": config.low_pass_hz,
             "filter": config.filter, "confounds": None if confounds is None else str(confounds),
         },
+        "published_isc": published,
         "block_mean_sd": {  # training: 0 and 1 by construction; val/test: as a model sees them
             b: _mean_sd(z, rows) for b in BLOCKS if (rows := valid & the_split.mask(b)).any()
         },
@@ -271,7 +277,8 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         ``affine``, ``grid_shape``, ``roi_names`` (n_rois,), ``voxel_isc`` (n_blocks,
         n_subjects, n_voxels) float32, ``roi_isc`` (n_blocks, n_subjects, n_rois) float32,
         its chance reference ``roi_isc_null`` (same, with subject s circularly shifted by
-        s/n_subjects of the block) and a JSON ``summary`` (group means per block).
+        s/n_subjects of the block) and a JSON ``summary`` (group means per block; with published
+        tables, ``published_isc`` rows: the published ISC, it recomputed, and this group's whole-scan ISC).
     """
     paths = [Path(p) for p in prepared_paths]
     if len(paths) < 2:
@@ -281,7 +288,7 @@ def run_group_isc(prepared_paths, out_path) -> Path:
     total = np.zeros(first.values.shape, dtype=np.float64)
     count = np.zeros(len(flat0), dtype=np.int64)
     valid = np.ones(len(first.values), bool)
-    columns, subjects = [], []
+    columns, subjects, published = [], [], []
     for s, path in enumerate(tqdm(paths, desc="group ISC: sum", unit="subject")):
         p = first if s == 0 else PreparedFmri.load(path)
         if not (p.grid_shape == first.grid_shape and np.allclose(p.affine, first.affine)
@@ -296,6 +303,7 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         valid &= p.valid_trs
         columns.append((in_first, in_p))
         subjects.append(p.subject)
+        published.append(p.qc.get("published_isc", {}))
     common = count == len(paths)
     group_mean = total[:, common] / len(paths)
     del total
@@ -324,6 +332,10 @@ def run_group_isc(prepared_paths, out_path) -> Path:
                     "roi_isc_null_mean": dict(zip(first.roi_names, np.nanmean(roi_null[b], axis=0).tolist()))}
             for b, (block, rows) in enumerate(blocks.items())
         },
+        "published_isc": [  # per subject and ROI: the published value, it recomputed, and this group's ISC
+            {"subject": subject, "roi": roi, **values,
+             "this_group": float(roi_isc[0, s, first.roi_names.index(roi)]), "this_group_n": len(paths)}
+            for s, (subject, by_roi) in enumerate(zip(subjects, published)) for roi, values in by_roi.items()],
     }
     log.info("group ISC over %d subjects, %d voxels: %s",
              len(paths), common.sum(), summary["blocks"]["all"]["roi_isc_mean"])

