@@ -437,9 +437,10 @@ def _code_scores(views, targets):
            **{f"bits_per_code_cb{q}": gain[:, q] for q in range(gain.shape[1])}}
     sounding = targets.views["sounding_counts"]
     total = sounding.sum(axis=(1, 2))
-    order = np.argsort(-views["code_log_probs"], axis=-1, kind="stable")
+    negative = -np.asarray(views["code_log_probs"])
     for k in TOP_K:
-        hits = np.take_along_axis(sounding, order[..., :k], axis=-1).sum(axis=(1, 2))
+        top = np.argpartition(negative, k - 1, axis=-1)[..., :k]  # the k most probable codes, in any order
+        hits = np.take_along_axis(sounding, top, axis=-1).sum(axis=(1, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"code_top{k}_sounding"] = np.where(total > 0, hits / total, np.nan)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,8 @@ from giblet.training.baselines import fit_ridge
 from giblet.training.data import shift_within_runs
 from giblet.training.routes import encoding_rows
 
-__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "score_encoding", "isc_ceiling", "encoding_table",
+__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "score_encoding", "isc_ceiling", "roi_ceiling_on",
+           "ceiling_floor", "encoding_table",
            "codebook_feature_sets", "feature_set_encoding"]
 
 
@@ -155,6 +157,53 @@ def isc_ceiling(group_isc_path, subject, voxel_ijk, roi_names, block="test"):
     return np.where(found, voxel_isc[order[where]], np.nan), roi_isc
 
 
+def roi_ceiling_on(group_isc_path, subject, roi_names, rows, runs, preshift_trs=0):
+    """The subject's leave-one-subject-out ROI ISC on exactly ``rows`` (the TRs its encoding r is scored on).
+
+    Parameters
+    ----------
+    group_isc_path : path
+        ``group_isc.npz`` with ``roi_timecourses`` (every subject's ROI means, stored clock).
+    subject : str
+    roi_names : sequence of str
+    rows : ndarray, shape (n_rows,), int
+        Scored TRs on the model clock.
+    runs : ndarray, shape (n_trs,), int
+    preshift_trs : int, default=0
+        TRs the stored BOLD is shifted earlier (the model clock is ``preshift_trs`` later).
+
+    Returns
+    -------
+    ndarray, shape (n_rois,), float64
+        r of the subject's ROI mean with the mean of the other subjects' (those valid at each TR),
+        over the rows where both are defined.
+    """
+    with np.load(group_isc_path, allow_pickle=False) as z:
+        subjects = list(z["subjects"])
+        if "roi_timecourses" not in z.files or subject not in subjects or tuple(z["roi_names"]) != tuple(roi_names):
+            raise ValueError(f"{group_isc_path}: no ROI time courses of {subject!r} and ROIs {list(roi_names)}; "
+                             "rerun group-isc with this giblet and every subject of the config")
+        courses = z["roi_timecourses"].astype(np.float64)
+    courses = shift_within_runs(np.moveaxis(courses, 0, 1), runs, preshift_trs, np.nan)[rows]  # (rows, subj, roi)
+    s = subjects.index(subject)
+    own = courses[:, s]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # TRs no other subject has
+        others = np.nanmean(np.delete(courses, s, axis=1), axis=1)
+    out = np.full(len(roi_names), np.nan)
+    for r in range(len(roi_names)):
+        both = np.isfinite(own[:, r]) & np.isfinite(others[:, r])
+        if both.sum() > 2:
+            out[r] = pearson_columns(own[both, r], others[both, r])
+    return out
+
+
+def ceiling_floor(n_trs):
+    """The ceiling below which r / ceiling is not reported: ``max(0.1, 2 / sqrt(n_trs))`` (a ceiling near chance
+    divides r by noise)."""
+    return max(0.1, 2.0 / np.sqrt(max(n_trs, 1)))
+
+
 def encoding_table(scores, roi_names, roi_membership, voxel_ceiling, roi_ceiling, q_threshold=0.05):
     """Tidy per-ROI table: one row per ROI and model.
 
@@ -173,7 +222,9 @@ def encoding_table(scores, roi_names, roi_membership, voxel_ceiling, roi_ceiling
     pandas.DataFrame
         Columns ``roi, model, n_voxels, n_trs, r, null_mean, p, ceiling, r_over_ceiling,
         mean_voxel_r, mean_voxel_ceiling, fraction_voxels_significant``; ``r`` is the ROI-mean
-        prediction's correlation, ``ceiling`` the ROI-mean leave-one-subject-out ISC.
+        prediction's correlation, ``ceiling`` the ROI-mean leave-one-subject-out ISC (on the same
+        TRs: :func:`roi_ceiling_on`), ``r_over_ceiling`` NaN where the ceiling is at most
+        :func:`ceiling_floor`.
     """
     rows = []
     for model, s in scores.items():
@@ -183,7 +234,8 @@ def encoding_table(scores, roi_names, roi_membership, voxel_ceiling, roi_ceiling
             rows.append({
                 "roi": roi, "model": model, "n_voxels": int(members.sum()), "n_trs": s.n_trs,
                 "r": s.roi_r[r], "null_mean": s.roi_null_mean[r], "p": s.roi_p[r],
-                "ceiling": roi_ceiling[r], "r_over_ceiling": s.roi_r[r] / roi_ceiling[r],
+                "ceiling": roi_ceiling[r],
+                "r_over_ceiling": s.roi_r[r] / roi_ceiling[r] if roi_ceiling[r] > ceiling_floor(s.n_trs) else np.nan,
                 "mean_voxel_r": np.nanmean(s.voxel_r[members]) if some else np.nan,
                 "mean_voxel_ceiling": np.nanmean(voxel_ceiling[members]) if some else np.nan,
                 "fraction_voxels_significant": (s.voxel_q[members] < q_threshold).mean() if some else np.nan,

@@ -39,6 +39,7 @@ from giblet.evaluation.encoding import (
     isc_ceiling,
     predict_bold,
     ridge_bold,
+    roi_ceiling_on,
     score_encoding,
 )
 from giblet.evaluation.lesions import lesion_effects, lesion_masks, silence
@@ -171,7 +172,8 @@ def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, pr
     }
     scores = {name: score_encoding(p, measured, prepared.roi_membership, n_permutations=n_permutations, seed=seed)
               for name, p in tqdm(predictions.items(), desc="encoding nulls", unit="model")}
-    voxel_ceiling, roi_ceiling = isc_ceiling(group_isc_path, subject, prepared.voxel_ijk, prepared.roi_names)
+    voxel_ceiling = isc_ceiling(group_isc_path, subject, prepared.voxel_ijk, prepared.roi_names)[0]
+    roi_ceiling = roi_ceiling_on(group_isc_path, subject, prepared.roi_names, rows, data.runs, preshift_trs)
     table = encoding_table(scores, prepared.roi_names, prepared.roi_membership, voxel_ceiling, roi_ceiling)
     write_tsv(table, out_dir / EVALUATE_OUTPUTS["encoding_rois"])
     per_voxel = {f"{field}_{name}": getattr(s, f"voxel_{field}").astype(np.float32)
@@ -180,12 +182,12 @@ def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, pr
              voxel_ijk=prepared.voxel_ijk, affine=prepared.affine, grid_shape=np.asarray(prepared.grid_shape),
              roi_names=np.asarray(prepared.roi_names), roi_membership=prepared.roi_membership,
              n_trs=np.asarray(len(rows)))
+    rois = {(row.model, row.roi): row for row in table.itertuples()}
     summary = {name: {"n_trs": int(len(rows)), "median_voxel_r": json_number(np.nanmedian(s.voxel_r)),
                       "fraction_voxels_q05": json_number(np.mean(s.voxel_q < 0.05)),
-                      "rois": {roi: {"r": json_number(s.roi_r[r]), "ceiling": json_number(roi_ceiling[r]),
-                                     "r_over_ceiling": json_number(s.roi_r[r] / roi_ceiling[r]),
-                                     "p": json_number(s.roi_p[r])}
-                               for r, roi in enumerate(prepared.roi_names)}}
+                      "rois": {roi: {key: json_number(getattr(rois[name, roi], key))
+                                     for key in ("r", "ceiling", "r_over_ceiling", "p")}
+                               for roi in prepared.roi_names}}
                for name, s in scores.items()}
     return summary
 

@@ -277,7 +277,9 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         ``affine``, ``grid_shape``, ``roi_names`` (n_rois,), ``voxel_isc`` (n_blocks,
         n_subjects, n_voxels) float32, ``roi_isc`` (n_blocks, n_subjects, n_rois) float32,
         its chance reference ``roi_isc_null`` (same, with subject s circularly shifted by
-        s/n_subjects of the block) and a JSON ``summary`` (group means per block; with published
+        s/n_subjects of the block), every subject's ROI-mean time courses ``roi_timecourses``
+        (n_subjects, n_trs, n_rois) float32 (NaN on its invalid TRs; for ceilings on other TRs) and a
+        JSON ``summary`` (group means per block; with published
         tables, ``published_isc`` rows: the published ISC, it recomputed, and this group's whole-scan ISC).
     """
     paths = [Path(p) for p in prepared_paths]
@@ -351,6 +353,7 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         voxel_isc=voxel_isc,
         roi_isc=roi_isc.astype(np.float32),
         roi_isc_null=roi_null.astype(np.float32),
+        roi_timecourses=own_rois.astype(np.float32),
         summary=np.asarray(json.dumps(summary, sort_keys=True)),
     )
 

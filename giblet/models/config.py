@@ -64,7 +64,7 @@ class AutoencoderConfig:
         (TRs hold 112 and 113 frames in turn; ``audio_mask`` marks which slots are real).
     n_audio_descriptor : int, default=32
         Width of the audio descriptor (32 log-mel bands): an input of the audio tower and the
-        encoder's audio route, decoded from BOLD and read by the code model.
+        encoder's audio route band, decoded from BOLD and read by the code model.
     n_video_features : int, default=10
         Width of the ``video`` input (features per TR).
     n_text_features : int, default=384

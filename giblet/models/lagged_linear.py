@@ -15,10 +15,10 @@ _FITTED = ("inputs", "outputs", "mean", "scale", "weight", "bias")
 class LaggedLinear(nn.Module):
     """``y[t, outputs] = ((window[t] - mean) / scale) @ weight + bias``, ``window[t] = [x[t + lag, inputs] for lag in lags]``.
 
-    The autoencoder's closed-form routes for sound, one per subject: the **window decoder**
-    (voxels -> the sound's log-mel; ``inputs`` the voxels that encode it, lags ``+1..+4``: BOLD
-    after the TR) and the **audio encoder route** (log-mel -> voxels; ``outputs`` the voxels it
-    predicts out of sample, lags ``-1..-4``: sound before the TR). Weights are fitted by ridge
+    The autoencoder's closed-form routes, one per subject: the **window decoders** (voxels -> the
+    sound's log-mel or the pictures' descriptor; ``inputs`` the voxels that encode it, lags
+    ``+1..+4``: BOLD after the TR) and the **encoder routes** (a feature band's columns -> the voxels
+    it predicts best out of sample; lags ``-1..-4``: the stimulus before the TR). Weights are fitted by ridge
     (:mod:`giblet.training.routes`) and held as buffers: they move, save and load with the
     autoencoder but never train by gradient. Output columns outside ``outputs`` are zero.
 

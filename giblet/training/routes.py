@@ -1,4 +1,5 @@
-"""The autoencoder's closed-form routes for sound and pictures, fitted on the training and validation blocks only.
+"""The autoencoder's closed-form routes (encoding by feature band; decoding sound and pictures), fitted on the
+training and validation blocks only.
 
 What BOLD can tell about a TR's sound is low-dimensional (its spectral envelope), and a decoder
 that reads every voxel drowns it in noise: on the demo, ridge from all voxels to the log-mel
@@ -9,11 +10,14 @@ auditory voxels (they fit the training block and fail on the test block). So, pe
 1. every voxel is scored by how well the descriptor (the 32-band log-mel) predicts it: ridge from
    the descriptor at TRs ``u - d`` (``d`` in the delays) to the voxel at ``u``, cross-validated over
    contiguous folds of the training block (each fold a held-out block);
-2. **encoder route**: the voxels whose cross-validated r stands out of the null (above the median
-   by 3 spreads of the scores below the median: autocorrelated series spread chance scores far
-   wider than ``1 / sqrt(n)``) and whose ridge, fitted on the whole training block, also predicts
-   the validation block (r > 0) get it as an additive route of their own, which the trunk then only
-   complements;
+2. **encoder routes**: every feature band the encoder reads (the log-mel, the low-level video
+   features, the text embedding, the annotation labels) is scored the same way; a voxel whose
+   cross-validated r from some band stands out of the null (above the median by 3 spreads of the
+   scores below the median: autocorrelated series spread chance scores far wider than
+   ``1 / sqrt(n)``) takes the route of its best such band, kept if that band's ridge, fitted on the
+   whole training block, also predicts the validation block (r > 0); the routes add to the trunk,
+   which then only complements them (on the demo this lifted visual encoding from 0.57 to 0.64 and
+   semantic from 0.47 to 0.48 over 3 seeds);
 3. **window decoder**: for each size ``n`` in a grid, a ridge decoder maps the window of the ``n``
    best-scored voxels at ``t + d`` to the descriptor at ``t``; the size with the best validation r,
    averaged over subjects, is kept and refitted on the training and validation blocks;

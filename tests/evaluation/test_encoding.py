@@ -10,6 +10,7 @@ from giblet.evaluation.encoding import (
     isc_ceiling,
     predict_bold,
     ridge_bold,
+    roi_ceiling_on,
     score_encoding,
 )
 from giblet.io import save_npz
@@ -83,6 +84,21 @@ def test_encoding_table_reports_r_over_ceiling(rng):
     assert row["r_over_ceiling"] == pytest.approx(scores.roi_r[0] / 0.8)
     assert row["mean_voxel_r"] == pytest.approx(scores.voxel_r[:3].mean())
     assert row["fraction_voxels_significant"] == 1.0
+    assert np.isnan(table.iloc[1]["r_over_ceiling"])  # a ceiling of 0.1 is too near chance to divide by
+
+
+def test_roi_ceiling_on_scores_exactly_the_given_trs_on_the_model_clock(tmp_path, rng):
+    courses = rng.standard_normal((3, 12, 1)).astype(np.float32)  # 3 subjects, 12 stored TRs, 1 ROI
+    courses[2, 5, 0] = np.nan  # subject s3 invalid at stored TR 5
+    path = save_npz(tmp_path / "group_isc.npz", subjects=np.array(["s1", "s2", "s3"]), roi_names=np.array(["a"]),
+                    roi_timecourses=courses)
+    runs, rows = np.zeros(12, int), np.array([3, 6, 7, 8, 10])
+    got = roi_ceiling_on(path, "s1", ("a",), rows, runs, preshift_trs=1)  # model TR t is stored TR t - 1
+    stored = rows - 1
+    others = np.nanmean(courses[1:, stored, 0], axis=0)  # at stored TR 5 only s2 counts
+    assert got[0] == pytest.approx(np.corrcoef(courses[0, stored, 0], others)[0, 1], abs=1e-6)
+    with pytest.raises(ValueError, match="rerun group-isc"):
+        roi_ceiling_on(path, "s4", ("a",), rows, runs)
 
 
 def test_predict_bold_fills_only_the_block(model, movie_data):
