@@ -474,7 +474,7 @@ def _text_scores(views, targets):
     decoded, true = views["embedding"], targets.views["embedding"]
     with np.errstate(invalid="ignore", divide="ignore"):
         cosine = (decoded * true).sum(1) / (np.linalg.norm(decoded, axis=1) * np.linalg.norm(true, axis=1))
-    retrieved = targets.text_index.nearest_texts(decoded, centred=True)
+    retrieved = targets.text_index.nearest_texts(decoded, reference=true)
     hits = np.array([np.nan if not ok else float(text in ok) for text, ok in zip(retrieved, targets.correct_texts)])
     return {"cosine": cosine, "retrieval_accuracy": hits}
 

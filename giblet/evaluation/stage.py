@@ -214,7 +214,8 @@ def _examples(views, targets, n_examples, out_dir):
     if targets.text_index is not None:
         text["true_texts"] = [" | ".join(sorted(ok)) for ok in targets.correct_texts]
         for (model, source), v in views.items():
-            text[f"{model}_{source}"] = targets.text_index.nearest_texts(v["text"]["embedding"], centred=True)
+            text[f"{model}_{source}"] = targets.text_index.nearest_texts(v["text"]["embedding"],
+                                                                          reference=targets.views["embedding"])
     write_tsv(pd.DataFrame(text), out_dir / EVALUATE_OUTPUTS["text_examples"])
 
 

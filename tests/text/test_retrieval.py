@@ -33,14 +33,16 @@ def test_text_index_shape_error():
         TextIndex(np.zeros((2, 4)), ["a", "b", "c"])
 
 
-def test_text_index_centred_retrieval_finds_no_hub_in_shrunk_decodings(rng):
-    """Regression (Sherlock): every decoded TR retrieved the same annotation, the one nearest the mean."""
+def test_text_index_z_scored_retrieval_finds_no_hub_in_shrunk_biased_decodings(rng):
+    """Regression (Sherlock): every decoded TR retrieved the same annotation, the one nearest the decodings' mean."""
     embeddings = rng.normal(size=(40, 16)) + 3.0  # real sentence embeddings share a large common direction
     index = TextIndex(embeddings, [f"segment {i}" for i in range(40)])
-    decoded = embeddings.mean(axis=0) + 0.1 * (embeddings - embeddings.mean(axis=0))  # shrunk toward the mean
+    bias = rng.normal(size=16)  # a decoder's own offset: centring on the texts' mean does not remove it
+    decoded = embeddings.mean(axis=0) + bias + 0.1 * (embeddings - embeddings.mean(axis=0))  # shrunk
     decoded += 0.02 * rng.normal(size=decoded.shape)
     plain = index.query(decoded)[0][:, 0]
-    centred = index.query(decoded, centred=True)[0][:, 0]
+    z_scored = index.query(decoded, reference=embeddings)[0][:, 0]
     assert np.bincount(plain).max() > 10  # a hub
-    assert np.mean(centred == np.arange(40)) > 0.9
-    assert index.query(decoded[3], centred=True)[0][0, 0] == 3  # one query alone: the same transform
+    assert np.mean(z_scored == np.arange(40)) > 0.9
+    with pytest.raises(ValueError, match="at least 2 queries"):
+        index.query(decoded[3], reference=embeddings)
