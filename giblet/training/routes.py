@@ -303,9 +303,11 @@ def _validation_bits(head, data, fits, confidence):
     return float(np.mean(bits))
 
 
-def _fit_audio_routes(model, data):
+def _fit_audio_routes(model, data, known_scores):
     config, descriptor = model.config, data.descriptors["audio"]
     scores = encoding_scores(data, descriptor, config.decoder_delays_trs)
+    if tuple(config.decoder_delays_trs) == tuple(config.encoder_delays_trs):
+        known_scores["audio"] = scores  # the audio band's, as the design is standardised inside
     fits, n_voxels = fit_window_decoders(data, descriptor, config.decoder_delays_trs, scores)
     for subject, fit in fits.items():
         model.audio_decoders[subject].set_weights(**fit.weights())
@@ -347,7 +349,7 @@ def picture_descriptor(data, n_components):
     return descriptor, pca.mean_, pca.components_ * scale[:, None]
 
 
-def _fit_picture_routes(model, data):
+def _fit_picture_routes(model, data, known_scores):
     config = model.config
     descriptor, mean, basis = picture_descriptor(data, config.n_thumb_components)
     scores = encoding_scores(data, descriptor, config.decoder_delays_trs)
@@ -360,13 +362,14 @@ def _fit_picture_routes(model, data):
             "validation_r": {s: {str(n): round(r, 4) for n, r in fit.validation_r.items()} for s, fit in fits.items()}}
 
 
-def _fit_encoder_routes(model, data):
+def _fit_encoder_routes(model, data, known_scores):
     delays = model.config.encoder_delays_trs
     columns = {band: data.feature_bands.get(band, np.arange(data.stimulus[ROUTE_BANDS[band][1]].shape[1]))
                for band in model.config.route_bands}
     inputs = {band: data.stimulus[ROUTE_BANDS[band][1]][:, columns[band]].astype(np.float64)
               for band in model.config.route_bands}
-    scores = {band: encoding_scores(data, X, delays) for band, X in inputs.items()}
+    scores = {band: known_scores[band] if band in known_scores else encoding_scores(data, X, delays)
+              for band, X in inputs.items()}
     routes = fit_encoder_routes(data, inputs, delays, scores, columns=columns)
     for band, by_subject in routes.items():
         for subject, weights in by_subject.items():
@@ -393,6 +396,7 @@ def fit_routes(model, data):
         validation bits by confidence, encoder-route voxels per subject.
     """
     fitters = {"audio": _fit_audio_routes, "video": _fit_picture_routes}
-    summary = {m: fit(model, data) for m, fit in fitters.items() if m in model.config.modalities}
-    summary["encoder_route_voxels"] = _fit_encoder_routes(model, data)
+    known_scores = {}  # band -> every subject's voxel encoding scores at the encoder delays, computed once
+    summary = {m: fit(model, data, known_scores) for m, fit in fitters.items() if m in model.config.modalities}
+    summary["encoder_route_voxels"] = _fit_encoder_routes(model, data, known_scores)
     return summary
