@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import types
+import urllib.parse
+from pathlib import Path
 
+import huggingface_hub
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,6 +66,19 @@ def resolve_device(device="auto"):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _hub_reachable(model_id, timeout_s=5.0):
+    """Whether ``model_id`` may need the hub and its host answers: offline, the hub client's
+    retries take ~25 s before failing, so weights are then looked up in the local cache only."""
+    if Path(model_id).is_dir() or huggingface_hub.constants.HF_HUB_OFFLINE:
+        return False
+    url = urllib.parse.urlsplit(huggingface_hub.constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _spans(n_frames, chunk_frames, context_frames):
@@ -157,7 +174,7 @@ class EncodecCodec:
             The weights cannot be loaded; the message names ``codec.model`` and ``codec.fallback``.
         """
         try:
-            model = EncodecModel.from_pretrained(model_id)
+            model = EncodecModel.from_pretrained(model_id, local_files_only=not _hub_reachable(model_id))
         except (OSError, ValueError) as err:
             raise CodecUnavailableError(
                 f"cannot load EnCodec weights {model_id!r} ({type(err).__name__}: {str(err).splitlines()[0]}); "

@@ -505,11 +505,11 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
     """Decode the test block's sound through the frozen codec and score it against the shared references.
 
     Writes to ``out_dir``, for the longest piece of the test block: ``decoded_measured_bold.wav``
-    (codes decoded from measured BOLD), ``reconstructed_predicted_bold.wav`` (the autoencoder's
-    reconstruction) and copies of the references of :func:`run_audio_references`
+    (codes decoded from measured BOLD) and copies of the references of :func:`run_audio_references`
     (``codec_resynthesis.wav``, the ceiling, and ``original.wav``); the same for the excerpt under
-    ``excerpt/``, with ``lesion-<roi>-<part>_<input>.wav`` for every named ROI and its complement
-    silenced in the measured or the predicted BOLD. Every WAV lasts exactly its TRs
+    ``excerpt/``, with ``reconstructed_predicted_bold.wav`` (the autoencoder's reconstruction) and
+    ``lesion-<roi>-<part>_<input>.wav`` for every named ROI and its complement silenced in the
+    measured or the predicted BOLD. Every WAV lasts exactly its TRs
     (``n_trs * tr_s``) and has a JSON sidecar with the codec status. ``waveform_scores.tsv`` scores
     every decoded WAV against every reference; ``waveforms.json`` records the TR ranges and codec status.
 
@@ -565,10 +565,10 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
             estimates = {
                 "decoded_measured_bold": _sampled_codes(model, decoder_outputs(model, data, subject, rows, device=device),
                                                        slots, seed),
-                "reconstructed_predicted_bold": _sampled_codes(model, decoder_outputs(
-                    model, data, subject, rows, source="predicted_bold", device=device), slots, seed),
             }
             if segment == "excerpt":
+                estimates["reconstructed_predicted_bold"] = _sampled_codes(model, decoder_outputs(
+                    model, data, subject, rows, source="predicted_bold", device=device), slots, seed)
                 for (roi, part), voxels in masks.items():
                     silenced, on_layer = _lesioned_inputs(data, subject, voxels, lesion_mode, stats, seed, device)
                     lesioned = {"measured_bold": {"bold": silenced}, "predicted_bold": {"lesion": on_layer}}

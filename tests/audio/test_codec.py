@@ -1,11 +1,14 @@
 import copy
+import socket
 
+import huggingface_hub
 import numpy as np
 import pytest
 import torch
 from transformers import EncodecConfig, EncodecModel
 from transformers.models.encodec.modeling_encodec import EncodecConvTranspose1d
 
+from giblet.audio import codec as codec_module
 from giblet.audio import UNTRAINED_STATUS, CodecUnavailableError, CodeStream, EncodecCodec
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack
 
@@ -186,6 +189,27 @@ def test_bad_bandwidth_names_config_key():
 def test_from_pretrained_offline_names_config_keys(tmp_path):
     with pytest.raises(CodecUnavailableError, match=r"set codec.model to a local directory.*codec.fallback: untrained"):
         EncodecCodec.from_pretrained(str(tmp_path / "no_such_encodec"))
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_hub_unreachable_loads_from_the_cache_only(monkeypatch, listening):
+    """Offline, the hub client would retry for ~25 s before failing: a closed endpoint means cache only."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    if not listening:
+        server.close()
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    seen = {}
+
+    def fake_from_pretrained(model_id, **kwargs):
+        seen.update(kwargs)
+        raise OSError("no weights here")
+
+    monkeypatch.setattr(codec_module.EncodecModel, "from_pretrained", fake_from_pretrained)
+    with pytest.raises(CodecUnavailableError, match="no weights here"):
+        EncodecCodec.from_pretrained("facebook/encodec_24khz")
+    server.close()
+    assert seen == {"local_files_only": not listening}
 
 
 def test_from_pretrained_local_directory(tmp_path, tiny_codec, sound):

@@ -166,7 +166,9 @@ def test_run_decode_audio_eval_writes_every_lesion_and_scores(decoded_audio):
     assert len(lesions) == 2 * 2 * len(ROIS)  # ROI and complement, in measured and predicted BOLD
     scores = pd.read_csv(decoded_audio["scores"], sep="\t")
     assert set(scores["reference"]) == {"codec_resynthesis", "original"}
-    assert len(scores) == 2 * (2 + 2 + len(lesions))
+    # 2 references x (the test block's decoding; the excerpt's decoding, reconstruction and lesions)
+    assert len(scores) == 2 * (1 + 2 + len(lesions))
+    assert set(scores.loc[scores["segment"] == "test", "estimate"]) == {"decoded_measured_bold"}
     assert {"si_sdr_db", "log_mel_distance", "mrstft_distance", "stoi"} <= set(scores.columns)
 
 
