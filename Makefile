@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:  `make demo` (install + run the demo DAG)  and  `make test`.
 PYTHON ?= python3.11
 VENV ?= .venv
-CORES ?= 8
+CORES ?= all
 BIN := $(VENV)/bin
 
 .PHONY: demo test install

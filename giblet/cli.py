@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -93,7 +94,7 @@ def _extract_audio(args):
         _stimulus_input(cfg, args, "movie", "audio"), args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
         run_lengths_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], codec_model=codec["model"],
         bandwidth_kbps=codec["bandwidth_kbps"], fallback=codec["fallback"], seed=cfg["seed"],
-        device=cfg["device"] or "auto", fit_max_frames=codec["fit_max_frames"], chunk_s=codec["chunk_s"],
+        device=cfg["device"], fit_max_frames=codec["fit_max_frames"], chunk_s=codec["chunk_s"],
         context_s=codec["context_s"],
     )
 
@@ -186,7 +187,7 @@ def _evaluate(args):
         modalities=cfg["modalities"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
         n_permutations=ev["n_permutations"], n_bootstrap=ev["n_bootstrap"],
         bootstrap_block_trs=ev["bootstrap_block_trs"], lesion_mode=ev["lesion_mode"], n_examples=ev["n_examples"],
-        device=cfg["device"], threads=ev["threads"], sound_label=ev["sound_classes"],
+        device=cfg["device"], sound_label=ev["sound_classes"],
     )
 
 
@@ -198,7 +199,7 @@ def _audio_references(args):
         features_dir=args.features, prepared_path=args.fmri, out_dir=args.out,
         preshift_trs=cfg["fmri"]["preshift_trs"], stimulus_path=cfg["stimulus"].get("movie"),
         start_offset_s=cfg["stimulus"]["start_offset_s"], excerpt_s=cfg["evaluate"]["excerpt_s"],
-        device=cfg["device"], threads=cfg["evaluate"]["threads"],
+        device=cfg["device"],
     )
 
 
@@ -210,7 +211,7 @@ def _decode_audio(args):
         args.subject, features_dir=args.features, prepared_paths=args.fmri, model_path=args.model,
         references_dir=args.references, out_dir=args.out, preshift_trs=cfg["fmri"]["preshift_trs"],
         lesion_mode=cfg["evaluate"]["lesion_mode"], lesion_inputs=tuple(cfg["evaluate"]["lesion_inputs"]),
-        seed=cfg["seed"], device=cfg["device"], threads=cfg["evaluate"]["threads"],
+        seed=cfg["seed"], device=cfg["device"],
     )
 
 
@@ -238,9 +239,27 @@ def _group_report(args):
                      group_isc_path=args.group_isc, out_html=args.out)
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _cpu_threads(n_threads):
+    """:func:`giblet.compute.cpu_threads`, without importing torch when there is nothing to limit."""
+    if n_threads is None:
+        return contextlib.nullcontext()
+    from giblet.compute import cpu_threads
+
+    return cpu_threads(n_threads)
+
+
 def _add(sub, name, func, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--config", required=True, type=Path, help="YAML config file (see config/demo.yaml)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="CPU threads for torch and BLAS (Snakemake passes each rule's threads; default: all)")
     parser.set_defaults(func=func)
     return parser
 
@@ -334,7 +353,8 @@ def main(argv=None):
     try:
         if getattr(args, "out", None) is not None:  # before any work, not when the results are ready
             check_writable(args.out if not args.out.suffix else args.out.parent)
-        args.func(args)
+        with _cpu_threads(args.threads):
+            args.func(args)
     except (ConfigError, ValueError, OSError) as err:
         print(f"giblet {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ from giblet.audio.codec import (
     UNTRAINED_STATUS,
     CodecUnavailableError,
     EncodecCodec,
-    resolve_device,
 )
 from giblet.audio.codes import PAD_CODE, CodeStream, codes_by_tr, frame_trs, stream_from_trs, tr_frame_spans
 from giblet.audio.descriptors import audio_descriptors, frame_tr_means, sounding_frames
@@ -46,7 +45,6 @@ __all__ = [
     "pooled_embeddings",
     "quantized_latent",
     "resample",
-    "resolve_device",
     "run_decode_audio",
     "run_extract_audio",
     "score_audio",

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.special import log_softmax
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from giblet.audio.codes import PAD_CODE, CodeStream, _frames_per_tr, codes_by_tr, stream_from_trs, tr_frame_spans
+from giblet.compute import resolve_device
 from giblet.features import FeatureTable
 from giblet.io import save_npz, write_json
 from giblet.splits import BLOCKS, GAP
@@ -86,15 +86,12 @@ class CodeModelConfig:
         unseen in training keeps a finite cross-entropy.
     max_iter : int, default=100
         L-BFGS iterations per fit (on the demo the fits converge in about 60).
-    threads : int or None, default=1
-        Torch CPU threads (None: torch's default).
     """
 
     descriptor: str = "audio_logmel_tr.npz"
     l2_grid: tuple = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
     smoothing_counts: float = 0.5
     max_iter: int = 100
-    threads: int | None = 1
 
     def __post_init__(self):
         grid = tuple(float(v) for v in self.l2_grid)
@@ -822,23 +819,14 @@ def run_fit_code_model(*, features_dir, prepared_path, out_dir, config=CodeModel
     Path
         The written model.
     """
-    from giblet.audio.codec import resolve_device
-
-    device = resolve_device(device or "auto")
+    device = resolve_device(device)
     stream, table, counts, labels, tr_s = _read_inputs(features_dir, prepared_path, config.descriptor, preshift_trs)
     rows = _rows_with_test(labels, prepared_path)
     meta = {**stream.meta, "descriptor": config.descriptor, "tr_s": tr_s, "preshift_trs": preshift_trs,
             "smoothing_counts": config.smoothing_counts, "fit_trs": np.flatnonzero(rows["fit"]).tolist()}
-    previous = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
-        with threadpool_limits(config.threads, user_api="blas"):
-            model, _ = select_code_model(
-                counts, table.values, rows, l2_grid=config.l2_grid, smoothing_counts=config.smoothing_counts,
-                max_iter=config.max_iter, device=device, feature_names=table.names, meta=meta)
-    finally:
-        torch.set_num_threads(previous)
+    model, _ = select_code_model(
+        counts, table.values, rows, l2_grid=config.l2_grid, smoothing_counts=config.smoothing_counts,
+        max_iter=config.max_iter, device=device, feature_names=table.names, meta=meta)
     return model.save(Path(out_dir) / CODE_MODEL_OUTPUTS["model"])
 
 
@@ -873,10 +861,9 @@ def run_score_code_model(*, features_dir, prepared_path, model_path, out_dir, pr
     stream, table, counts, labels, tr_s = _read_inputs(features_dir, prepared_path, descriptor, preshift_trs)
     rows = _rows_with_test(labels, prepared_path)
     test = rows["test"]
-    with threadpool_limits(1, user_api="blas"):
-        scores = score_code_model(model, counts[test], table.values[test], n_bootstrap=n_bootstrap,
-                                  block_trs=bootstrap_block_trs, n_permutations=n_permutations, seed=seed,
-                                  frame_rate_hz=stream.frame_rate_hz)
+    scores = score_code_model(model, counts[test], table.values[test], n_bootstrap=n_bootstrap,
+                              block_trs=bootstrap_block_trs, n_permutations=n_permutations, seed=seed,
+                              frame_rate_hz=stream.frame_rate_hz)
     path = write_json(Path(out_dir) / CODE_MODEL_OUTPUTS["scores"], {
         **stream.meta,
         "descriptor": descriptor,

@@ -38,6 +38,7 @@ from transformers.models.encodec.modeling_encodec import EncodecConvTranspose1d
 
 from giblet.audio.codes import CodeStream
 from giblet.audio.load import resample
+from giblet.compute import resolve_device
 
 __all__ = [
     "EncodecCodec",
@@ -45,7 +46,6 @@ __all__ = [
     "CODEC_FALLBACKS",
     "PRETRAINED_STATUS",
     "UNTRAINED_STATUS",
-    "resolve_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,13 +59,6 @@ _MERGE_SD = 1e-2  # fit_untrained: frames this close (per channel, in latent SDs
 
 class CodecUnavailableError(RuntimeError):
     """The codec's weights cannot be loaded (offline, missing directory...)."""
-
-
-def resolve_device(device="auto"):
-    """``"auto"`` -> CUDA when available, else CPU; other values are passed to :class:`torch.device`."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _hub_reachable(model_id, timeout_s=5.0):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -15,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.io import wavfile
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from giblet.audio.code_model import sample_codes
@@ -23,6 +21,7 @@ from giblet.audio.codes import CodeStream
 from giblet.audio.load import load_audio
 from giblet.audio.metrics import score_audio_pairs
 from giblet.audio.stage import load_stage_codec
+from giblet.compute import resolve_device
 from giblet.evaluation._tables import json_number, write_tsv
 from giblet.evaluation.decoding import (
     autoencoder_views,
@@ -51,7 +50,6 @@ from giblet.splits import BLOCKS
 from giblet.training.baselines import decoding_design, encoder_rows, encoding_design
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
-from giblet.training.trainer import resolve_device
 
 __all__ = ["EVALUATE_OUTPUTS", "HEADLINE_METRIC", "LESION_INPUTS", "AUDIO_REFERENCES", "subject_prepared_path",
            "run_evaluate", "run_audio_references", "run_decode_audio_eval"]
@@ -87,23 +85,6 @@ def subject_prepared_path(prepared_paths, subject):
                 return Path(path)
     raise ValueError(f"no prepare-fmri file for subject {subject!r} among {len(found)} files (subjects {found}); "
                      "pass the subject's file in prepared_paths")
-
-
-@contextlib.contextmanager
-def _cpu_threads(threads):
-    """One BLAS thread, and ``threads`` torch threads (None: torch's default), restored on exit.
-
-    Many small products, and parallel Snakemake jobs share the cores: two threads per job on a
-    busy machine made them 100x slower (BLAS) and 2.5x slower (torch's logits and codec decoder).
-    """
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(1, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _check_lesion_mode(mode):
@@ -281,7 +262,7 @@ def _lesion_summary(table):
 
 def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_path, baselines_path, group_isc_path,
                  out_dir, modalities, preshift_trs=0, seed=0, n_permutations=1000, n_bootstrap=1000,
-                 bootstrap_block_trs=5, lesion_mode="mean", n_examples=8, device=None, threads=None, sound_label=None):
+                 bootstrap_block_trs=5, lesion_mode="mean", n_examples=8, device=None, sound_label=None):
     """Score one subject's encoding, decoding and lesions on the test block.
 
     Parameters
@@ -318,8 +299,6 @@ def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_
         Test TRs whose thumbnails go to ``examples.npz``.
     device : str, optional
         ``None``: CUDA when available.
-    threads : int, optional
-        Torch CPU threads (``evaluate.threads``; None: torch's default); BLAS always gets one.
     sound_label : str, optional
         Annotation label column of sound classes (``evaluate.sound_classes``): decoded sound is
         also scored by balanced sound-class accuracy.
@@ -330,10 +309,9 @@ def run_evaluate(subject, *, features_dir, aligned_paths, prepared_paths, model_
         Keys of :data:`EVALUATE_OUTPUTS`.
     """
     _check_lesion_mode(lesion_mode)
-    with _cpu_threads(threads):
-        return _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path,
-                         group_isc_path, out_dir, modalities, preshift_trs, seed, n_permutations, n_bootstrap,
-                         bootstrap_block_trs, lesion_mode, n_examples, device, sound_label)
+    return _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path,
+                     group_isc_path, out_dir, modalities, preshift_trs, seed, n_permutations, n_bootstrap,
+                     bootstrap_block_trs, lesion_mode, n_examples, device, sound_label)
 
 
 def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, baselines_path, group_isc_path,
@@ -425,7 +403,7 @@ def _write_segment_wav(out_dir, segment, name, wave, rate, rows, tr_s, meta):
 
 
 def run_audio_references(*, features_dir, prepared_path, out_dir, preshift_trs=0, stimulus_path=None,
-                         start_offset_s=0.0, excerpt_s=30.0, device=None, threads=None):
+                         start_offset_s=0.0, excerpt_s=30.0, device=None):
     """The sounds every subject's decoded WAVs are scored against, made once for all subjects.
 
     Writes to ``out_dir``, for the longest piece of the test block and for its first ``excerpt_s``
@@ -449,8 +427,6 @@ def run_audio_references(*, features_dir, prepared_path, out_dir, preshift_trs=0
     excerpt_s : float, default=30.0
         Length of the excerpt decoded for every lesion, in seconds (rounded up to whole TRs).
     device : str, optional
-    threads : int, optional
-        Torch CPU threads (None: torch's default).
 
     Returns
     -------
@@ -467,14 +443,13 @@ def run_audio_references(*, features_dir, prepared_path, out_dir, preshift_trs=0
         original = load_audio(stimulus_path, rate, start_offset_s=start_offset_s, n_trs=data.n_trs, tr_s=data.tr_s)
     segments = _audio_segments(data, excerpt_s)
     paths = {}
-    with _cpu_threads(threads):
-        for segment, rows in segments.items():
-            waves = {"codec_resynthesis": trs_waveform(codec, codes[rows], mask[rows], first_tr=int(rows[0]),
-                                                       tr_s=data.tr_s)}
-            if original is not None:
-                waves["original"] = original[round(rows[0] * data.tr_s * rate) : round((rows[-1] + 1) * data.tr_s * rate)]
-            for name, wave in waves.items():
-                key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
+    for segment, rows in segments.items():
+        waves = {"codec_resynthesis": trs_waveform(codec, codes[rows], mask[rows], first_tr=int(rows[0]),
+                                                   tr_s=data.tr_s)}
+        if original is not None:
+            waves["original"] = original[round(rows[0] * data.tr_s * rate) : round((rows[-1] + 1) * data.tr_s * rate)]
+        for name, wave in waves.items():
+            key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
     paths["summary"] = write_json(out_dir / "references.json", {
         **meta, **{f"{segment}_trs": [int(rows[0]), int(rows[-1]) + 1] for segment, rows in segments.items()},
         "tr_s": data.tr_s, "sample_rate_hz": rate, "original_reference": original is not None,
@@ -500,8 +475,7 @@ def _read_references(references_dir, data, rate):
 
 
 def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, references_dir, out_dir,
-                          preshift_trs=0, lesion_mode="mean", lesion_inputs=LESION_INPUTS, seed=0, device=None,
-                          threads=None):
+                          preshift_trs=0, lesion_mode="mean", lesion_inputs=LESION_INPUTS, seed=0, device=None):
     """Decode the test block's sound through the frozen codec and score it against the shared references.
 
     Writes to ``out_dir``, for the longest piece of the test block: ``decoded_measured_bold.wav``
@@ -532,8 +506,6 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
         the excerpt (the slow part on a CPU).
     seed : int, default=0
     device : str, optional
-    threads : int, optional
-        Torch CPU threads (``evaluate.threads``; None: torch's default).
 
     Returns
     -------
@@ -559,27 +531,26 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
     stats = _lesion_statistics(model, data, subject, device)
     masks = lesion_masks(data.prepared[subject].roi_names, data.prepared[subject].roi_membership)
     paths, scores = {}, []
-    with _cpu_threads(threads):
-        for segment, rows in segments.items():
-            slots = mask[rows]
-            estimates = {
-                "decoded_measured_bold": _sampled_codes(model, decoder_outputs(model, data, subject, rows, device=device),
-                                                       slots, seed),
-            }
-            if segment == "excerpt":
-                estimates["reconstructed_predicted_bold"] = _sampled_codes(model, decoder_outputs(
-                    model, data, subject, rows, source="predicted_bold", device=device), slots, seed)
-                for (roi, part), voxels in masks.items():
-                    silenced, on_layer = _lesioned_inputs(data, subject, voxels, lesion_mode, stats, seed, device)
-                    lesioned = {"measured_bold": {"bold": silenced}, "predicted_bold": {"lesion": on_layer}}
-                    for source in lesion_inputs:
-                        estimates[f"lesion-{roi}-{part}_{source}"] = _sampled_codes(model, decoder_outputs(
-                            model, data, subject, rows, source=source, device=device, **lesioned[source]), slots, seed)
-            waves = {name: trs_waveform(codec, c, mask[rows], first_tr=int(rows[0]), tr_s=data.tr_s)
-                     for name, c in tqdm(estimates.items(), desc=f"decode {segment} audio", unit="wav")}
-            for name, wave in {**references[segment], **waves}.items():
-                key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
-            scores += [{"segment": segment, **row} for row in score_audio_pairs(waves, references[segment], rate)]
+    for segment, rows in segments.items():
+        slots = mask[rows]
+        estimates = {
+            "decoded_measured_bold": _sampled_codes(model, decoder_outputs(model, data, subject, rows, device=device),
+                                                   slots, seed),
+        }
+        if segment == "excerpt":
+            estimates["reconstructed_predicted_bold"] = _sampled_codes(model, decoder_outputs(
+                model, data, subject, rows, source="predicted_bold", device=device), slots, seed)
+            for (roi, part), voxels in masks.items():
+                silenced, on_layer = _lesioned_inputs(data, subject, voxels, lesion_mode, stats, seed, device)
+                lesioned = {"measured_bold": {"bold": silenced}, "predicted_bold": {"lesion": on_layer}}
+                for source in lesion_inputs:
+                    estimates[f"lesion-{roi}-{part}_{source}"] = _sampled_codes(model, decoder_outputs(
+                        model, data, subject, rows, source=source, device=device, **lesioned[source]), slots, seed)
+        waves = {name: trs_waveform(codec, c, mask[rows], first_tr=int(rows[0]), tr_s=data.tr_s)
+                 for name, c in tqdm(estimates.items(), desc=f"decode {segment} audio", unit="wav")}
+        for name, wave in {**references[segment], **waves}.items():
+            key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
+        scores += [{"segment": segment, **row} for row in score_audio_pairs(waves, references[segment], rate)]
     paths["scores"] = write_tsv(pd.DataFrame(scores), out_dir / "waveform_scores.tsv")
     paths["summary"] = write_json(out_dir / "waveforms.json", {
         **meta, **{f"{segment}_trs": [int(rows[0]), int(rows[-1]) + 1] for segment, rows in segments.items()},

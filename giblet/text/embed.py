@@ -61,11 +61,12 @@ def load_text_model(model=DEFAULT_TEXT_MODEL, device=None):
     -------
     sentence_transformers.SentenceTransformer
     """
-    import torch
     from sentence_transformers import SentenceTransformer
 
+    from giblet.compute import resolve_device
+
     location = resolve_text_model(model)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(device))
     try:
         encoder = SentenceTransformer(location, device=device, local_files_only=True)
     except (OSError, ValueError) as err:

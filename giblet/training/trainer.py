@@ -11,12 +11,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from giblet.compute import resolve_device
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
 from giblet.provenance import run_key
 from giblet.training.data import make_batch, windows
 
-__all__ = ["TrainConfig", "build_model", "train", "resolve_device", "to_tensors"]
+__all__ = ["TrainConfig", "build_model", "train", "to_tensors"]
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,6 @@ class TrainConfig:
     weight_fmri_pearson: float = 1.0
     weight_reconstruction: float = 1.0  # stimulus -> predicted voxels -> stimulus
     weight_decoding: float = 1.0  # measured BOLD -> stimulus
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-
-
-def resolve_device(device=None):
-    """``None``/``"auto"``: CUDA when available, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_model(data, model_options, modalities, code_model=None):
@@ -161,8 +154,6 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
     Returns the history (list of dicts) and leaves the best validation weights in ``model``.
     """
     device = resolve_device(device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]

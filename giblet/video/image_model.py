@@ -68,10 +68,11 @@ def load_image_model(model, device=None):
     -------
     ImageEncoder
     """
-    import torch
     from transformers import AutoImageProcessor, AutoModel
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from giblet.compute import resolve_device
+
+    device = str(resolve_device(device))
     try:
         processor = AutoImageProcessor.from_pretrained(str(model), local_files_only=True)
         network = AutoModel.from_pretrained(str(model), local_files_only=True)

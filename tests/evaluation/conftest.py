@@ -131,7 +131,7 @@ def pipeline(tmp_path_factory):
                                     config=CodeModelConfig(max_iter=30))
     torch.manual_seed(0)
     run_train(features, aligned, prepared, model, modalities=MODALITIES, code_model_path=code_model,
-              train_options={"max_epochs": 2, "window_trs": 12, "stride_trs": 6, "batch_windows": 4, "threads": 1},
+              train_options={"max_epochs": 2, "window_trs": 12, "stride_trs": 6, "batch_windows": 4},
               model_options={"hidden": 8, "n_layers": 1, "encoder_delays_trs": (1, 2), "decoder_delays_trs": (1, 2)})
     return {"features_dir": features, "prepared_paths": prepared, "aligned_paths": aligned, "root": root,
             "model_path": model / "autoencoder.pt", "baselines_path": model / "baselines.joblib",

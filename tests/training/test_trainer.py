@@ -12,7 +12,7 @@ from tests.models.conftest import DEVICES
 from tests.training.conftest import tiny_movie
 
 OPTIONS = {"hidden": 16, "n_layers": 1, "encoder_delays_trs": (1, 2, 3), "decoder_delays_trs": (1, 2, 3)}
-CFG = TrainConfig(max_epochs=6, patience=10, window_trs=16, stride_trs=8, batch_windows=4, lr=1e-2, threads=1)
+CFG = TrainConfig(max_epochs=6, patience=10, window_trs=16, stride_trs=8, batch_windows=4, lr=1e-2)
 
 
 def _model(movie, seed=0):

@@ -58,3 +58,14 @@ def test_dag_sherlock_shared_skips_absent_modalities(tmp_path):
     planned = _planned(_dry_run("config/sherlock_shared.yaml", tmp_path))
     assert {"import_features", "extract_text", "prepare_fmri", "align", "train"} <= planned
     assert not {"extract_audio", "extract_video", "check_inputs"} & planned
+
+
+def test_dag_passes_each_rule_its_threads(tmp_path):
+    """Threads come from Snakemake (scaled to --cores), not from the config: every stage gets --threads."""
+    path, _ = demo_config_under(tmp_path)
+    result = _snakemake(path, tmp_path, "-n", "-p")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    calls = [line.split("Shell command: ", 1)[1] for line in result.stdout.splitlines() if "Shell command: giblet " in line]
+    threads = {call.split()[1]: int(call.split("--threads ")[1].split()[0]) for call in calls if "--threads " in call}
+    assert len(threads) == len({call.split()[1] for call in calls}) >= 10
+    assert threads["train"] == 2 and threads["evaluate"] == 1  # train takes every core of --cores 2

@@ -17,7 +17,7 @@ from tests.workflow.conftest import merge
 SUBJECTS = ["s1", "s2", "s3"]
 SHORT = {
     "fmri": {"subjects": SUBJECTS},
-    "train": {"max_epochs": 2, "threads": 2},
+    "train": {"max_epochs": 2},
     "evaluate": {"n_permutations": 20, "n_bootstrap": 20, "n_examples": 2},
 }
 

@@ -17,4 +17,4 @@ rule align:
     resources:
         mem_mb=4000,
     shell:
-        "giblet align --config {CONFIG_FILE} --inputs {input} --out {params.out} 2> {log}"
+        "giblet align --config {CONFIG_FILE} --threads {threads} --inputs {input} --out {params.out} 2> {log}"

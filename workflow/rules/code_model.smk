@@ -25,7 +25,7 @@ rule fit_code_model:
     resources:
         mem_mb=2000,
     shell:
-        "giblet fit-code-model --config {CONFIG_FILE} --features {params.features} --fmri {input.fmri} "
+        "giblet fit-code-model --config {CONFIG_FILE} --threads {threads} --features {params.features} --fmri {input.fmri} "
         "--out {params.out} 2> {log}"
 
 
@@ -50,5 +50,5 @@ rule score_code_model:
     resources:
         mem_mb=2000,
     shell:
-        "giblet score-code-model --config {CONFIG_FILE} --features {params.features} --fmri {input.fmri} "
+        "giblet score-code-model --config {CONFIG_FILE} --threads {threads} --features {params.features} --fmri {input.fmri} "
         "--model {input.model} --out {params.out} 2> {log}"

@@ -15,7 +15,7 @@ if "demo" in config:
         resources:
             mem_mb=2000,
         shell:
-            "giblet demo-data --config {CONFIG_FILE} --out {params.out} 2> {log}"
+            "giblet demo-data --config {CONFIG_FILE} --threads {threads} --out {params.out} 2> {log}"
 
 else:
 
@@ -26,4 +26,4 @@ else:
         log:
             str(LOGS / "check_inputs.log"),
         shell:
-            "giblet check-inputs --config {CONFIG_FILE} 2> {log} || true; cat {log} >&2; exit 1"
+            "giblet check-inputs --config {CONFIG_FILE} --threads {threads} 2> {log} || true; cat {log} >&2; exit 1"

@@ -31,7 +31,7 @@ rule evaluate:
     resources:
         mem_mb=4000,
     shell:
-        "giblet evaluate --config {CONFIG_FILE} --subject {wildcards.subject} --features {params.features} "
+        "giblet evaluate --config {CONFIG_FILE} --threads {threads} --subject {wildcards.subject} --features {params.features} "
         "--aligned {input.aligned} --fmri {input.fmri} --model {input.model} --baselines {input.baselines} "
         "--group-isc {input.group_isc} --out {params.out} 2> {log}"
 
@@ -44,7 +44,7 @@ rule audio_references:
     output:
         str(AUDIO_REFERENCES / "references.json"),
     params:
-        settings=lambda w: section("evaluate.excerpt_s", "evaluate.threads", "stimulus", "fmri.preshift_trs"),
+        settings=lambda w: section("evaluate.excerpt_s", "stimulus", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
         out=str(AUDIO_REFERENCES),
     log:
@@ -55,7 +55,7 @@ rule audio_references:
     resources:
         mem_mb=3000,
     shell:
-        "giblet audio-references --config {CONFIG_FILE} --features {params.features} --fmri {input.fmri} "
+        "giblet audio-references --config {CONFIG_FILE} --threads {threads} --features {params.features} --fmri {input.fmri} "
         "--out {params.out} 2> {log}"
 
 
@@ -69,7 +69,7 @@ rule decode_audio:
         str(EVAL / "{subject}" / "waveforms" / "waveforms.json"),
     params:
         # what decode-audio reads: scores settings such as n_bootstrap do not rerun the waveform decoding
-        settings=lambda w: section("seed", "evaluate.lesion_mode", "evaluate.lesion_inputs", "evaluate.threads",
+        settings=lambda w: section("seed", "evaluate.lesion_mode", "evaluate.lesion_inputs",
                                    "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
         references=str(AUDIO_REFERENCES),
@@ -82,7 +82,7 @@ rule decode_audio:
     resources:
         mem_mb=4000,
     shell:
-        "giblet decode-audio --config {CONFIG_FILE} --subject {wildcards.subject} --features {params.features} "
+        "giblet decode-audio --config {CONFIG_FILE} --threads {threads} --subject {wildcards.subject} --features {params.features} "
         "--fmri {input.fmri} --model {input.model} --references {params.references} --out {params.out} 2> {log}"
 
 
@@ -97,7 +97,7 @@ rule group_summary:
     log:
         str(LOGS / "group_summary.log"),
     shell:
-        "giblet group-summary --config {CONFIG_FILE} --inputs {input.summaries} --lesions {input.lesions} "
+        "giblet group-summary --config {CONFIG_FILE} --threads {threads} --inputs {input.summaries} --lesions {input.lesions} "
         "--out {output} 2> {log}"
 
 
@@ -122,7 +122,7 @@ rule report:
         str(LOGS / "report" / "{subject}.log"),
     threads: 1
     shell:
-        "giblet report --config {CONFIG_FILE} --subject {wildcards.subject} --evaluation {params.evaluation} "
+        "giblet report --config {CONFIG_FILE} --threads {threads} --subject {wildcards.subject} --evaluation {params.evaluation} "
         "{params.waveforms} --fmri {input.fmri} --group-isc {input.group_isc} --out {output} 2> {log}"
 
 
@@ -136,5 +136,5 @@ rule group_report:
     log:
         str(LOGS / "group_report.log"),
     shell:
-        "giblet group-report --config {CONFIG_FILE} --summary {input.summary} --group-isc {input.group_isc} "
+        "giblet group-report --config {CONFIG_FILE} --threads {threads} --summary {input.summary} --group-isc {input.group_isc} "
         "--out {output} 2> {log}"

@@ -22,7 +22,7 @@ rule extract_audio:
     resources:
         mem_mb=6000,
     shell:
-        "giblet extract-audio --config {CONFIG_FILE} --out {params.out} 2> {log}"
+        "giblet extract-audio --config {CONFIG_FILE} --threads {threads} --out {params.out} 2> {log}"
 
 
 rule extract_video:
@@ -41,7 +41,7 @@ rule extract_video:
     resources:
         mem_mb=2000,
     shell:
-        "giblet extract-video --config {CONFIG_FILE} --out {params.out} 2> {log}"
+        "giblet extract-video --config {CONFIG_FILE} --threads {threads} --out {params.out} 2> {log}"
 
 
 rule extract_text:
@@ -60,7 +60,7 @@ rule extract_text:
     resources:
         mem_mb=3000,
     shell:
-        "giblet extract-text --config {CONFIG_FILE} --out {params.out} 2> {log}"
+        "giblet extract-text --config {CONFIG_FILE} --threads {threads} --out {params.out} 2> {log}"
 
 
 rule import_features:
@@ -78,4 +78,4 @@ rule import_features:
     resources:
         mem_mb=1000,
     shell:
-        "giblet import-features --config {CONFIG_FILE} --out {output} 2> {log}"
+        "giblet import-features --config {CONFIG_FILE} --threads {threads} --out {output} 2> {log}"

@@ -16,7 +16,7 @@ rule prepare_fmri:
     resources:
         mem_mb=4000,
     shell:
-        "giblet prepare-fmri --config {CONFIG_FILE} --subject {wildcards.subject} --out {output} 2> {log}"
+        "giblet prepare-fmri --config {CONFIG_FILE} --threads {threads} --subject {wildcards.subject} --out {output} 2> {log}"
 
 
 rule group_isc:
@@ -32,4 +32,4 @@ rule group_isc:
     resources:
         mem_mb=4000,
     shell:
-        "giblet group-isc --config {CONFIG_FILE} --inputs {input} --out {output} 2> {log}"
+        "giblet group-isc --config {CONFIG_FILE} --threads {threads} --inputs {input} --out {output} 2> {log}"

@@ -21,10 +21,10 @@ rule train:
         str(LOGS / "train.log"),
     benchmark:
         str(BENCH / "train.tsv")
-    threads: 2
+    threads: workflow.cores  # runs alone in the DAG: every core Snakemake was given
     resources:
         mem_mb=6000,
         gpu=1 if config["device"] == "cuda" else 0,
     shell:
-        "giblet train --config {CONFIG_FILE} --features {params.features} --aligned {input.aligned} "
+        "giblet train --config {CONFIG_FILE} --threads {threads} --features {params.features} --aligned {input.aligned} "
         "--fmri {input.fmri} {params.code_model} --out {params.out} 2> {log}"
