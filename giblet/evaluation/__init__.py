@@ -41,9 +41,8 @@ from giblet.evaluation.metrics import (
     topk_hits,
 )
 from giblet.evaluation.nulls import NULL_METHODS, PermutationResult, circular_shifts, permutation_test, phase_randomize
+from giblet.evaluation.outputs import AUDIO_REFERENCES, EVALUATE_OUTPUTS
 from giblet.evaluation.stage import (
-    AUDIO_REFERENCES,
-    EVALUATE_OUTPUTS,
     HEADLINE_METRIC,
     LESION_INPUTS,
     run_audio_references,

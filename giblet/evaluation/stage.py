@@ -42,6 +42,14 @@ from giblet.evaluation.encoding import (
     score_encoding,
 )
 from giblet.evaluation.lesions import lesion_effects, lesion_masks, silence
+from giblet.evaluation.outputs import (
+    AUDIO_REFERENCE_OUTPUTS,
+    AUDIO_REFERENCES,
+    DECODE_AUDIO_OUTPUTS,
+    EVALUATE_OUTPUTS,
+    EXAMPLE_THUMBS,
+    evaluate_outputs,
+)
 from giblet.evaluation.waveforms import trs_waveform, write_wav
 from giblet.features import FeatureTable
 from giblet.io import save_npz, write_json
@@ -56,23 +64,10 @@ __all__ = ["EVALUATE_OUTPUTS", "HEADLINE_METRIC", "LESION_INPUTS", "AUDIO_REFERE
 
 log = logging.getLogger(__name__)
 
-EVALUATE_OUTPUTS = {
-    "encoding_rois": "encoding_rois.tsv",  # ROI x model: r of the ROI mean, ceiling, r/ceiling, p
-    "encoding_voxels": "encoding_voxels.npz",  # per-voxel r, p, q per model + ceiling + voxel grid
-    "decoding": "decoding.tsv",  # model x input x modality x metric: score, chance, baseline, null, p
-    "lesions": "lesions.tsv",  # lesion x model x input x modality x metric: change and bootstrap CI
-    "lesions_per_tr": "lesions_per_tr.tsv.gz",  # the per-TR scores behind lesions.tsv
-    "examples": "examples.npz",  # true / decoded / reconstructed thumbnails of some test TRs
-    "text_examples": "text_examples.tsv",  # true and retrieved annotation text of every scored TR
-    "codebook_encoding": "codebook_encoding.tsv",  # sound feature set (codebook level, log-mel) x ROI: ridge r
-    "summary": "summary.json",  # headline numbers and codec status
-}
 #: Signals a lesion can silence: the subject's measured BOLD, or the encoder's predicted BOLD (middle layer).
 LESION_INPUTS = ("measured_bold", "predicted_bold")
 #: The metric every modality is summarised and lesioned by: TR identification (chance 0.5).
 HEADLINE_METRIC = "rank_accuracy"
-#: Sounds every decoded WAV is scored against: the codec's resynthesis of the true codes (the ceiling), the film's.
-AUDIO_REFERENCES = ("codec_resynthesis", "original")
 
 
 def subject_prepared_path(prepared_paths, subject):
@@ -186,10 +181,10 @@ def _examples(views, targets, n_examples, out_dir):
     index = np.arange(0, targets.n_trs, max(1, targets.n_trs // n_examples))[:n_examples]  # evenly spaced TRs
     arrays = {"trs": targets.rows[index], "times_s": targets.rows[index] * targets.tr_s}
     if "thumbs" in targets.views:
-        arrays["true_thumbs"] = targets.views["thumbs"][index]
-        for (model, source), name in ((("autoencoder", "measured_bold"), "decoded"),
-                                      (("autoencoder", "predicted_bold"), "reconstructed")):
-            arrays[f"{name}_thumbs"] = views[model, source]["video"]["thumbs"][index].astype(np.float32)
+        true, decoded, reconstructed = EXAMPLE_THUMBS.values()
+        arrays[true] = targets.views["thumbs"][index]
+        for source, key in (("measured_bold", decoded), ("predicted_bold", reconstructed)):
+            arrays[key] = views["autoencoder", source]["video"]["thumbs"][index].astype(np.float32)
     save_npz(out_dir / EVALUATE_OUTPUTS["examples"], **arrays)
     text = {"tr": targets.rows, "time_s": targets.rows * targets.tr_s}
     if targets.text_index is not None:
@@ -369,7 +364,7 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
             f"{row.features}/{row.roi}": json_number(row.r) for row in codebook_encoding.itertuples()}}),
     })
     log.info("%s: evaluated %d test TRs in %.1f s", subject, len(rows), seconds)
-    return {name: out_dir / file for name, file in EVALUATE_OUTPUTS.items()}
+    return {name: out_dir / file for name, file in evaluate_outputs(modalities).items()}
 
 
 def _sampled_codes(model, outputs, mask, seed):
@@ -450,7 +445,7 @@ def run_audio_references(*, features_dir, prepared_path, out_dir, preshift_trs=0
             waves["original"] = original[round(rows[0] * data.tr_s * rate) : round((rows[-1] + 1) * data.tr_s * rate)]
         for name, wave in waves.items():
             key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
-    paths["summary"] = write_json(out_dir / "references.json", {
+    paths["summary"] = write_json(out_dir / AUDIO_REFERENCE_OUTPUTS["summary"], {
         **meta, **{f"{segment}_trs": [int(rows[0]), int(rows[-1]) + 1] for segment, rows in segments.items()},
         "tr_s": data.tr_s, "sample_rate_hz": rate, "original_reference": original is not None,
     })
@@ -461,7 +456,7 @@ def run_audio_references(*, features_dir, prepared_path, out_dir, preshift_trs=0
 def _read_references(references_dir, data, rate):
     """The segments' TRs and reference WAVs of :func:`run_audio_references`, checked against this subject's split."""
     references_dir = Path(references_dir)
-    summary = json.loads((references_dir / "references.json").read_text())
+    summary = json.loads((references_dir / AUDIO_REFERENCE_OUTPUTS["summary"]).read_text())
     segments = {segment: np.arange(*summary[f"{segment}_trs"]) for segment in ("test", "excerpt")}
     test = _test_piece(data)
     if summary["test_trs"] != list(test) or summary["sample_rate_hz"] != rate:
@@ -551,8 +546,8 @@ def run_decode_audio_eval(subject, *, features_dir, prepared_paths, model_path, 
         for name, wave in {**references[segment], **waves}.items():
             key, paths[key] = _write_segment_wav(out_dir, segment, name, wave, rate, rows, data.tr_s, meta)
         scores += [{"segment": segment, **row} for row in score_audio_pairs(waves, references[segment], rate)]
-    paths["scores"] = write_tsv(pd.DataFrame(scores), out_dir / "waveform_scores.tsv")
-    paths["summary"] = write_json(out_dir / "waveforms.json", {
+    paths["scores"] = write_tsv(pd.DataFrame(scores), out_dir / DECODE_AUDIO_OUTPUTS["scores"])
+    paths["summary"] = write_json(out_dir / DECODE_AUDIO_OUTPUTS["summary"], {
         **meta, **{f"{segment}_trs": [int(rows[0]), int(rows[-1]) + 1] for segment, rows in segments.items()},
         "tr_s": data.tr_s, "sample_rate_hz": rate, "lesion_mode": lesion_mode, "seed": seed,
         "original_reference": "original" in references["test"], "seconds": round(time.perf_counter() - started, 1),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.io import wavfile
 
+from giblet.evaluation.outputs import DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, EXAMPLE_THUMBS
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path, write_bytes
 from giblet.report import figures
@@ -122,7 +123,7 @@ def _isc_figure(group_isc_path, subject):
 
 
 def _map_figures(eval_dir, prepared):
-    path = eval_dir / "encoding_voxels.npz"
+    path = eval_dir / EVALUATE_OUTPUTS["encoding_voxels"]
     if not path.exists():
         return []
     out = []
@@ -175,24 +176,24 @@ def _audio(wave_dir, out_html):
 
 
 def _thumbnail_figures(eval_dir):
-    path = eval_dir / "examples.npz"
+    path = eval_dir / EVALUATE_OUTPUTS["examples"]
     if not path.exists():
         return []
     with np.load(path, allow_pickle=False) as z:
-        keys = [k for k in ("true", "decoded", "reconstructed") if k in z.files]
-        rows = [np.moveaxis(z[k], 1, -1) if z[k].shape[1] == 3 else z[k] for k in keys]
-        titles = [f"TR {t}" for t in z["trs"]] if "trs" in z.files else [""] * len(rows[0])
-    return [figures.thumbnail_grid(rows, keys, titles)] if rows else []
+        shown = {label: key for label, key in EXAMPLE_THUMBS.items() if key in z.files}
+        rows = [np.moveaxis(z[key], 1, -1) if z[key].shape[1] == 3 else z[key] for key in shown.values()]
+        titles = [f"TR {t}" for t in z["trs"]]
+    return [figures.thumbnail_grid(rows, list(shown), titles)] if rows else []
 
 
 def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, config_path, out_html, wave_dir=None):
     """Write ``out_html`` (self-contained; WAVs in ``<stem>_audio/`` beside it) for one subject."""
     eval_dir, out_html = Path(eval_dir), Path(out_html)
     prepared = PreparedFmri.load(prepared_path)
-    summary = json.loads((eval_dir / "summary.json").read_text()) if (eval_dir / "summary.json").exists() else {}
-    encoding = _read_tsv(eval_dir / "encoding_rois.tsv")
-    lesions = _read_tsv(eval_dir / "lesions.tsv")
-    decoding = _read_tsv(eval_dir / "decoding.tsv")
+    summary = json.loads((eval_dir / EVALUATE_OUTPUTS["summary"]).read_text()) if (eval_dir / EVALUATE_OUTPUTS["summary"]).exists() else {}
+    encoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["encoding_rois"])
+    lesions = _read_tsv(eval_dir / EVALUATE_OUTPUTS["lesions"])
+    decoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["decoding"])
     players, waves, rate = _audio(wave_dir, out_html)
     context = {
         "title": f"{dataset} {subject}", "dataset": dataset, "subject": subject,
@@ -206,13 +207,13 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
         "decoding_table": _table(decoding, max_rows=200),
         "has_sound": decoding is not None and bool((decoding["modality"] == "audio").any()),
         "sound_headline": _table(_sound_headline(decoding)),
-        "codebook_table": _table(_read_tsv(eval_dir / "codebook_encoding.tsv"), max_rows=120),
+        "codebook_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["codebook_encoding"]), max_rows=120),
         "audio": players,
         "spectrogram_figures": [_png(figures.spectrograms(waves, rate))] if waves else [],
-        "waveform_table": _table(_read_tsv(Path(wave_dir) / "waveform_scores.tsv") if wave_dir else None),
+        "waveform_table": _table(_read_tsv(Path(wave_dir) / DECODE_AUDIO_OUTPUTS["scores"]) if wave_dir else None),
         "thumbnail_figures": [_png(f) for f in _thumbnail_figures(eval_dir)],
-        "text_table": _table(_read_tsv(eval_dir / "text_examples.tsv"), max_rows=12)
-        if (eval_dir / "text_examples.tsv").exists() else None,
+        "text_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["text_examples"]), max_rows=12)
+        if (eval_dir / EVALUATE_OUTPUTS["text_examples"]).exists() else None,
         "lesion_figures": [_png(f) for f in _lesion_figures(lesions)],
         "lesion_table": _table(lesions),
         "versions_table": _table(pd.DataFrame(list(_versions().items()), columns=["package", "version"])),

@@ -9,8 +9,8 @@ from scipy.io import wavfile
 
 from giblet.audio import codes_by_tr, load_stage_codec
 from giblet.audio.codes import CodeStream
+from giblet.evaluation.outputs import EVALUATE_OUTPUTS, evaluate_outputs
 from giblet.evaluation.stage import (
-    EVALUATE_OUTPUTS,
     run_audio_references,
     run_decode_audio_eval,
     run_evaluate,
@@ -36,6 +36,7 @@ def evaluated(pipeline, tmp_path_factory):
 
 def test_run_evaluate_writes_every_output(evaluated):
     assert set(evaluated) == set(EVALUATE_OUTPUTS) and all(path.exists() for path in evaluated.values())
+    assert set(EVALUATE_OUTPUTS) - set(evaluate_outputs(["video", "text"])) == {"codebook_encoding"}  # needs audio
 
 
 def test_run_evaluate_summary_carries_codec_status_and_references(evaluated):

@@ -48,6 +48,7 @@ def test_demo_dag_builds_every_report(small_demo):
                                                                "sub-03.html"]
     page = (reports / "sub-01.html").read_text()
     assert "codec: untrained" in page and "<audio" in page
+    assert "<h2>Pictures</h2>" in page  # regression: the report looked for thumbnail keys evaluate never wrote
     for subject in cfg["fmri"]["subjects"]:
         assert (root / "data" / "demo" / "benchmarks" / "evaluate" / f"{subject}.tsv").exists()
 

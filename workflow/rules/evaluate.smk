@@ -1,4 +1,6 @@
 # Scores on the held-out test block, decoded sound, and the reports.
+# Output file names are the stages' own constants (giblet.evaluation.outputs).
+from giblet.evaluation.outputs import AUDIO_REFERENCE_OUTPUTS, DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, evaluate_outputs
 
 EVAL = DERIVED / "evaluation"
 AUDIO_REFERENCES = EVAL / "audio_references"  # the test block's ceiling and original sound, shared by all subjects
@@ -14,11 +16,7 @@ rule evaluate:
         baselines=str(DERIVED / "model" / "baselines.joblib"),
         group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
     output:
-        summary=str(EVAL / "{subject}" / "summary.json"),
-        encoding=str(EVAL / "{subject}" / "encoding_rois.tsv"),
-        decoding=str(EVAL / "{subject}" / "decoding.tsv"),
-        lesions=str(EVAL / "{subject}" / "lesions.tsv"),
-        lesions_per_tr=str(EVAL / "{subject}" / "lesions_per_tr.tsv.gz"),
+        **{name: str(EVAL / "{subject}" / file) for name, file in evaluate_outputs(config["modalities"]).items()},
     params:
         settings=lambda w: section("seed", "modalities", "evaluate", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
@@ -42,7 +40,7 @@ rule audio_references:
         fmri=str(DERIVED / "fmri" / f"{SUBJECTS[0]}.npz"),  # the split, shared by all subjects
         movie=config["stimulus"].get("movie", []),
     output:
-        str(AUDIO_REFERENCES / "references.json"),
+        str(AUDIO_REFERENCES / AUDIO_REFERENCE_OUTPUTS["summary"]),
     params:
         settings=lambda w: section("evaluate.excerpt_s", "stimulus", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
@@ -66,7 +64,7 @@ rule decode_audio:
         model=str(DERIVED / "model" / "autoencoder.pt"),
         references=rules.audio_references.output,
     output:
-        str(EVAL / "{subject}" / "waveforms" / "waveforms.json"),
+        **{name: str(EVAL / "{subject}" / "waveforms" / file) for name, file in DECODE_AUDIO_OUTPUTS.items()},
     params:
         # what decode-audio reads: scores settings such as n_bootstrap do not rerun the waveform decoding
         settings=lambda w: section("seed", "evaluate.lesion_mode", "evaluate.lesion_inputs",
@@ -88,8 +86,8 @@ rule decode_audio:
 
 rule group_summary:
     input:
-        summaries=expand(str(EVAL / "{subject}" / "summary.json"), subject=SUBJECTS),
-        lesions=expand(str(EVAL / "{subject}" / "lesions_per_tr.tsv.gz"), subject=SUBJECTS),
+        summaries=expand(str(EVAL / "{subject}" / EVALUATE_OUTPUTS["summary"]), subject=SUBJECTS),
+        lesions=expand(str(EVAL / "{subject}" / EVALUATE_OUTPUTS["lesions_per_tr"]), subject=SUBJECTS),
     output:
         str(EVAL / "group_summary.json"),
     params:
@@ -104,7 +102,7 @@ rule group_summary:
 def report_waveforms(wildcards):
     if "audio" not in config["modalities"]:
         return []
-    return str(EVAL / wildcards.subject / "waveforms" / "waveforms.json")
+    return str(EVAL / wildcards.subject / "waveforms" / DECODE_AUDIO_OUTPUTS["summary"])
 
 
 rule report:
