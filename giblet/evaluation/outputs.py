@@ -6,7 +6,8 @@ through these constants, so none of the three can drift from the others.
 
 from __future__ import annotations
 
-__all__ = ["EVALUATE_OUTPUTS", "evaluate_outputs", "EXAMPLE_THUMBS", "AUDIO_REFERENCE_OUTPUTS", "DECODE_AUDIO_OUTPUTS", "AUDIO_REFERENCES"]
+__all__ = ["EVALUATE_OUTPUTS", "evaluate_outputs", "EXAMPLE_THUMBS", "AUDIO_REFERENCE_OUTPUTS", "DECODE_AUDIO_OUTPUTS",
+           "AUDIO_REFERENCES"]
 
 #: ``giblet evaluate``: one subject's scores on the test block
 EVALUATE_OUTPUTS = {
