@@ -22,11 +22,16 @@ from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
 
 __all__ = ["ALPHAS", "CV_TARGETS", "RidgeMap", "fit_ridge", "encoding_design", "decoding_design", "decoding_rows",
-           "encoder_rows", "DECODING_TARGETS"]
+           "encoder_rows", "fit_encoder", "DECODING_TARGETS"]
 
 log = logging.getLogger(__name__)
 
 ALPHAS = np.logspace(-1, 7, 17)
+#: A design column whose training SD is at most ``FLAT`` times its largest magnitude over the whole design (the
+#: stimulus, known at every TR) is constant on the training rows: it keeps scale 1, as an exactly constant column
+#: does. (An annotation label present only in the test block holds float noise of SD ~1e-10 on the training rows;
+#: scaled by it, its test rows became 1e9 and the predictions inf.)
+FLAT = 1e-6
 #: Up to this many targets, each gets its own alpha; beyond (whole-brain encoders), one alpha shared by all,
 #: the best on average over this many evenly spaced targets (per-target search on 271,633 voxels would
 #: cost ~20 TFLOP).
@@ -43,7 +48,7 @@ class RidgeMap:
     Attributes
     ----------
     mean_, scale_ : ndarray, shape (n_features,), float64
-        Training-row statistics of the design's columns (scale 1 for constant columns).
+        Training-row statistics of the design's columns (scale 1 for columns constant there: see ``FLAT``).
     coef_ : ndarray, shape (n_features, n_targets), float32
         Weights on the standardised design.
     intercept_ : ndarray, shape (n_targets,), float64
@@ -99,11 +104,12 @@ def fit_ridge(X, Y, rows, lags=(0,), n_folds=5):
     lags = tuple(int(lag) for lag in lags)
     if index[0] + min(lags) < 0 or index[-1] + max(lags) >= len(X):
         raise ValueError(f"training rows [{index[0]}, {index[-1]}] with lags {lags} reach outside X's {len(X)} TRs")
-    mean, scale = np.empty((2, len(lags) * X.shape[1]))
+    mean, scale, peak = np.empty((3, len(lags) * X.shape[1]))
     for lag, block, columns in _design_blocks(X.shape[1], lags):
         x = X[index + lag, columns].astype(np.float64)
         mean[block], scale[block] = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
+        peak[block] = np.abs(X[:, columns]).max(axis=0)
+    scale[scale <= FLAT * peak] = 1.0  # constant on the training rows, up to float noise
 
     def standardised():  # (block of design columns, its training rows standardised in one float64 array)
         for lag, block, columns in _design_blocks(X.shape[1], lags):
@@ -164,6 +170,12 @@ def encoder_rows(data, subject):
     Their features sit ``preshift_trs`` rows earlier in :func:`encoding_design` (the stored clock).
     """
     return data.bold_valid[subject] & (data.labels == BLOCKS.index("train"))
+
+
+def fit_encoder(data, design, subject, preshift_trs=0):
+    """The ridge encoder of ``subject``: :func:`encoding_design` (stored clock) -> its BOLD on the model clock,
+    fitted on :func:`encoder_rows`."""
+    return fit_ridge(design, data.bold[subject], encoder_rows(data, subject), lags=(-preshift_trs,))
 
 
 def decoding_rows(valid, labels, runs, block, delays):

@@ -77,3 +77,18 @@ def test_fit_ridge_gives_a_demo_sized_brain_one_alpha_per_voxel(rng):
     Y[:, :50] += 3 * X[:, :1]
     fitted = fit_ridge(X, Y, np.arange(120) < 100)
     assert np.median(fitted.alphas_[:50]) < np.median(fitted.alphas_[50:])
+
+
+def test_fit_ridge_column_flat_on_training_rows_keeps_predictions_finite(rng):
+    """A feature that is zero on the training rows up to float noise (a label present only in the test block) must not
+    be scaled by its ~1e-10 SD there: the test rows' predictions would overflow to inf."""
+    X, Y = _data(rng, 100, 6, 3)
+    rows = np.arange(100) < 80
+    X[:, 0] = 0.0
+    X[:80, 0] = np.float32(1e-10) * (np.arange(80) % 2 + 1)  # float noise on the training rows
+    X[80:, 0] = 1.0
+    fitted = fit_ridge(X, Y, rows)
+    assert fitted.scale_[0] == 1.0
+    predicted = fitted.predict(X)
+    assert np.isfinite(predicted).all()
+    np.testing.assert_allclose(predicted, fit_ridge(X[:, 1:], Y, rows).predict(X[:, 1:]), rtol=1e-4, atol=1e-4)
