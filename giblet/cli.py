@@ -48,7 +48,7 @@ def _split_config(cfg):
 
     split = cfg["split"]
     return SplitConfig(fractions=tuple(split["fractions"]), gap_s=split["gap_s"], order=tuple(split["order"]),
-                       min_gap_s=split["min_gap_s"])
+                       min_gap_s=split["min_gap_s"], folds=cfg["cross_validation"]["folds"])
 
 
 def _prepare_fmri(args):
@@ -157,6 +157,18 @@ def _train(args):
     )
 
 
+def _cross_validate(args):
+    from giblet.evaluation.cross_validation import run_cross_validate
+
+    cfg = load_config(args.config)
+    run_cross_validate(
+        args.features, args.aligned, args.fmri, args.out, modalities=cfg["modalities"], split=_split_config(cfg),
+        seeds=cfg["cross_validation"]["seeds"] or [cfg["seed"]], code_model_path=args.code_model,
+        train_options=cfg["train"], model_options=cfg["model"], preshift_trs=cfg["fmri"]["preshift_trs"],
+        device=cfg["device"],
+    )
+
+
 def _fit_code_model(args):
     from giblet.audio.code_model import CodeModelConfig, run_fit_code_model
 
@@ -228,7 +240,8 @@ def _report(args):
 
     cfg = load_config(args.config)
     run_report(args.subject, dataset=cfg["dataset"], eval_dir=args.evaluation, prepared_path=args.fmri,
-               group_isc_path=args.group_isc, config_path=args.config, out_html=args.out, wave_dir=args.waveforms)
+               group_isc_path=args.group_isc, config_path=args.config, out_html=args.out, wave_dir=args.waveforms,
+               subjects=cfg["fmri"]["subjects"], ground_truth_path=args.ground_truth)
 
 
 def _group_report(args):
@@ -236,7 +249,7 @@ def _group_report(args):
 
     cfg = load_config(args.config)
     run_group_report(dataset=cfg["dataset"], subjects=cfg["fmri"]["subjects"], group_summary_path=args.summary,
-                     group_isc_path=args.group_isc, out_html=args.out)
+                     group_isc_path=args.group_isc, out_html=args.out, cross_validation_path=args.cross_validation)
 
 
 def _positive_int(text):
@@ -283,11 +296,14 @@ def build_parser():
     align.add_argument("--inputs", required=True, nargs="+", type=Path, help="FeatureTable .npz files")
     align.add_argument("--out", required=True, type=Path, help="output folder")
     train = _add(sub, "train", _train, "train the autoencoder (early stopping on the validation block) and ridge baselines")
-    train.add_argument("--features", required=True, type=Path, help="folder of the extract-* outputs")
-    train.add_argument("--aligned", required=True, nargs="+", type=Path, help="FIR-delayed tables (align outputs)")
-    train.add_argument("--fmri", required=True, nargs="+", type=Path, help="prepare-fmri outputs, one per subject")
-    train.add_argument("--code-model", type=Path, help="fit-code-model's code_model.npz (needed with audio)")
-    train.add_argument("--out", required=True, type=Path, help="output folder")
+    cv = _add(sub, "cross-validate", _cross_validate,
+              "cross-validated encoding: the autoencoder and ridge retrained and scored on every fold (split.folds)")
+    for parser_ in (train, cv):
+        parser_.add_argument("--features", required=True, type=Path, help="folder of the extract-* outputs")
+        parser_.add_argument("--aligned", required=True, nargs="+", type=Path, help="FIR-delayed tables (align outputs)")
+        parser_.add_argument("--fmri", required=True, nargs="+", type=Path, help="prepare-fmri outputs, one per subject")
+        parser_.add_argument("--code-model", type=Path, help="fit-code-model's code_model.npz (needed with audio)")
+        parser_.add_argument("--out", required=True, type=Path, help="output folder")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     cm = _add(sub, "fit-code-model", _fit_code_model,
               "p(codes of a TR | its audio descriptor), trained on the film's audio alone (not the test block)")
@@ -329,10 +345,12 @@ def build_parser():
     rep.add_argument("--waveforms", type=Path, help="the subject's decode-audio folder (when audio is modelled)")
     rep.add_argument("--fmri", required=True, type=Path, help="the subject's prepare-fmri output")
     rep.add_argument("--group-isc", required=True, type=Path, help="group_isc.npz")
+    rep.add_argument("--ground-truth", type=Path, help="the demo's ground_truth.json (its known answers are checked)")
     rep.add_argument("--out", required=True, type=Path, help="output .html")
     grep_ = _add(sub, "group-report", _group_report, "the group HTML page linking every subject")
     grep_.add_argument("--summary", required=True, type=Path, help="group-summary output .json")
     grep_.add_argument("--group-isc", required=True, type=Path, help="group_isc.npz")
+    grep_.add_argument("--cross-validation", type=Path, help="cross-validate's cv_encoding.json (with cross_validation.folds)")
     grep_.add_argument("--out", required=True, type=Path, help="output .html")
     prep = _add(sub, "prepare-fmri", _prepare_fmri,
                 "read, check, clean and standardise one subject's fMRI (training-block statistics only)")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BLOCKS", "GAP", "SplitConfig", "Split", "make_split"]
+__all__ = ["BLOCKS", "GAP", "SplitConfig", "Split", "make_split", "fold_chunks", "fold_splits", "pieces"]
 
 BLOCKS = ("train", "val", "test")
 GAP = -1  # label of gap TRs; block b has label BLOCKS.index(b)
@@ -48,12 +48,17 @@ class SplitConfig:
     min_gap_s : float, default=32.0
         The HRF length, in seconds (nilearn's Glover/SPM kernels last 32 s); ``gap_s`` below
         it is an error.
+    folds : int, default=1
+        Config ``cross_validation.folds``: with ``K >= 3``, also K-fold cross-validation over the whole scan (:func:`fold_splits`):
+        K contiguous chunks separated by ``gap_s``; fold ``f`` tests on chunk ``f``, validates on
+        the chunk before it and trains on the others.
     """
 
     fractions: tuple = (0.8, 0.1, 0.1)
     gap_s: float = 32.0
     order: tuple = BLOCKS
     min_gap_s: float = 32.0
+    folds: int = 1
 
 
 @dataclass(frozen=True)
@@ -106,15 +111,7 @@ class Split:
         ndarray, shape (n_trs,), int64
             Piece number (0, 1, ... in time order) of each TR; -1 for gap TRs.
         """
-        runs = np.asarray(runs)
-        if runs.shape != self.labels.shape:
-            raise ValueError(f"runs has {len(runs)} TRs but the split has {self.n_trs}")
-        change = np.r_[True, (np.diff(runs) != 0) | (np.diff(self.labels) != 0)]
-        pieces = np.cumsum(change)
-        kept = self.labels != GAP
-        out = np.full(self.n_trs, -1, dtype=np.int64)
-        out[kept] = np.unique(pieces[kept], return_inverse=True)[1]
-        return out
+        return pieces(runs, self.labels)
 
     def to_dict(self) -> dict:
         """JSON-able summary: TR ranges and seconds of every block, gap, TR."""
@@ -127,6 +124,66 @@ class Split:
                 for b, (a, z) in self.ranges().items()
             },
         }
+
+
+def pieces(runs, *labels):
+    """Number the pieces of TRs that share a run and every labelling (a block, a fold's chunk).
+
+    Parameters
+    ----------
+    runs : ndarray, shape (n_trs,), int
+        Run index of each TR, non-decreasing.
+    *labels : ndarray, shape (n_trs,), int
+        Labellings with ``GAP`` for TRs outside any block (:attr:`Split.labels`, :func:`fold_chunks`).
+
+    Returns
+    -------
+    ndarray, shape (n_trs,), int64
+        Piece number (0, 1, ... in time order) of each TR; -1 for TRs that are a gap in every labelling.
+    """
+    runs = np.asarray(runs)
+    change = np.r_[True, np.diff(runs) != 0]
+    for label in labels:
+        if len(label) != len(runs):
+            raise ValueError(f"runs has {len(runs)} TRs but a split has {len(label)}")
+        change[1:] |= np.diff(label) != 0
+    numbers = np.cumsum(change)
+    kept = np.any([label != GAP for label in labels], axis=0)
+    out = np.full(len(runs), -1, dtype=np.int64)
+    out[kept] = np.unique(numbers[kept], return_inverse=True)[1]
+    return out
+
+
+def fold_chunks(n_trs, tr_s, config):
+    """The cross-validation chunks: ``config.folds`` contiguous stretches of equal size (to a TR) separated by
+    ``ceil(gap_s / tr_s)`` gap TRs; shape (n_trs,), int8, the chunk of every TR (``GAP`` between chunks)."""
+    if config.folds < 3:
+        raise ValueError(f"split.folds is {config.folds}: cross-validation needs at least 3 folds (a test, a "
+                         "validation and a training chunk)")
+    gap_trs = math.ceil(config.gap_s / tr_s - 1e-9)
+    usable = n_trs - gap_trs * (config.folds - 1)
+    if usable < config.folds:
+        raise ValueError(f"{n_trs} TRs cannot hold {config.folds} folds with {gap_trs}-TR gaps; lower split.folds")
+    sizes = np.diff(np.round(np.linspace(0, usable, config.folds + 1)).astype(int))
+    labels = np.full(n_trs, GAP, dtype=np.int8)
+    start = 0
+    for chunk, size in enumerate(sizes):
+        labels[start : start + size] = chunk
+        start += size + gap_trs
+    return labels
+
+
+def fold_splits(n_trs, tr_s, config):
+    """One :class:`Split` per fold of :func:`fold_chunks`: fold ``f`` tests on chunk ``f``, validates on chunk
+    ``f - 1`` (the last chunk for fold 0) and trains on the rest; every two blocks are ``gap_s`` apart."""
+    chunks = fold_chunks(n_trs, tr_s, config)
+    out = []
+    for fold in range(config.folds):
+        labels = np.where(chunks == GAP, GAP, BLOCKS.index("train")).astype(np.int8)
+        labels[chunks == fold] = BLOCKS.index("test")
+        labels[chunks == (fold - 1) % config.folds] = BLOCKS.index("val")
+        out.append(Split(labels=labels, tr_s=float(tr_s), gap_s=float(config.gap_s)))
+    return out
 
 
 def make_split(n_trs, tr_s, config=SplitConfig()) -> Split:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from giblet.splits import BLOCKS, GAP, Split, SplitConfig, make_split
+from giblet.splits import BLOCKS, GAP, Split, SplitConfig, make_split, fold_chunks, fold_splits, pieces
 
 
 def test_make_split_sherlock_blocks():
@@ -86,3 +86,40 @@ def test_split_segments_cut_at_runs_and_blocks():
 def test_split_mask_unknown_block_raises():
     with pytest.raises(ValueError, match=r"block must be one of \('train', 'val', 'test'\), got 'dev'"):
         make_split(500, 1.5).mask("dev")
+
+
+def test_fold_chunks_cover_the_scan_in_equal_chunks_gap_apart():
+    config = SplitConfig(gap_s=32.0, folds=10)
+    chunks = fold_chunks(1976, 1.5, config)
+    sizes = [int((chunks == k).sum()) for k in range(10)]
+    assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 1976 - 9 * 22
+    assert chunks[0] == 0 and chunks[-1] == 9
+    starts = [int(np.flatnonzero(chunks == k)[0]) for k in range(10)]
+    stops = [int(np.flatnonzero(chunks == k)[-1]) for k in range(10)]
+    assert all(start - stop - 1 == 22 for stop, start in zip(stops, starts[1:]))  # 22 gap TRs = 33 s >= 32 s
+
+
+def test_fold_splits_test_every_chunk_once_validate_on_the_chunk_before():
+    config = SplitConfig(gap_s=6.0, min_gap_s=6.0, folds=4)
+    chunks = fold_chunks(100, 1.5, config)
+    splits = fold_splits(100, 1.5, config)
+    tested = np.zeros(100, int)
+    for fold, split in enumerate(splits):
+        np.testing.assert_array_equal(split.mask("test"), chunks == fold)
+        np.testing.assert_array_equal(split.mask("val"), chunks == (fold - 1) % 4)
+        np.testing.assert_array_equal(split.mask("train"), (chunks >= 0) & ~split.mask("test") & ~split.mask("val"))
+        tested += split.mask("test")
+    np.testing.assert_array_equal(tested, chunks >= 0)
+
+
+def test_fold_chunks_need_three_folds():
+    with pytest.raises(ValueError, match="at least 3 folds"):
+        fold_chunks(100, 1.5, SplitConfig(folds=2))
+
+
+def test_pieces_cut_at_every_labelling():
+    runs = np.repeat([0, 1], 6)
+    split = np.array([0, 0, 0, -1, 2, 2, 2, 2, -1, -1, 1, 1], np.int8)
+    chunks = np.array([0, 0, 1, 1, 1, 1, -1, 2, 2, 2, 2, -1], np.int8)
+    np.testing.assert_array_equal(pieces(runs, split, chunks), [0, 0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8])
+    np.testing.assert_array_equal(pieces(runs, split), [0, 0, 0, -1, 1, 1, 2, 2, -1, -1, 3, 3])

@@ -39,7 +39,7 @@ from giblet.audio.code_model import code_counts, tr_bits_gained
 from giblet.audio.codes import tr_frame_slots, tr_frame_spans
 from giblet.audio.descriptors import sounding_frames
 from giblet.evaluation._batches import block_batch, one_subject, scatter
-from giblet.evaluation.metrics import identification_ranks, pearson_rows, rank_accuracy, ssim
+from giblet.evaluation.metrics import bootstrap_ci, identification_ranks, pearson_rows, rank_accuracy, ssim
 from giblet.evaluation.nulls import permutation_test
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
@@ -533,7 +533,8 @@ def chance_levels(metrics, targets):
     return {m: 0.0 if m.startswith("bits_per_") else chance.get(m, np.nan) for m in metrics}
 
 
-def decoding_rows(model_name, input_name, views_by_modality, targets, *, n_permutations=1000, seed=0):
+def decoding_rows(model_name, input_name, views_by_modality, targets, *, n_permutations=1000, seed=0,
+                  n_bootstrap=1000, block_trs=5):
     """Tidy rows: every metric of every modality with chance, the training baseline, the truth's score and a null.
 
     Parameters
@@ -548,12 +549,14 @@ def decoding_rows(model_name, input_name, views_by_modality, targets, *, n_permu
     n_permutations : int, default=1000
         Circular shifts of the decoded sequence against the truth (at most n_trs - 1).
     seed : int, default=0
+    n_bootstrap, block_trs : int, default=1000, 5
+        The score's moving-block bootstrap 95 % interval over TRs (``ci_low``, ``ci_high``).
 
     Returns
     -------
     list of dict
-        Keys ``model, input, modality, metric, features, score, chance, baseline, ceiling, null_mean, p,
-        n_trs``: ``baseline`` scores the constant training prediction (unigram codes, mean features),
+        Keys ``model, input, modality, metric, features, score, ci_low, ci_high, chance, baseline, ceiling,
+        null_mean, p, n_trs``: ``baseline`` scores the constant training prediction (unigram codes, mean features),
         ``ceiling`` the true features themselves (sound: the code model from the true descriptor), ``null_mean`` and the one-sided ``p`` the decoded
         sequence circularly shifted against the truth.
     """
@@ -570,9 +573,12 @@ def decoding_rows(model_name, input_name, views_by_modality, targets, *, n_permu
             return np.array([np.nanmean(per_metric[m][1]) for m in names])
 
         null = permutation_test(means, views, method="circular", n_permutations=n_permutations, seed=seed)
+        per_tr = np.stack([np.asarray(scores[m][1], dtype=np.float64) for m in names], axis=1)
+        _, low, high = bootstrap_ci(per_tr, n_bootstrap=n_bootstrap, seed=seed, block_trs=min(block_trs, len(per_tr)))
         for i, metric in enumerate(names):
             rows.append({"model": model_name, "input": input_name, "modality": modality, "metric": metric,
-                         "features": scores[metric][0], "score": null.observed[i], "chance": chance[metric],
+                         "features": scores[metric][0], "score": null.observed[i], "ci_low": low[i],
+                         "ci_high": high[i], "chance": chance[metric],
                          "baseline": np.nanmean(baseline[metric][1]), "ceiling": np.nanmean(ceiling[metric][1]),
                          "null_mean": null.null_mean[i],
                          "p": null.p[i], "n_trs": targets.n_trs})

@@ -16,7 +16,7 @@ from giblet.training.baselines import fit_ridge
 from giblet.training.data import shift_within_runs
 from giblet.training.routes import encoding_rows
 
-__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "score_encoding", "isc_ceiling", "roi_ceiling_on",
+__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "block_bootstrap_r", "score_encoding", "isc_ceiling", "roi_ceiling_on",
            "ceiling_floor", "encoding_table",
            "codebook_feature_sets", "feature_set_encoding"]
 
@@ -72,11 +72,15 @@ class EncodingScores:
     Attributes
     ----------
     voxel_r, voxel_p, voxel_q : ndarray, shape (n_voxels,), float64
-        r, one-sided permutation p and Benjamini-Hochberg q across voxels.
+        r, one-sided p under a normal fit to the voxel's permutation null (an empirical p cannot go below
+        ``1 / (1 + n_permutations)``, too coarse for a false-discovery rate over thousands of voxels) and the
+        Benjamini-Hochberg q across voxels.
     roi_r, roi_p, roi_null_mean : ndarray, shape (n_rois,), float64
         r of the ROI-mean prediction with the ROI-mean measurement, its p and null mean.
     n_trs : int
         TRs scored.
+    roi_ci : ndarray, shape (2, n_rois), float64
+        Moving-block bootstrap 95 % interval of ``roi_r`` (TRs resampled in blocks).
     """
 
     voxel_r: np.ndarray
@@ -86,6 +90,7 @@ class EncodingScores:
     roi_p: np.ndarray
     roi_null_mean: np.ndarray
     n_trs: int
+    roi_ci: np.ndarray
 
 
 def _roi_means(values, roi_membership):
@@ -94,7 +99,25 @@ def _roi_means(values, roi_membership):
         return (values @ roi_membership.astype(values.dtype)) / np.where(counts, counts, np.nan)
 
 
-def score_encoding(predicted, measured, roi_membership, *, n_permutations=1000, seed=0, null_method="phase"):
+def block_bootstrap_r(predicted, measured, *, n_bootstrap=1000, seed=0, block_trs=5, level=0.95):
+    """Moving-block bootstrap interval of the Pearson r of every column: (2, n_columns) float64.
+
+    TRs are resampled in blocks of ``block_trs`` consecutive TRs (keeping BOLD autocorrelation), the
+    same blocks for every column.
+    """
+    predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
+    n = len(predicted)
+    block_trs = min(block_trs, n)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - block_trs + 1, size=(n_bootstrap, -(-n // block_trs)))
+    index = (starts[..., None] + np.arange(block_trs)).reshape(n_bootstrap, -1)[:, :n]
+    draws = np.stack([pearson_columns(predicted[rows], measured[rows]) for rows in index])
+    with np.errstate(invalid="ignore"):
+        return np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+
+
+def score_encoding(predicted, measured, roi_membership, *, n_permutations=1000, seed=0, null_method="phase",
+                   n_bootstrap=1000, block_trs=5):
     """Score predicted BOLD against measured BOLD on the same TRs.
 
     Parameters
@@ -106,6 +129,8 @@ def score_encoding(predicted, measured, roi_membership, *, n_permutations=1000, 
     seed : int, default=0
     null_method : {"phase", "circular"}, default="phase"
         Surrogates of the prediction (see :mod:`giblet.evaluation.nulls`).
+    n_bootstrap, block_trs : int, default=1000, 5
+        The ROI r's moving-block bootstrap interval (:func:`block_bootstrap_r`).
 
     Returns
     -------
@@ -125,8 +150,12 @@ def score_encoding(predicted, measured, roi_membership, *, n_permutations=1000, 
             _roi_means(prediction, roi_membership), measured_rois)]
 
     result = permutation_test(score, predicted, method=null_method, n_permutations=n_permutations, seed=seed)
-    return EncodingScores(result.observed[:n_voxels], result.p[:n_voxels], fdr_bh(result.p[:n_voxels]),
-                          result.observed[n_voxels:], result.p[n_voxels:], result.null_mean[n_voxels:], len(predicted))
+    roi_ci = block_bootstrap_r(_roi_means(predicted, roi_membership), measured_rois, n_bootstrap=n_bootstrap,
+                               seed=seed, block_trs=block_trs)
+    voxel_p = result.normal_p()[:n_voxels]
+    return EncodingScores(result.observed[:n_voxels], voxel_p, fdr_bh(voxel_p),
+                          result.observed[n_voxels:], result.p[n_voxels:], result.null_mean[n_voxels:], len(predicted),
+                          roi_ci)
 
 
 def isc_ceiling(group_isc_path, subject, voxel_ijk, roi_names, block="test"):
@@ -220,11 +249,13 @@ def encoding_table(scores, roi_names, roi_membership, voxel_ceiling, roi_ceiling
     Returns
     -------
     pandas.DataFrame
-        Columns ``roi, model, n_voxels, n_trs, r, null_mean, p, ceiling, r_over_ceiling,
+        Columns ``roi, model, n_voxels, n_trs, r, r_ci_low, r_ci_high, null_mean, p, ceiling, r_over_ceiling,
+        above_ceiling,
         mean_voxel_r, mean_voxel_ceiling, fraction_voxels_significant``; ``r`` is the ROI-mean
         prediction's correlation, ``ceiling`` the ROI-mean leave-one-subject-out ISC (on the same
         TRs: :func:`roi_ceiling_on`), ``r_over_ceiling`` NaN where the ceiling is at most
-        :func:`ceiling_floor`.
+        :func:`ceiling_floor`, ``above_ceiling`` where r exceeds the ceiling (a flag: the ceiling of so few TRs
+        is itself noisy, or the model fits what is not shared between subjects).
     """
     rows = []
     for model, s in scores.items():
@@ -233,9 +264,11 @@ def encoding_table(scores, roi_names, roi_membership, voxel_ceiling, roi_ceiling
             some = members.any()
             rows.append({
                 "roi": roi, "model": model, "n_voxels": int(members.sum()), "n_trs": s.n_trs,
-                "r": s.roi_r[r], "null_mean": s.roi_null_mean[r], "p": s.roi_p[r],
+                "r": s.roi_r[r], "r_ci_low": s.roi_ci[0, r], "r_ci_high": s.roi_ci[1, r],
+                "null_mean": s.roi_null_mean[r], "p": s.roi_p[r],
                 "ceiling": roi_ceiling[r],
                 "r_over_ceiling": s.roi_r[r] / roi_ceiling[r] if roi_ceiling[r] > ceiling_floor(s.n_trs) else np.nan,
+                "above_ceiling": bool(s.roi_r[r] > roi_ceiling[r]),
                 "mean_voxel_r": np.nanmean(s.voxel_r[members]) if some else np.nan,
                 "mean_voxel_ceiling": np.nanmean(voxel_ceiling[members]) if some else np.nan,
                 "fraction_voxels_significant": (s.voxel_q[members] < q_threshold).mean() if some else np.nan,

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from giblet.evaluation.metrics import bootstrap_ci
+from giblet.evaluation.metrics import bootstrap_ci, fdr_bh
 from giblet.models import lesion
 
-__all__ = ["LESION_PARTS", "lesion_masks", "silence", "lesion_effects", "compare_lesions"]
+__all__ = ["LESION_PARTS", "lesion_masks", "silence", "lesion_effects", "correct_lesion_tests", "compare_lesions"]
 
 #: Part of the brain silenced for a named ROI: the ROI itself or everything else.
 LESION_PARTS = {"roi": lambda members: members, "complement": lambda members: ~members}
@@ -80,17 +80,29 @@ def lesion_effects(intact, lesioned, *, n_bootstrap=1000, seed=0, block_trs=1, l
     Returns
     -------
     list of dict
-        Keys ``metric, features, intact, lesioned, change, ci_low, ci_high, significant``;
-        ``change = lesioned - intact`` (negative: the lesion costs), ``significant`` when the
-        interval excludes 0.
+        Keys ``metric, features, intact, lesioned, change, ci_low, ci_high, p, significant``;
+        ``change = lesioned - intact`` (negative: the lesion costs), ``p`` its bootstrap p,
+        ``significant`` when the interval excludes 0 (uncorrected: :func:`correct_lesion_tests`
+        corrects a table of many).
     """
     metrics = list(intact)
     diff = np.stack([lesioned[m][1] - intact[m][1] for m in metrics], axis=1)
-    change, low, high = bootstrap_ci(diff, n_bootstrap=n_bootstrap, seed=seed, block_trs=min(block_trs, len(diff)),
-                                     level=level)
+    change, low, high, p = bootstrap_ci(diff, n_bootstrap=n_bootstrap, seed=seed,
+                                        block_trs=min(block_trs, len(diff)), level=level, with_p=True)
     return [{"metric": m, "features": intact[m][0], "intact": np.nanmean(intact[m][1]),
              "lesioned": np.nanmean(lesioned[m][1]), "change": change[i], "ci_low": low[i], "ci_high": high[i],
-             "significant": bool(low[i] > 0 or high[i] < 0)} for i, m in enumerate(metrics)]
+             "p": p[i], "significant": bool(low[i] > 0 or high[i] < 0)}
+            for i, m in enumerate(metrics)]
+
+
+def correct_lesion_tests(table, alpha=0.05):
+    """``table`` (:func:`lesion_effects` rows of every lesion) with ``q`` (Benjamini-Hochberg over all its tests)
+    and ``significant`` = q < ``alpha``: one subject's lesions are hundreds of tests (ROIs x parts x models x
+    inputs x metrics), and an uncorrected interval flagged changes of -0.001."""
+    out = table.copy()
+    out["q"] = fdr_bh(out["p"].to_numpy(dtype=float)) if len(out) else []
+    out["significant"] = out["q"] < alpha
+    return out
 
 
 def compare_lesions(per_tr, first, second, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95):

@@ -145,8 +145,8 @@ def ssim(estimate, reference, data_range=1.0, sigma=1.5):
     return index.mean(axis=(1, 2, 3))
 
 
-def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95):
-    """Mean over TRs and its moving-block bootstrap confidence interval.
+def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95, with_p=False):
+    """Mean over TRs and its moving-block bootstrap confidence interval (and, ``with_p``, a two-sided p).
 
     Parameters
     ----------
@@ -159,9 +159,14 @@ def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95):
         fMRI-derived scores within a block (1 is the ordinary bootstrap).
     level : float, default=0.95
 
+    with_p : bool, default=False
+        Also return the two-sided p of a zero mean under a normal fit to the resampled means (its SD as the
+        standard error): unlike their share beyond 0, it goes below ``1 / n_bootstrap``, as a false-discovery
+        rate over hundreds of tests needs.
+
     Returns
     -------
-    mean, low, high : ndarray, shape (n_columns,) (floats for 1-D input)
+    mean, low, high[, p] : ndarray, shape (n_columns,) (floats for 1-D input)
         NaN TRs are left out.
     """
     values = np.asarray(values, dtype=np.float64)
@@ -178,9 +183,11 @@ def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95):
         means = np.nanmean(values[index], axis=1)  # (n_bootstrap, n_columns)
         low, high = np.nanquantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
         mean = np.nanmean(values, axis=0)
-    if squeeze:
-        return float(mean[0]), float(low[0]), float(high[0])
-    return mean, low, high
+    out = [mean, low, high]
+    if with_p:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(mean == 0, 1.0, 2 * stats.norm.sf(np.abs(mean) / np.nanstd(means, axis=0))))
+    return tuple(float(v[0]) for v in out) if squeeze else tuple(out)
 
 
 def fdr_bh(p_values):

@@ -7,7 +7,11 @@ through these constants, so none of the three can drift from the others.
 from __future__ import annotations
 
 __all__ = ["EVALUATE_OUTPUTS", "evaluate_outputs", "EXAMPLE_THUMBS", "AUDIO_REFERENCE_OUTPUTS", "DECODE_AUDIO_OUTPUTS",
-           "AUDIO_REFERENCES"]
+           "AUDIO_REFERENCES", "CV_OUTPUTS", "HEADLINE_METRIC"]
+
+#: The decoding metric of the lesion summaries and the report's lesion heatmap: TR identification (rank accuracy),
+#: which every modality has
+HEADLINE_METRIC = "rank_accuracy"
 
 #: ``giblet evaluate``: one subject's scores on the test block
 EVALUATE_OUTPUTS = {
@@ -39,3 +43,9 @@ AUDIO_REFERENCE_OUTPUTS = {"summary": "references.json"}
 DECODE_AUDIO_OUTPUTS = {"summary": "waveforms.json", "scores": "waveform_scores.tsv"}
 #: Sounds every decoded WAV is scored against: the codec's resynthesis of the true codes (the ceiling), the film's.
 AUDIO_REFERENCES = ("codec_resynthesis", "original")
+
+#: ``giblet cross-validate``: both encoders retrained and scored on every fold
+CV_OUTPUTS = {
+    "scores": "cv_encoding.tsv",  # subject x fold x seed x ROI: mean voxel r of both models and the ceiling
+    "summary": "cv_encoding.json",  # averaged over folds per subject and ROI, then over subjects (seed spread)
+}

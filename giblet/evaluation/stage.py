@@ -41,13 +41,14 @@ from giblet.evaluation.encoding import (
     roi_ceiling_on,
     score_encoding,
 )
-from giblet.evaluation.lesions import lesion_effects, lesion_masks, silence
+from giblet.evaluation.lesions import correct_lesion_tests, lesion_effects, lesion_masks, silence
 from giblet.evaluation.outputs import (
     AUDIO_REFERENCE_OUTPUTS,
     AUDIO_REFERENCES,
     DECODE_AUDIO_OUTPUTS,
     EVALUATE_OUTPUTS,
     EXAMPLE_THUMBS,
+    HEADLINE_METRIC,
     evaluate_outputs,
 )
 from giblet.evaluation.waveforms import trs_waveform, write_wav
@@ -66,8 +67,6 @@ log = logging.getLogger(__name__)
 
 #: Signals a lesion can silence: the subject's measured BOLD, or the encoder's predicted BOLD (middle layer).
 LESION_INPUTS = ("measured_bold", "predicted_bold")
-#: The metric every modality is summarised and lesioned by: TR identification (chance 0.5).
-HEADLINE_METRIC = "rank_accuracy"
 
 
 def subject_prepared_path(prepared_paths, subject):
@@ -135,7 +134,7 @@ def _check_design(design, encoder, stored_rows, aligned_paths):
 
 
 def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, preshift_trs, device, out_dir, *,
-              n_permutations, seed):
+              n_permutations, seed, n_bootstrap, block_trs):
     prepared = data.prepared[subject]
     rows = np.flatnonzero((data.labels == BLOCKS.index("test")) & data.bold_valid[subject])
     measured = data.bold[subject][rows]
@@ -146,7 +145,8 @@ def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, pr
         "autoencoder": predict_bold(model, data, subject, "test", device)[rows],
         "ridge": ridge_bold(baselines["encoder"], design, data.runs, preshift_trs)[rows],
     }
-    scores = {name: score_encoding(p, measured, prepared.roi_membership, n_permutations=n_permutations, seed=seed)
+    scores = {name: score_encoding(p, measured, prepared.roi_membership, n_permutations=n_permutations, seed=seed,
+                                   n_bootstrap=n_bootstrap, block_trs=block_trs)
               for name, p in tqdm(predictions.items(), desc="encoding nulls", unit="model")}
     voxel_ceiling = isc_ceiling(group_isc_path, subject, prepared.voxel_ijk, prepared.roi_names)[0]
     roi_ceiling = roi_ceiling_on(group_isc_path, subject, prepared.roi_names, rows, data.runs, preshift_trs)
@@ -162,7 +162,7 @@ def _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, pr
     summary = {name: {"n_trs": int(len(rows)), "median_voxel_r": json_number(np.nanmedian(s.voxel_r)),
                       "fraction_voxels_q05": json_number(np.mean(s.voxel_q < 0.05)),
                       "rois": {roi: {key: json_number(getattr(rois[name, roi], key))
-                                     for key in ("r", "ceiling", "r_over_ceiling", "p")}
+                                     for key in ("r", "r_ci_low", "r_ci_high", "ceiling", "r_over_ceiling", "p")}
                                for roi in prepared.roi_names}}
                for name, s in scores.items()}
     return summary
@@ -231,7 +231,7 @@ def _lesions(model, data, subject, targets, baselines, intact, *, delays, mode, 
                                                                       seed=seed, block_trs=block_trs)]
                 per_tr += [pd.DataFrame({**keys, "metric": metric, "tr": targets.rows, "intact": before[metric][1],
                                          "lesioned": after[metric][1]}) for metric in before]
-    return pd.DataFrame(effects), pd.concat(per_tr, ignore_index=True)
+    return correct_lesion_tests(pd.DataFrame(effects)), pd.concat(per_tr, ignore_index=True)
 
 
 def _decoding_summary(table):
@@ -329,7 +329,8 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
     codec_status = CodeStream.load(features_dir / "codes.npz").codec_status if "audio" in modalities else None
 
     encoding = _encoding(model, data, subject, aligned_paths, baselines, group_isc_path, preshift_trs, device,
-                         out_dir, n_permutations=n_permutations, seed=seed)
+                         out_dir, n_permutations=n_permutations, seed=seed, n_bootstrap=n_bootstrap,
+                         block_trs=bootstrap_block_trs)
 
     codebook_encoding = None
     if "audio" in modalities:
@@ -343,7 +344,8 @@ def _evaluate(subject, features_dir, aligned_paths, prepared_paths, model_path, 
     views = _decode_all(model, data, subject, targets, baselines, delays, device)
     decoding = pd.DataFrame([row for (name, source), v in tqdm(views.items(), desc="decoding nulls", unit="model")
                              for row in decoding_rows(name, source, v, targets, n_permutations=n_permutations,
-                                                      seed=seed)])
+                                                      seed=seed, n_bootstrap=n_bootstrap,
+                                                      block_trs=bootstrap_block_trs)])
     write_tsv(decoding, out_dir / EVALUATE_OUTPUTS["decoding"])
     _examples(views, targets, n_examples, out_dir)
 

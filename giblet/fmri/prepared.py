@@ -48,6 +48,9 @@ class PreparedFmri:
         Training-block statistics used for the z-score (after cleaning).
     qc : dict
         JSON-able quality report.
+    mean_epi : ndarray, shape (n_voxels,), float32, optional
+        Every voxel's mean over the valid training TRs of the data as read (before cleaning): a mean EPI
+        (None in files written before it was stored).
     """
 
     subject: str
@@ -66,6 +69,7 @@ class PreparedFmri:
     mean: np.ndarray
     scale: np.ndarray
     qc: dict = field(default_factory=dict)
+    mean_epi: np.ndarray | None = None
 
     @property
     def times_s(self) -> np.ndarray:
@@ -106,6 +110,7 @@ class PreparedFmri:
             mean=self.mean,
             scale=self.scale,
             qc=np.asarray(json.dumps(self.qc, sort_keys=True)),
+            **({} if self.mean_epi is None else {"mean_epi": self.mean_epi}),
         )
 
     @classmethod
@@ -129,4 +134,5 @@ class PreparedFmri:
                 mean=z["mean"],
                 scale=z["scale"],
                 qc=json.loads(str(z["qc"])),
+                mean_epi=z["mean_epi"] if "mean_epi" in z.files else None,
             )

@@ -19,7 +19,8 @@ from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_mea
 from giblet.fmri.prepared import PreparedFmri
 from giblet.fmri.quality import MAX_NAN_FRACTION, constant_voxels, find_bad
 from giblet.io import save_npz
-from giblet.splits import BLOCKS, GAP, SplitConfig, make_split
+from giblet.splits import BLOCKS, GAP, SplitConfig, fold_chunks, make_split
+from giblet.splits import pieces as split_pieces
 
 __all__ = ["PrepareFmriConfig", "run_prepare_fmri", "run_group_isc"]
 
@@ -153,6 +154,8 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
     run_n_trs = [int(n) for n in run_n_trs]
     runs = np.repeat(np.arange(len(run_n_trs)), run_n_trs)
     the_split = make_split(len(runs), tr_s, split)
+    # cross-validation folds: their chunks are cleaned on their own too, so no filter crosses a fold's block either
+    labellings = [the_split.labels] + ([fold_chunks(len(runs), tr_s, split)] if split.folds > 1 else [])
     train = the_split.mask("train")
     source = ", ".join(str(p) for p in inputs)
 
@@ -163,18 +166,21 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
                  for roi, (path, column) in (published or {}).items()}  # the stored data, before any cleaning
     quality = find_bad(values, reference_trs=train, source=source, runs=runs,
                        max_nan_fraction=config.max_nan_fraction)
-    valid = quality.tr_ok & (the_split.labels != GAP)
+    valid = quality.tr_ok & np.any([labels != GAP for labels in labellings], axis=0)
     for block in BLOCKS:
         if the_split.mask(block).any() and not (valid & the_split.mask(block)).any():
             log.warning("%s: the %s block has no valid TR left (bad TRs %s); no model can be scored on it: "
                         "fix the data or the split", source, block, quality.summary()["n_bad_trs"])
-    pieces = the_split.segments(runs)
+    pieces = split_pieces(runs, *labellings)
     voxel_reasons = quality.voxel_reasons()
     kept = np.flatnonzero(quality.voxel_ok)  # columns of ``values`` still in use, as indices of the voxels read
     values = keep_columns(values, quality.voxel_ok)  # from here on filled, cleaned and z-scored in place: held once
     n_filled, unfillable = fill_nan_samples(values, pieces, valid)
     voxel_reasons[kept[unfillable]] = "nan"
     values, kept, n_filled = keep_columns(values, ~unfillable), kept[~unfillable], n_filled[~unfillable]
+    mean_epi = np.empty(values.shape[1], np.float32)  # the raw image, before cleaning: the report's background
+    for block in column_blocks(values.shape[1]):
+        mean_epi[block] = values[valid & train, block].mean(axis=0)
     clean_pieces(
         values, pieces, valid, tr_s=tr_s,
         detrend=config.detrend, high_pass_hz=config.high_pass_hz, low_pass_hz=config.low_pass_hz,
@@ -203,6 +209,7 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
         "inputs": [str(p) for p in inputs],
         "tr_s": tr_s,
         "run_n_trs": run_n_trs,
+        "split_folds": int(split.folds),  # cross-validation chunks cleaned on their own (1: none)
         "n_voxels_read": int(len(ijk) + len(excluded_ijk)),
         "n_voxels_kept": int(keep.sum()),
         "n_excluded_voxels": dict(Counter([*reasons, *voxel_reasons[~keep].tolist()])),
@@ -227,7 +234,7 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
         voxel_ijk=ijk_kept, affine=np.asarray(affine, dtype=np.float64), grid_shape=tuple(grid_shape),
         roi_names=roi_names, roi_membership=membership,
         excluded_ijk=np.concatenate([excluded_ijk, ijk[~keep]]).astype(np.int32).reshape(-1, 3),
-        excluded_reasons=(*reasons, *voxel_reasons[~keep]), mean=mean, scale=scale, qc=qc,
+        excluded_reasons=(*reasons, *voxel_reasons[~keep]), mean=mean, scale=scale, qc=qc, mean_epi=mean_epi[~flat],
     )
     log.info("%s: %d TRs (%d valid) x %d voxels, %d excluded; bad TRs %s; %d NaN samples filled in %d voxels",
              subject, len(runs), valid.sum(), keep.sum(), len(prepared.excluded_reasons), qc["n_bad_trs"],
@@ -276,8 +283,10 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         the split's non-empty blocks), ``n_trs`` (n_blocks,), ``voxel_ijk`` (n_voxels, 3),
         ``affine``, ``grid_shape``, ``roi_names`` (n_rois,), ``voxel_isc`` (n_blocks,
         n_subjects, n_voxels) float32, ``roi_isc`` (n_blocks, n_subjects, n_rois) float32,
-        its chance reference ``roi_isc_null`` (same, with subject s circularly shifted by
-        s/n_subjects of the block), every subject's ROI-mean time courses ``roi_timecourses``
+        its chance reference ``roi_isc_null`` (same: the mean over ``N_ISC_SHIFTS`` draws with every
+        subject circularly shifted by its own random offset) and ``roi_isc_null_band`` (n_blocks, 2,
+        n_subjects, n_rois: the draws' 2.5 and 97.5 percentiles) and ``roi_isc_null_group_band`` (n_blocks,
+        2, n_rois: the same of the subjects' mean ISC), every subject's ROI-mean time courses ``roi_timecourses``
         (n_subjects, n_trs, n_rois) float32 (NaN on its invalid TRs; for ceilings on other TRs) and a
         JSON ``summary`` (group means per block; with published
         tables, ``published_isc`` rows: the published ISC, it recomputed, and this group's whole-scan ISC).
@@ -322,7 +331,11 @@ def run_group_isc(prepared_paths, out_path) -> Path:
             voxel_isc[b, s] = isc_vs_group_mean(own[rows], group_mean[rows], len(paths))
     own_rois = np.stack(own_rois)  # (n_subjects, n_trs, n_rois)
     roi_isc = np.stack([loso_isc(own_rois[:, rows]) for rows in blocks.values()])
-    roi_null = np.stack([loso_isc(_desynchronised(own_rois[:, rows])) for rows in blocks.values()])
+    rng = np.random.default_rng(0)
+    roi_nulls = np.stack([_shifted_null(own_rois[:, rows], N_ISC_SHIFTS, rng) for rows in blocks.values()])
+    roi_null = roi_nulls.mean(axis=1)  # (n_blocks, n_subjects, n_rois)
+    roi_null_band = np.percentile(roi_nulls, [2.5, 97.5], axis=1).transpose(1, 0, 2, 3)
+    group_null_band = np.percentile(roi_nulls.mean(axis=2), [2.5, 97.5], axis=1).transpose(1, 0, 2)
     summary = {
         "subjects": subjects,
         "n_voxels": int(common.sum()),
@@ -353,12 +366,24 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         voxel_isc=voxel_isc,
         roi_isc=roi_isc.astype(np.float32),
         roi_isc_null=roi_null.astype(np.float32),
+        roi_isc_null_band=roi_null_band.astype(np.float32),
+        roi_isc_null_group_band=group_null_band.astype(np.float32),
         roi_timecourses=own_rois.astype(np.float32),
         summary=np.asarray(json.dumps(summary, sort_keys=True)),
     )
 
 
-def _desynchronised(data):
-    """Circularly shift subject s by s/n_subjects of the time axis: shape (n_subjects, n_trs, n_rois)."""
+#: Circular-shift draws of the ROI ISC null.
+N_ISC_SHIFTS = 200
+
+
+def _shifted_null(data, n_shifts, rng):
+    """Leave-one-out ROI ISC with every subject circularly shifted by its own random offset (between a tenth and
+    nine tenths of the block), ``n_shifts`` times: (n_shifts, n_subjects, n_rois)."""
     n, n_trs = data.shape[:2]
-    return np.stack([np.roll(d, (s * n_trs) // n, axis=0) for s, d in enumerate(data)])
+    low = max(1, n_trs // 10)
+    out = []
+    for _ in range(n_shifts):
+        offsets = rng.integers(low, max(low + 1, n_trs - low), size=n)
+        out.append(loso_isc(np.stack([np.roll(d, int(k), axis=0) for d, k in zip(data, offsets)])))
+    return np.stack(out)

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import platform
+import re
 from importlib import metadata
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.io import wavfile
 
-from giblet.evaluation.outputs import DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, EXAMPLE_THUMBS
+from giblet.evaluation.outputs import DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path, write_bytes
 from giblet.report import figures
@@ -42,21 +43,32 @@ def get_template(name):
     return env.get_template(name)
 
 
+#: Colours of a page's PNGs (a palette image is 3-5x smaller than RGB, and charts and maps have few colours).
+PNG_COLOURS = 64
+
+
 def _png(fig):
+    """The figure as a base64 palette PNG (``PNG_COLOURS`` colours), closed."""
     import matplotlib.pyplot as plt
+    from PIL import Image
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    image = Image.open(buffer).convert("RGB").quantize(colors=PNG_COLOURS, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="png", optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def _table(frame, max_rows=60):
-    """An HTML table (escaped by pandas) with numbers to 3 decimals."""
+def _table(frame):
+    """Every row of ``frame`` as an HTML table (escaped by pandas; numbers to 3 decimals) in a box that scrolls,
+    under its row count."""
     if frame is None or frame.empty:
         return jinja2.utils.markupsafe.Markup("<p class='note'>not available</p>")
-    html = frame.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
-    return jinja2.utils.markupsafe.Markup(html)
+    html = frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0, justify="left")
+    count = f"{len(frame)} row{'s' if len(frame) != 1 else ''}"
+    return jinja2.utils.markupsafe.Markup(f"<p class='note table-rows'>{count}</p><div class='table-scroll'>{html}</div>")
 
 
 def _read_tsv(path):
@@ -76,7 +88,56 @@ def _sound_headline(decoding):
                     & decoding["metric"].isin(SOUND_HEADLINE)]
     order = {m: i for i, m in enumerate(SOUND_HEADLINE)}
     rows = rows.sort_values(["metric", "model"], key=lambda c: c.map(order) if c.name == "metric" else c)
-    return rows[["metric", "model", "score", "chance", "ceiling", "null_mean", "p"]]
+    return rows[["metric", "model", "score", *(c for c in ("ci_low", "ci_high") if c in rows), "chance", "ceiling",
+                 "null_mean", "p"]]
+
+
+#: The headline metric of each modality in the summary box (sound: bits per code over the code prior).
+SUMMARY_METRICS = {"audio": "bits_per_code", "video": "rank_accuracy", "text": "rank_accuracy"}
+
+
+def _summary_tables(encoding, decoding):
+    """The summary box: (decoding headline per modality and model from measured BOLD with chance, ceiling, null
+    and p; encoding per ROI: both models' r, the ceiling, r / ceiling, p)."""
+    headline = None
+    if decoding is not None:
+        wanted = decoding["modality"].map(SUMMARY_METRICS) == decoding["metric"]
+        rows = decoding[wanted & (decoding["input"] == "measured_bold")]
+        headline = rows[["modality", "metric", "model", "score", *(c for c in ("ci_low", "ci_high") if c in rows),
+                         "chance", "ceiling", "null_mean", "p"]]
+    roi = None
+    if encoding is not None:
+        roi = encoding.pivot_table(index="roi", columns="model", values=["r", "r_over_ceiling", "p"], sort=False)
+        roi.columns = [f"{model} {value}" for value, model in roi.columns]
+        ceiling = encoding.drop_duplicates("roi").set_index("roi")["ceiling"]
+        roi = roi.join(ceiling).reset_index()
+    return headline, roi
+
+
+def _ground_truth_checks(ground_truth, encoding, isc):
+    """The demo's known answers against this subject's numbers: (check, expected, measured, pass) rows.
+
+    Every ROI's test-block ISC lies in the range the simulation declares (``expected_loso_isc``); a ROI with a
+    driver (``roi_drivers``) is encoded by the autoencoder with a bootstrap interval above 0, the driverless
+    (noise) ROI with one that covers 0.
+    """
+    rows = []
+    for roi, (low, high) in ground_truth.get("expected_loso_isc", {}).items():
+        if roi in isc:
+            rows.append((f"{roi}: ISC in the declared range", f"{low:g} to {high:g}", isc[roi], low <= isc[roi] <= high))
+    if encoding is not None:
+        autoencoder = encoding[encoding["model"] == "autoencoder"].set_index("roi")
+        for roi, driver in ground_truth.get("roi_drivers", {}).items():
+            if roi not in autoencoder.index or "r_ci_low" not in autoencoder:
+                continue
+            row = autoencoder.loc[roi]
+            measured = f"{row['r']:.3f} [{row['r_ci_low']:.3f}, {row['r_ci_high']:.3f}]"
+            if driver is None:
+                rows.append((f"{roi}: not encoded (no driver)", "interval covers 0", measured,
+                             row["r_ci_low"] <= 0 <= row["r_ci_high"]))
+            else:
+                rows.append((f"{roi}: encoded (driven by {driver})", "interval above 0", measured, row["r_ci_low"] > 0))
+    return pd.DataFrame(rows, columns=["check", "expected", "measured", "pass"])
 
 
 def _versions():
@@ -113,28 +174,76 @@ def _bad_trs(qc):
     return "; ".join(found) or "none"
 
 
+def _null_band(isc, key="roi_isc_null_band"):
+    """The ROI ISC null's 95 % band (``key``: per subject, or ``roi_isc_null_group_band`` of the group mean) of a
+    ``group_isc.npz``; NaN (nothing drawn) in one written before the bands existed."""
+    if key in isc.files:
+        return isc[key]
+    shape = isc["roi_isc"].shape
+    return np.full((shape[0], 2, *shape[1:]) if key == "roi_isc_null_band" else (shape[0], 2, shape[2]), np.nan)
+
+
 def _isc_figure(group_isc_path, subject):
     with np.load(group_isc_path, allow_pickle=False) as z:
         subjects, blocks = [str(s) for s in z["subjects"]], [str(b) for b in z["blocks"]]
         block = blocks.index("test") if "test" in blocks else 0
         s = subjects.index(subject)
         return figures.isc_bars([str(r) for r in z["roi_names"]], z["roi_isc"][block, s],
-                                z["roi_isc_null"][block, s], title=f"{subject}: ISC by ROI ({blocks[block]} block)")
+                                _null_band(z)[block, :, s], title=f"{subject}: ISC by ROI ({blocks[block]} block)")
+
+
+#: Voxels with |r| at most this are left out of the brain maps (stated on the page).
+MAP_THRESHOLD = 0.1
+
+
+#: A voxel grid at least this large (mm) on every axis is taken to be a whole-brain template space (e.g. MNI).
+WHOLE_BRAIN_MM = 150.0
+
+
+def _background(prepared, image):
+    """(image or None, what it is): the subject's mean EPI (training TRs) when it has contrast; else, for data
+    stored already standardised on a whole-brain grid (as public group-space releases are), nilearn's MNI152
+    template, which such data are registered to; else nothing."""
+    mean = prepared.mean_epi
+    if mean is not None and len(mean) == len(prepared.voxel_ijk) and np.std(mean) > 0.01 * np.abs(np.median(mean)) > 0:
+        return image(mean), "the subject's mean EPI (training TRs, before cleaning)"
+    extent = np.abs(np.diag(prepared.affine)[:3]) * np.asarray(prepared.grid_shape)
+    if (extent >= WHOLE_BRAIN_MM).all():
+        from nilearn.datasets import load_mni152_template
+
+        return load_mni152_template(resolution=2), "the MNI152 template (the stored data are already standardised)"
+    return None, "no anatomy (the stored data are already standardised and carry no mean image)"
 
 
 def _map_figures(eval_dir, prepared):
+    """(figures, background): brain maps of both models' voxel r over the mean EPI (:func:`_background`) with ROI
+    outlines, on one colour scale, and the voxel-wise autoencoder-vs-ridge scatter."""
+    import nibabel as nib
+
     path = eval_dir / EVALUATE_OUTPUTS["encoding_voxels"]
     if not path.exists():
-        return []
-    out = []
+        return [], None
     with np.load(path, allow_pickle=False) as z:
-        for key in [k for k in z.files if k.startswith("r_")][:2]:
-            volume = np.zeros(prepared.grid_shape, np.float32)
-            volume[tuple(z["voxel_ijk"].T)] = np.nan_to_num(z[key])
-            import nibabel as nib
+        maps = {key[2:]: z[key] for key in z.files if key.startswith("r_")}
+        ijk, affine, roi_names, membership = z["voxel_ijk"], z["affine"], list(z["roi_names"]), z["roi_membership"]
 
-            out.append(figures.brain_map(nib.Nifti1Image(volume, z["affine"]), f"encoding r: {key[2:]}"))
-    return out
+    def image(values):
+        volume = np.zeros(prepared.grid_shape, np.float32)
+        volume[tuple(ijk.T)] = np.nan_to_num(values)
+        return nib.Nifti1Image(volume, affine)
+
+    background, described = _background(prepared, image)
+    rois = {str(name): image(membership[:, i].astype(np.float32)) for i, name in enumerate(roi_names)}
+    finite = np.concatenate([np.abs(r[np.isfinite(r)]) for r in maps.values()])
+    vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    z_mm = (ijk @ affine[:3, :3].T + affine[:3, 3])[:, 2]  # slices through the voxels modelled, not the whole grid
+    cuts = np.linspace(*np.percentile(z_mm, [5, 95]), 6).round().tolist()
+    out = [figures.brain_map(image(r), f"encoding r: {name}", bg_img=background, rois=rois, cut_coords=cuts,
+                             vmax=max(vmax, MAP_THRESHOLD * 1.5), threshold=MAP_THRESHOLD) for name, r in maps.items()]
+    if {"autoencoder", "ridge"} <= set(maps):
+        labels = [str(roi_names[row.argmax()]) if row.any() else "other" for row in membership]
+        out.append(figures.voxel_scatter(maps["ridge"], maps["autoencoder"], labels))
+    return out, described
 
 
 def _lesion_figures(table):
@@ -144,7 +253,8 @@ def _lesion_figures(table):
     for column, preferred in (("model", "autoencoder"), ("input", "measured_bold")):
         if column in chosen and (chosen[column] == preferred).any():
             chosen = chosen[chosen[column] == preferred]
-    first_metric = chosen.groupby("modality")["metric"].first()
+    first_metric = chosen.groupby("modality")["metric"].agg(
+        lambda metrics: HEADLINE_METRIC if (metrics == HEADLINE_METRIC).any() else metrics.iloc[0])
     chosen = chosen[chosen["metric"] == chosen["modality"].map(first_metric)]
     label = chosen["roi"].astype(str) + (" (" + chosen["part"].astype(str) + ")" if "part" in chosen else "")
     pivot = chosen.assign(lesion=label).pivot_table(index="lesion", columns="modality", values="change")
@@ -152,13 +262,35 @@ def _lesion_figures(table):
     return [figures.lesion_heatmap(pivot, f"change when silenced ({metrics})")]
 
 
+def _lesion_label(stem):
+    """A lesion WAV's player label: ``lesion-auditory-roi_measured_bold`` -> "(d) measured BOLD, auditory silenced"."""
+    match = re.fullmatch(r"lesion-(.+)-(roi|complement)_(measured_bold|predicted_bold)", stem)
+    if match is None:
+        return f"(d) lesion: {stem}"
+    roi, part, source = match.groups()
+    silenced = f"{roi} silenced" if part == "roi" else f"all but {roi} silenced"
+    return f"(d) {source.replace('_', ' ').replace('bold', 'BOLD')}, {silenced}"
+
+
+#: Whether a higher or a lower waveform score is better (the waveform table's column names say it).
+WAVEFORM_BETTER = {"si_sdr_db": "higher", "stoi": "higher", "log_mel_distance": "lower", "mrstft_distance": "lower"}
+
+
+def _waveform_table(path):
+    table = _read_tsv(path)
+    if table is None:
+        return None
+    return table.rename(columns={c: f"{c} ({better} is better)" for c, better in WAVEFORM_BETTER.items()})
+
+
 def _audio(wave_dir, out_html):
-    """Copy the evaluation WAVs beside the page as 16-bit PCM; return players and spectrogram inputs."""
+    """Copy the evaluation WAVs beside the page as 16-bit PCM; return players, spectrogram inputs (the references
+    and decodings; the lesions) and the rate."""
     if not wave_dir or not Path(wave_dir).exists():
-        return [], {}, None
+        return [], {}, {}, None
     folder = out_html.parent / f"{out_html.stem}_audio"
-    players, waves, rate = [], {}, None
-    lesions = {p.stem: f"(d) lesion: {p.stem}" for p in sorted((Path(wave_dir) / "excerpt").glob("lesion-*.wav"))}
+    players, waves, lesion_waves, rate = [], {}, {}, None
+    lesions = {p.stem: _lesion_label(p.stem) for p in sorted((Path(wave_dir) / "excerpt").glob("lesion-*.wav"))}
     for name, label in {**_AUDIO_KINDS, **lesions}.items():
         source = next((p for p in (Path(wave_dir) / "excerpt" / f"{name}.wav", Path(wave_dir) / f"{name}.wav")
                        if p.exists()), None)
@@ -170,9 +302,8 @@ def _audio(wave_dir, out_html):
         wavfile.write(buffer, rate, pcm)
         write_bytes(folder / f"{name}.wav", buffer.getvalue())
         players.append({"label": label, "src": f"{folder.name}/{name}.wav"})
-        if name in _AUDIO_KINDS:
-            waves[label] = pcm.astype(np.float32) / 32767
-    return players, waves, rate
+        (waves if name in _AUDIO_KINDS else lesion_waves)[label] = pcm.astype(np.float32) / 32767
+    return players, waves, lesion_waves, rate
 
 
 def _thumbnail_figures(eval_dir):
@@ -186,33 +317,60 @@ def _thumbnail_figures(eval_dir):
     return [figures.thumbnail_grid(rows, list(shown), titles)] if rows else []
 
 
-def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, config_path, out_html, wave_dir=None):
-    """Write ``out_html`` (self-contained; WAVs in ``<stem>_audio/`` beside it) for one subject."""
+def _neighbours(subject, subjects):
+    """(previous, next) subject of ``subjects`` around ``subject``, None at the ends."""
+    subjects = list(subjects or [subject])
+    i = subjects.index(subject) if subject in subjects else 0
+    return (subjects[i - 1] if i > 0 else None), (subjects[i + 1] if i + 1 < len(subjects) else None)
+
+
+def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, config_path, out_html, wave_dir=None,
+               subjects=None, ground_truth_path=None):
+    """Write ``out_html`` (self-contained; WAVs in ``<stem>_audio/`` beside it) for one subject.
+
+    ``subjects`` (the dataset's, in order) gives the previous/next links; ``ground_truth_path`` (the demo's
+    ``ground_truth.json``) a banner saying the data are simulated and the known answers checked in the summary."""
     eval_dir, out_html = Path(eval_dir), Path(out_html)
     prepared = PreparedFmri.load(prepared_path)
     summary = json.loads((eval_dir / EVALUATE_OUTPUTS["summary"]).read_text()) if (eval_dir / EVALUATE_OUTPUTS["summary"]).exists() else {}
     encoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["encoding_rois"])
     lesions = _read_tsv(eval_dir / EVALUATE_OUTPUTS["lesions"])
     decoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["decoding"])
-    players, waves, rate = _audio(wave_dir, out_html)
+    players, waves, lesion_waves, rate = _audio(wave_dir, out_html)
+    sound_clock = json.loads((Path(wave_dir) / DECODE_AUDIO_OUTPUTS["summary"]).read_text()) \
+        if wave_dir and (Path(wave_dir) / DECODE_AUDIO_OUTPUTS["summary"]).exists() else {}
+    maps, background = _map_figures(eval_dir, prepared)
+    summary_decoding, summary_encoding = _summary_tables(encoding, decoding)
+    checks = None
+    if ground_truth_path is not None:
+        with np.load(group_isc_path, allow_pickle=False) as z:
+            blocks, subjects_isc = [str(b) for b in z["blocks"]], [str(s) for s in z["subjects"]]
+            block = blocks.index("test") if "test" in blocks else 0
+            isc = dict(zip([str(r) for r in z["roi_names"]], z["roi_isc"][block, subjects_isc.index(subject)].tolist()))
+        checks = _ground_truth_checks(json.loads(Path(ground_truth_path).read_text()), encoding, isc)
     context = {
+        "map_figures": [_png(f) for f in maps], "map_background": background,
+        "summary_decoding": _table(summary_decoding), "summary_encoding": _table(summary_encoding),
         "title": f"{dataset} {subject}", "dataset": dataset, "subject": subject,
+        "simulated": ground_truth_path is not None, "ground_truth_table": None if checks is None else _table(checks),
+        "neighbours": _neighbours(subject, subjects),
         "codec_status": summary.get("codec_status"),
         "versions": _versions(),
         "data_table": _table(_data_table(prepared)),
         "isc_figures": [_png(_isc_figure(group_isc_path, subject))],
         "encoding_figures": [_png(figures.encoding_bars(encoding))] if encoding is not None else [],
         "encoding_table": _table(encoding),
-        "map_figures": [_png(f) for f in _map_figures(eval_dir, prepared)],
-        "decoding_table": _table(decoding, max_rows=200),
+        "map_threshold": MAP_THRESHOLD,
+        "decoding_table": _table(decoding),
         "has_sound": decoding is not None and bool((decoding["modality"] == "audio").any()),
         "sound_headline": _table(_sound_headline(decoding)),
-        "codebook_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["codebook_encoding"]), max_rows=120),
+        "codebook_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["codebook_encoding"])),
         "audio": players,
-        "spectrogram_figures": [_png(figures.spectrograms(waves, rate))] if waves else [],
-        "waveform_table": _table(_read_tsv(Path(wave_dir) / DECODE_AUDIO_OUTPUTS["scores"]) if wave_dir else None),
+        "spectrogram_figures": [_png(figures.spectrograms(w, rate)) for w in (waves, lesion_waves) if w],
+        "waveform_table": _table(_waveform_table(Path(wave_dir) / DECODE_AUDIO_OUTPUTS["scores"]) if wave_dir else None),
+        "sound_clock": sound_clock,
         "thumbnail_figures": [_png(f) for f in _thumbnail_figures(eval_dir)],
-        "text_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["text_examples"]), max_rows=12)
+        "text_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["text_examples"]))
         if (eval_dir / EVALUATE_OUTPUTS["text_examples"]).exists() else None,
         "lesion_figures": [_png(f) for f in _lesion_figures(lesions)],
         "lesion_table": _table(lesions),
@@ -225,23 +383,53 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
     return out_html
 
 
-def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, out_html):
-    """Write the group page: links to every subject's page and the group numbers."""
+def _cross_validation_tables(path):
+    """(per ROI over subjects, per subject and ROI) tables of ``cross-validate``'s summary, or (None, None)."""
+    if path is None:
+        return None, None
+    summary = json.loads(Path(path).read_text())
+    group = pd.DataFrame([{"roi": roi, **{k: v for k, v in row.items() if k != "autoencoder_r_by_seed"},
+                           "autoencoder_r_by_seed": ", ".join(f"{v:.3f}" for v in row["autoencoder_r_by_seed"])}
+                          for roi, row in summary["group"].items()])
+    subjects = pd.DataFrame([{k: v for k, v in row.items() if k != "autoencoder_r_seeds"} for row in summary["subjects"]])
+    return _table(group), _table(subjects)
+
+
+#: Per-subject numbers of the group page: encoding r per ROI and model, decoding scores from measured BOLD.
+SUBJECT_NUMBERS = (r"^encoding/[^/]+/rois/[^/]+/(r|ceiling)$", r"^decoding/[^/]+/measured_bold/[^/]+/[^/]+/score$")
+
+
+def _per_subject(group, subjects):
+    """Headline numbers (rows) of every subject (columns) with their group mean."""
+    rows = [{"number": key, "mean": row["mean"], **{s: row["values"].get(s) for s in subjects}}
+            for key, row in group.get("numbers", {}).items()
+            if any(re.match(pattern, key) for pattern in SUBJECT_NUMBERS)]
+    return pd.DataFrame(rows)
+
+
+def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, out_html, cross_validation_path=None):
+    """Write the group page: links to every subject's page, every subject's headline numbers, the pooled lesion
+    contrasts, the group numbers and, when given, the cross-validated encoding (``cross-validate``'s summary)."""
     group = json.loads(Path(group_summary_path).read_text())
+    contrasts = _read_tsv(Path(group_summary_path).with_name(f"{Path(group_summary_path).stem}_lesion_contrasts.tsv"))
     numbers = pd.DataFrame([{"number": k, **{s: v for s, v in row.items() if s != "values"}}
                             for k, row in group.get("numbers", {}).items()])
     with np.load(group_isc_path, allow_pickle=False) as z:
         blocks = [str(b) for b in z["blocks"]]
         block = blocks.index("test") if "test" in blocks else 0
         isc = figures.isc_bars([str(r) for r in z["roi_names"]], z["roi_isc"][block].mean(axis=0),
-                               z["roi_isc_null"][block].mean(axis=0), title=f"group mean ISC ({blocks[block]} block)")
+                               _null_band(z, "roi_isc_null_group_band")[block], title=f"group mean ISC ({blocks[block]} block)",
+                               subjects=z["roi_isc"][block])
     with np.load(group_isc_path, allow_pickle=False) as z:
         published = pd.DataFrame(json.loads(str(z["summary"])).get("published_isc", []))
     statuses = group.get("codec_status")
     context = {"title": f"{dataset} group", "dataset": dataset, "subjects": subjects,
                "codec_status": ", ".join(statuses) if isinstance(statuses, list) else statuses,
-               "isc_figures": [_png(isc)], "group_table": _table(numbers, max_rows=200),
-               "published_table": None if published.empty else _table(published, max_rows=100)}
+               "isc_figures": [_png(isc)], "group_table": _table(numbers),
+               "published_table": None if published.empty else _table(published),
+               "subject_table": _table(_per_subject(group, subjects)),
+               "contrast_table": None if contrasts is None or contrasts.empty else _table(contrasts)}
+    context["cv_group_table"], context["cv_subject_table"] = _cross_validation_tables(cross_validation_path)
     with atomic_path(out_html) as tmp:
         tmp.write_text(get_template("group.html").render(**context))
     return out_html

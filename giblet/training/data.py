@@ -16,6 +16,7 @@ import numpy as np
 from giblet.audio.codes import CodeStream, codes_by_tr
 from giblet.blocks import column_blocks
 from giblet.features import FeatureTable
+from giblet.fmri.clean import standardize
 from giblet.fmri.prepared import PreparedFmri
 from giblet.splits import BLOCKS, GAP
 
@@ -119,10 +120,13 @@ def _standardised(values, train, stats=None):
     return (values - mean) / scale
 
 
-def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, audio_descriptor="audio_logmel_tr.npz"):
+def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, audio_descriptor="audio_logmel_tr.npz",
+                    split=None):
     """Assemble :class:`MovieData` from the feature stages' outputs and ``prepare-fmri`` files.
 
     ``audio_descriptor`` names the per-TR descriptor table of the sound (the code model's).
+    ``split`` (a :class:`~giblet.splits.Split` on the stored clock, e.g. a cross-validation fold) replaces
+    the prepared files' split; the BOLD is then z-scored again on its training TRs.
     """
     features_dir = Path(features_dir)
     prepared = {p.subject: p for p in (PreparedFmri.load(path) for path in prepared_paths)}
@@ -131,7 +135,10 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, au
     for p in prepared.values():
         if len(p.runs) != n_trs or not np.array_equal(p.split.labels, first.split.labels):
             raise ValueError(f"subject {p.subject} has another TR count or split than {first.subject}")
-    labels = shift_within_runs(first.split.labels, runs, preshift_trs, GAP)
+    stored_labels = first.split.labels if split is None else split.labels
+    if len(stored_labels) != n_trs:
+        raise ValueError(f"the split has {len(stored_labels)} TRs but the fMRI has {n_trs}")
+    labels = shift_within_runs(stored_labels, runs, preshift_trs, GAP)
     train = labels == BLOCKS.index("train")
     stimulus, codebooks, video_stats, descriptors, bands = {}, None, {}, {}, {}
     if "audio" in modalities:
@@ -163,6 +170,8 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, au
             bands["text_labels"] = np.arange(text.shape[1], text.shape[1] + labels_tr.shape[1])
     bold, bold_valid = {}, {}
     for subject, p in prepared.items():  # p.values becomes the BOLD in place: one whole-brain copy per subject
+        if split is not None:
+            standardize(p.values, p.valid_trs & (stored_labels == BLOCKS.index("train")), out=p.values)
         p.values[~p.valid_trs] = 0.0
         bold[subject] = shift_within_runs(p.values, runs, preshift_trs, 0.0, in_place=True)
         bold_valid[subject] = shift_within_runs(p.valid_trs, runs, preshift_trs, False)

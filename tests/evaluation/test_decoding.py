@@ -166,6 +166,7 @@ def test_decoding_rows_null_centred_on_chance_with_shuffled_targets(targets, rng
     assert rows["rank_accuracy"]["null_mean"] == pytest.approx(0.5, abs=0.05)
     assert rows["rank_accuracy"]["chance"] == 0.5 and rows["rank_accuracy"]["baseline"] == 0.5
     assert rows["rank_accuracy"]["ceiling"] == 1.0
+    assert rows["rank_accuracy"]["ci_low"] < 0.5 < rows["rank_accuracy"]["ci_high"]  # chance inside the interval
 
 
 def test_decoding_rows_perfect_identification_has_minimal_p(targets):
@@ -173,6 +174,7 @@ def test_decoding_rows_perfect_identification_has_minimal_p(targets):
     rows = {r["metric"]: r for r in decoding_rows("ridge", "measured_bold", perfect, targets, n_permutations=100)}
     assert rows["rank_accuracy"]["score"] == 1.0
     assert rows["rank_accuracy"]["p"] == pytest.approx(1 / targets.n_trs)  # all n - 1 shifts score lower
+    assert rows["rank_accuracy"]["ci_low"] == rows["rank_accuracy"]["ci_high"] == 1.0
 
 
 def test_text_retrieval_of_true_segment_embeddings(targets):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from giblet.evaluation.encoding import (
+    block_bootstrap_r,
     codebook_feature_sets,
     encoding_table,
     feature_set_encoding,
@@ -33,7 +34,8 @@ def _data(rng, n_trs=80):
 def test_score_encoding_finds_driven_voxels(rng):
     scores, _ = _scores(rng)
     assert (scores.voxel_r[:3] > 0.9).all() and (np.abs(scores.voxel_r[3:]) < 0.35).all()
-    assert (scores.voxel_p[:3] == 1 / 200).all() and (scores.voxel_q[:3] <= 0.05).all()
+    assert (scores.voxel_p[:3] < 1e-6).all() and (scores.voxel_q[:3] <= 0.05).all()
+    assert (scores.voxel_p[3:] > 1e-3).all()
     assert scores.roi_r[0] > 0.95 and scores.roi_p[0] == 1 / 200 and scores.roi_p[1] > 0.05
     assert abs(scores.roi_null_mean[0]) < 0.05 and scores.n_trs == 80
 
@@ -85,6 +87,7 @@ def test_encoding_table_reports_r_over_ceiling(rng):
     assert row["mean_voxel_r"] == pytest.approx(scores.voxel_r[:3].mean())
     assert row["fraction_voxels_significant"] == 1.0
     assert np.isnan(table.iloc[1]["r_over_ceiling"])  # a ceiling of 0.1 is too near chance to divide by
+    assert table["above_ceiling"].tolist() == [True, scores.roi_r[1] > 0.1]  # driven r ~ 0.98 > 0.8: flagged
 
 
 def test_roi_ceiling_on_scores_exactly_the_given_trs_on_the_model_clock(tmp_path, rng):
@@ -150,3 +153,34 @@ def test_feature_set_encoding_finds_the_region_each_feature_set_drives():
     assert table.loc[("driving", "a"), "mean_voxel_r"] > 0.6 and table.loc[("driving", "a"), "r"] > 0.6
     assert abs(table.loc[("unrelated", "a"), "mean_voxel_r"]) < 0.2 and abs(table.loc[("driving", "b"), "r"]) < 0.3
     assert (table["n_trs"] == 50 - 3).all() and table.loc[("driving", "a"), "n_voxels"] == 4
+
+
+def test_score_encoding_roi_ci_brackets_r_and_narrows_with_more_trs(rng):
+    short, _ = _scores(rng, n_trs=40)
+    long, _ = _scores(rng, n_trs=400)
+    for scores in (short, long):
+        assert (scores.roi_ci[0] <= scores.roi_r).all() and (scores.roi_r <= scores.roi_ci[1]).all()
+        assert scores.roi_ci[0, 0] > 0.9  # the driven ROI
+        assert scores.roi_ci[0, 1] < 0 < scores.roi_ci[1, 1]  # the noise ROI's interval covers 0
+    assert np.diff(long.roi_ci, axis=0)[0, 1] < np.diff(short.roi_ci, axis=0)[0, 1]
+
+
+def test_block_bootstrap_r_keeps_blocks_of_consecutive_trs(rng):
+    """With autocorrelated series, resampling blocks gives a wider interval than resampling single TRs."""
+    n = 300
+    smooth = np.cumsum(rng.standard_normal((n, 2)), axis=0)  # random walks: strongly autocorrelated
+    single = block_bootstrap_r(smooth[:, :1], smooth[:, 1:], block_trs=1, seed=0)
+    blocks = block_bootstrap_r(smooth[:, :1], smooth[:, 1:], block_trs=30, seed=0)
+    assert blocks[1, 0] - blocks[0, 0] > single[1, 0] - single[0, 0]
+
+
+def test_voxel_fdr_finds_driven_voxels_among_thousands_with_few_permutations(rng):
+    """Regression: with empirical p (at best 1 / 51 here) no voxel passed FDR over 2,000 voxels."""
+    n_trs, n_voxels, n_driven = 120, 2000, 100
+    prediction = rng.standard_normal((n_trs, n_voxels))
+    measured = rng.standard_normal((n_trs, n_voxels))
+    measured[:, :n_driven] += prediction[:, :n_driven]  # r ~ 0.7
+    membership = np.ones((n_voxels, 1), bool)
+    scores = score_encoding(prediction, measured, membership, n_permutations=50, seed=0, n_bootstrap=10)
+    assert (scores.voxel_q[:n_driven] < 0.05).mean() > 0.95
+    assert (scores.voxel_q[n_driven:] < 0.05).mean() < 0.01

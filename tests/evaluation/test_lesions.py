@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from giblet.evaluation.decoding import autoencoder_views, decoding_targets, score_views
-from giblet.evaluation.lesions import compare_lesions, lesion_effects, lesion_masks, silence
+from giblet.evaluation.lesions import compare_lesions, correct_lesion_tests, lesion_effects, lesion_masks, silence
 from giblet.models import lesion
 from giblet.splits import BLOCKS
 
@@ -74,3 +74,19 @@ def test_compare_lesions_finds_the_costlier_lesion(rng):
     (row,) = table.to_dict("records")
     assert row["extra_cost"] == pytest.approx(0.3, abs=0.03) and row["ci_low"] > 0 and row["significant"]
     assert (row["model"], row["modality"], row["metric"]) == ("autoencoder", "video", "rank_accuracy")
+
+
+def test_lesion_tests_are_corrected_over_the_table(rng):
+    """Many null lesions: uncorrected intervals flag about 5 % of them; the corrected table flags none, and keeps
+    a real cost."""
+    rows = []
+    for i in range(200):
+        intact = {"rank_accuracy": ("x", rng.uniform(0, 1, 120))}
+        shift = 0.2 if i == 0 else 0.0
+        lesioned = {"rank_accuracy": ("x", intact["rank_accuracy"][1] - shift + 0.05 * rng.standard_normal(120))}
+        rows += lesion_effects(intact, lesioned, n_bootstrap=500, seed=i)
+    table = pd.DataFrame(rows)
+    assert table["significant"].iloc[1:].sum() >= 2  # uncorrected: chance finds some
+    corrected = correct_lesion_tests(table)
+    assert corrected["significant"].iloc[0] and not corrected["significant"].iloc[1:].any()
+    assert (corrected["q"] >= corrected["p"]).all()

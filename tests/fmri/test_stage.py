@@ -7,7 +7,7 @@ import pytest
 
 from giblet.fmri import PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
 from giblet.fmri.masks import grid_ijk
-from giblet.splits import GAP, SplitConfig, make_split
+from giblet.splits import GAP, SplitConfig, fold_chunks, make_split, pieces
 from tests.conftest import SHARED_DATA
 from tests.fmri.conftest import AFFINE, GRID
 
@@ -273,7 +273,12 @@ def test_run_group_isc_recovers_shared_signal(dataset):
     assert out["voxel_isc"].shape == (4, 3, dataset["brain"].sum() - 2)  # sub-0's 2 bad voxels dropped for all
     roi_all = out["roi_isc"][0]
     assert np.all(roi_all[:, 0] > 0.6) and np.all(np.abs(roi_all[:, 1]) < 0.25)
-    assert np.all(np.abs(out["roi_isc_null"][0]) < 0.25)  # the desynchronised reference is at chance
+    assert np.all(np.abs(out["roi_isc_null"][0]) < 0.25)  # the circularly shifted reference is at chance
+    low, high = out["roi_isc_null_band"][0]  # its 95 % band: around chance, below the signal ROI's ISC
+    assert np.all(low < out["roi_isc_null"][0]) and np.all(out["roi_isc_null"][0] < high)
+    assert np.all(high[:, 0] < roi_all[:, 0]) and np.all(high - low > 0.05)
+    group_low, group_high = out["roi_isc_null_group_band"][0]  # the mean over subjects varies less
+    assert np.all(group_high - group_low < (high - low).mean(axis=0))
     signal = np.isin(out["voxel_ijk"].tolist(), grid_ijk(dataset["signal"]).tolist()).all(axis=1)
     assert np.median(out["voxel_isc"][0][:, signal]) > 0.4 > np.median(out["voxel_isc"][0][:, ~signal]) + 0.3
     summary = json.loads(str(out["summary"]))
@@ -307,3 +312,27 @@ def test_run_prepare_fmri_sherlock_s5(tmp_path):
     assert p.qc["bad_tr_ranges"] == {"nan": [], "constant": [], "repeated": [[1926, 1976]], "outlier": []}
     assert p.qc["n_valid_trs"] == {"train": 1546, "val": 193, "test": 143}  # test loses the 50 copies
     assert p.values.shape == (1976, 481) and len(p.rois["pmc"]) == 481
+
+
+def test_run_prepare_fmri_cleans_every_cross_validation_chunk_on_its_own(dataset):
+    folds = SplitConfig(folds=4)
+    p = PreparedFmri.load(run_prepare_fmri("sub-1", dataset["subjects"]["sub-1"], dataset["root"] / "cv.npz",
+                                           tr_s=TR_S, run_n_trs=RUN_N_TRS, split=folds,
+                                           config=_config(dataset, detrend=True, high_pass_hz=None)))
+    chunks = fold_chunks(N_TRS, TR_S, folds)
+    assert p.qc["split_folds"] == 4
+    assert (p.valid_trs[(chunks >= 0) & (p.split.labels == GAP)]).any()  # the main split's gaps serve the folds
+    numbers = pieces(p.runs, p.split.labels, chunks)
+    for piece in np.unique(numbers[(numbers >= 0) & p.valid_trs]):  # each detrended on its own: no slope left
+        rows = np.flatnonzero((numbers == piece) & p.valid_trs)
+        if len(rows) > 2:
+            slope = np.polyfit(rows, p.values[rows].astype(np.float64), 1)[0]
+            assert np.abs(slope).max() < 1e-5
+
+
+def test_run_prepare_fmri_keeps_the_mean_epi_before_cleaning(dataset):
+    p = PreparedFmri.load(_prepare(dataset, "sub-1", out=dataset["root"] / "epi.npz"))  # detrended: mean 0 after
+    train = p.valid_trs & p.split.mask("train")
+    raw = dataset["subjects"]["sub-1_data"][tuple(p.voxel_ijk.T)].T
+    np.testing.assert_allclose(p.mean_epi, raw[train].mean(axis=0), rtol=1e-5)
+    assert np.abs(p.mean).max() < 1e-3 * np.abs(p.mean_epi).min()

@@ -48,7 +48,7 @@ def test_demo_dag_builds_every_report(small_demo):
                                                                "sub-03.html"]
     page = (reports / "sub-01.html").read_text()
     assert "codec: untrained" in page and "<audio" in page
-    assert "<h2>Pictures</h2>" in page  # regression: the report looked for thumbnail keys evaluate never wrote
+    assert '<h2 id="pictures">Pictures</h2>' in page  # regression: the report looked for thumbnail keys evaluate never wrote
     for subject in cfg["fmri"]["subjects"]:
         assert (root / "data" / "demo" / "benchmarks" / "evaluate" / f"{subject}.tsv").exists()
 
@@ -85,36 +85,76 @@ def test_demo_dag_scoring_change_does_not_rerun_waveform_decoding(small_demo):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Sections (heading ids) every page of the demo shows, each with content.
+SUBJECT_SECTIONS = ["summary", "data", "ceiling", "encoding", "decoding", "sound", "pictures", "text", "lesions",
+                    "configuration"]
+GROUP_SECTIONS = ["subjects", "isc", "lesion-contrasts", "numbers"]
+#: Where the test leaves screenshots for a reviewer: the repository's reports folder (git-ignored).
+SCREENSHOTS = REPO_ROOT / "reports" / "demo" / "screenshots"
+_SECTIONS_JS = """[...document.querySelectorAll('h2[id]')].map(h => {
+    let n = 0, e = h.nextElementSibling;
+    for (; e && e.tagName !== 'H2'; e = e.nextElementSibling)
+        if (e.matches('table, figure, div, audio, ul, pre') || (e.tagName === 'P' && e.textContent.trim())) n++;
+    return [h.id, n];
+})"""
+_TABLES_JS = """[...document.querySelectorAll('div.table-scroll')].map(d => {
+    const note = d.previousElementSibling;
+    return [note && note.classList.contains('table-rows') ? note.textContent : '',
+            d.querySelectorAll('tbody tr').length];
+})"""
+_AUDIO_JS = """Promise.all([...document.querySelectorAll('audio')].map(a => new Promise(done => {
+    if (a.readyState >= 1) return done(a.duration);
+    a.addEventListener('loadedmetadata', () => done(a.duration));
+    a.addEventListener('error', () => done(-1));
+    a.load();
+})))"""
+
+
+def _check_page(page, path, sections):
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(path.as_uri(), wait_until="load")
+    found = dict(page.evaluate(_SECTIONS_JS))
+    assert all(found.get(section, 0) > 0 for section in sections), (path.name, found)
+    for note, n_rows in page.evaluate(_TABLES_JS):  # every table says how many rows it holds, and holds them all
+        assert note == f"{n_rows} row{'s' if n_rows != 1 else ''}", (path.name, note, n_rows)
+    sizes = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+    assert sizes and all(done and width >= 200 and height >= 100 for done, width, height in sizes), (path.name, sizes)
+    durations = page.evaluate(_AUDIO_JS)
+    assert all(d > 0 for d in durations), (path.name, durations)
+    assert errors == [], (path.name, errors)
+    return durations
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(small_demo, tmp_path):
+def test_every_report_page_shows_every_section_in_headless_chromium(small_demo):
+    """Every page of the demo: each section present and non-empty, no table cut without saying so, every image of
+    a real size, every audio element loads, no console error. Screenshots for a reviewer in ``SCREENSHOTS``."""
     playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (test extra)")
-    root, _, _ = small_demo
+    root, _, cfg = small_demo
+    reports = root / "reports" / "demo"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-sync"])
-        for name in ("sub-01.html", "index.html"):
-            page = browser.new_page()
-            errors = []
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto((root / "reports" / "demo" / name).as_uri(), wait_until="load")
-            broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length")
-            n_images = page.evaluate("document.images.length")
-            audio = page.evaluate("""Promise.all([...document.querySelectorAll('audio')].map(a => new Promise(done => {
-                if (a.readyState >= 1) return done(a.duration);
-                a.addEventListener('loadedmetadata', () => done(a.duration));
-                a.addEventListener('error', () => done(-1));
-                a.load();
-            })))""")
-            page.screenshot(path=str(tmp_path / f"{Path(name).stem}.png"), full_page=True)
-            assert errors == [] and n_images > 0 and broken == 0, (name, errors, broken)
-            if name == "sub-01.html":
-                assert len(audio) >= 3 and all(d > 0 for d in audio), audio
+        for subject in cfg["fmri"]["subjects"]:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            durations = _check_page(page, reports / f"{subject}.html", SUBJECT_SECTIONS)
+            assert len(durations) >= 3, durations
+            if subject == cfg["fmri"]["subjects"][0]:
+                page.locator("section.summary").screenshot(path=str(SCREENSHOTS / "summary_box.png"))
+                page.locator("figure:has(img[alt='encoding map'])").first.screenshot(
+                    path=str(SCREENSHOTS / "brain_map.png"))
+            page.close()
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        _check_page(page, reports / "index.html", GROUP_SECTIONS)
+        page.screenshot(path=str(SCREENSHOTS / "group_page.png"), full_page=True)
         browser.close()
+    for name in ("summary_box.png", "brain_map.png", "group_page.png"):
+        assert (SCREENSHOTS / name).stat().st_size > 10_000, name
 
 
 @pytest.mark.slow

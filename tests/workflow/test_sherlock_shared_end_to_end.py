@@ -18,6 +18,7 @@ SUBJECTS = ["s1", "s2", "s3"]
 SHORT = {
     "fmri": {"subjects": SUBJECTS},
     "train": {"max_epochs": 2},
+    "cross_validation": {"folds": 3},
     "evaluate": {"n_permutations": 20, "n_bootstrap": 20, "n_examples": 2},
 }
 
@@ -52,6 +53,11 @@ def test_sherlock_shared_config_runs_to_the_group_page(sherlock_run):
     assert published["subject"].tolist() == SUBJECTS and (published["n_group"] == 17).all()
     assert np.abs(published["reproduced"] - published["published"]).max() < 1e-4  # measured: 5e-8
     assert "ISC against the published values" in (reports / "index.html").read_text()
+    cv = json.loads((sherlock_run / "data" / "sherlock_shared" / "derived" / "cross_validation" / "cv_encoding.json")
+                    .read_text())
+    assert cv["folds"] == 3 and sorted({row["subject"] for row in cv["subjects"]}) == SUBJECTS
+    assert 0.1 < cv["group"]["pmc"]["ceiling"] < 0.8 and abs(cv["group"]["pmc"]["ridge_r"]) < 0.3
+    assert "Cross-validated encoding" in (reports / "index.html").read_text()
     for subject in SUBJECTS:
         encoding = pd.read_csv(derived / subject / "encoding_rois.tsv", sep="\t")
         assert set(encoding["roi"]) == {"pmc"} and encoding["r"].between(-1, 1).all()

@@ -1,6 +1,7 @@
 # Scores on the held-out test block, decoded sound, and the reports.
 # Output file names are the stages' own constants (giblet.evaluation.outputs).
-from giblet.evaluation.outputs import AUDIO_REFERENCE_OUTPUTS, DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, evaluate_outputs
+from giblet.evaluation.outputs import (AUDIO_REFERENCE_OUTPUTS, CV_OUTPUTS, DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS,
+                                      evaluate_outputs)
 
 EVAL = DERIVED / "evaluation"
 AUDIO_REFERENCES = EVAL / "audio_references"  # the test block's ceiling and original sound, shared by all subjects
@@ -111,17 +112,51 @@ rule report:
         waveforms=report_waveforms,
         fmri=str(DERIVED / "fmri" / "{subject}.npz"),
         group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
+        ground_truth=[demo_outputs()["ground_truth"]] if "demo" in config else [],
     output:
         report(str(REPORTS / "{subject}.html"), category="Subjects", labels={"subject": "{subject}"}),
     params:
         evaluation=lambda w: str(EVAL / w.subject),
         waveforms=lambda w, input: f"--waveforms {Path(input.waveforms).parent}" if input.waveforms else "",
+        ground_truth=lambda w, input: f"--ground-truth {input.ground_truth}" if input.ground_truth else "",
     log:
         str(LOGS / "report" / "{subject}.log"),
     threads: 1
     shell:
         "giblet report --config {CONFIG_FILE} --threads {threads} --subject {wildcards.subject} --evaluation {params.evaluation} "
-        "{params.waveforms} --fmri {input.fmri} --group-isc {input.group_isc} --out {output} 2> {log}"
+        "{params.waveforms} {params.ground_truth} --fmri {input.fmri} --group-isc {input.group_isc} --out {output} 2> {log}"
+
+
+rule cross_validate:
+    input:
+        features=get_feature_files(),
+        aligned=[str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS],
+        fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
+        code_model=[str(DERIVED / "model" / "code_model.npz")] if "audio" in config["modalities"] else [],
+    output:
+        [str(DERIVED / "cross_validation" / name) for name in CV_OUTPUTS.values()],
+    params:
+        settings=lambda w: section("seed", "modalities", "model", "train", "cross_validation", "fmri.preshift_trs"),
+        features=str(DERIVED / "features"),
+        out=str(DERIVED / "cross_validation"),
+        code_model=lambda w, input: f"--code-model {input.code_model}" if input.code_model else "",
+    log:
+        str(LOGS / "cross_validate.log"),
+    benchmark:
+        str(BENCH / "cross_validate.tsv")
+    threads: workflow.cores  # trains the autoencoder once per fold and seed
+    resources:
+        mem_mb=6000,
+        gpu=1 if config["device"] == "cuda" else 0,
+    shell:
+        "giblet cross-validate --config {CONFIG_FILE} --threads {threads} --features {params.features} "
+        "--aligned {input.aligned} --fmri {input.fmri} {params.code_model} --out {params.out} 2> {log}"
+
+
+def cross_validation_summary(wildcards):
+    if config["cross_validation"]["folds"] < 3:
+        return []
+    return str(DERIVED / "cross_validation" / CV_OUTPUTS["summary"])
 
 
 rule group_report:
@@ -129,10 +164,13 @@ rule group_report:
         summary=str(EVAL / "group_summary.json"),
         group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
         pages=expand(str(REPORTS / "{subject}.html"), subject=SUBJECTS),
+        cross_validation=cross_validation_summary,
     output:
         report(str(REPORTS / "index.html"), category="Group"),
+    params:
+        cross_validation=lambda w, input: f"--cross-validation {input.cross_validation}" if input.cross_validation else "",
     log:
         str(LOGS / "group_report.log"),
     shell:
         "giblet group-report --config {CONFIG_FILE} --threads {threads} --summary {input.summary} --group-isc {input.group_isc} "
-        "--out {output} 2> {log}"
+        "{params.cross_validation} --out {output} 2> {log}"

@@ -7,7 +7,7 @@ rule prepare_fmri:
     output:
         str(DERIVED / "fmri" / "{subject}.npz"),
     params:
-        settings=lambda w: section("fmri", "split"),
+        settings=lambda w: section("fmri", "split", "cross_validation.folds"),
     log:
         str(LOGS / "prepare_fmri" / "{subject}.log"),
     benchmark:

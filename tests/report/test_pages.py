@@ -1,0 +1,65 @@
+"""Pieces of the subject and group pages: neighbour links, per-subject numbers, the lesion heatmap's metric."""
+
+import numpy as np
+import pandas as pd
+
+from giblet.report.figures import _pool
+from giblet.report.html import _ground_truth_checks, _lesion_figures, _lesion_label, _neighbours, _per_subject
+
+
+def test_neighbours_link_the_previous_and_next_subject():
+    assert _neighbours("s2", ["s1", "s2", "s3"]) == ("s1", "s3")
+    assert _neighbours("s1", ["s1", "s2", "s3"]) == (None, "s2")
+    assert _neighbours("s3", ["s1", "s2", "s3"]) == ("s2", None)
+    assert _neighbours("s1", None) == (None, None)
+
+
+def test_per_subject_table_keeps_encoding_and_decoding_headlines_of_every_subject():
+    values = {"s1": 0.1, "s2": 0.3}
+    group = {"numbers": {key: {"mean": 0.2, "values": values} for key in (
+        "encoding/autoencoder/rois/pmc/r", "encoding/ridge/rois/pmc/ceiling", "encoding/ridge/rois/pmc/p",
+        "decoding/ridge/measured_bold/text/rank_accuracy/score", "decoding/ridge/measured_bold/text/rank_accuracy/p",
+        "decoding/ridge/predicted_bold/text/rank_accuracy/score")}}
+    table = _per_subject(group, ["s1", "s2"])
+    assert table["number"].tolist() == ["encoding/autoencoder/rois/pmc/r", "encoding/ridge/rois/pmc/ceiling",
+                                        "decoding/ridge/measured_bold/text/rank_accuracy/score"]
+    assert table[["s1", "s2", "mean"]].iloc[0].tolist() == [0.1, 0.3, 0.2]
+
+
+def test_lesion_heatmap_shows_identification_for_every_modality(monkeypatch):
+    shown = {}
+    monkeypatch.setattr("giblet.report.figures.lesion_heatmap", lambda pivot, title: shown.update(pivot=pivot,
+                                                                                                  title=title))
+    rows = [{"model": "autoencoder", "input": "measured_bold", "roi": roi, "part": "roi", "modality": modality,
+             "metric": metric, "change": change}
+            for roi in ("auditory", "visual")
+            for modality, metric, change in (("audio", "code_top1", 0.0), ("audio", "rank_accuracy", -0.2),
+                                             ("video", "rank_accuracy", -0.1))]
+    _lesion_figures(pd.DataFrame(rows))
+    assert "audio: rank_accuracy" in shown["title"] and "video: rank_accuracy" in shown["title"]
+    assert shown["pivot"].loc["auditory (roi)", "audio"] == -0.2
+
+
+def test_lesion_players_say_which_signal_and_region_were_silenced():
+    assert _lesion_label("lesion-auditory-roi_measured_bold") == "(d) measured BOLD, auditory silenced"
+    assert _lesion_label("lesion-visual-complement_predicted_bold") == "(d) predicted BOLD, all but visual silenced"
+
+
+def test_spectrogram_bins_are_pooled_to_what_a_page_shows():
+    values = np.arange(2 * 1000, dtype=float).reshape(2, 1000)
+    pooled = _pool(values, 400, axis=1)
+    assert pooled.shape == (2, 333)  # runs of 3 columns
+    np.testing.assert_allclose(pooled[0, :2], [1.0, 4.0])
+    assert _pool(values, 5, axis=0) is values
+
+
+def test_ground_truth_checks_compare_the_declared_answers():
+    truth = {"expected_loso_isc": {"visual": [0.3, 0.7], "noise": [-0.15, 0.15]},
+             "roi_drivers": {"visual": "video", "noise": None}}
+    encoding = pd.DataFrame([
+        {"roi": "visual", "model": "autoencoder", "r": 0.5, "r_ci_low": 0.3, "r_ci_high": 0.6},
+        {"roi": "noise", "model": "autoencoder", "r": 0.2, "r_ci_low": 0.05, "r_ci_high": 0.3},
+        {"roi": "visual", "model": "ridge", "r": -0.1, "r_ci_low": -0.2, "r_ci_high": 0.0}])
+    checks = _ground_truth_checks(truth, encoding, {"visual": 0.5, "noise": 0.2}).set_index("check")["pass"]
+    assert checks.to_dict() == {"visual: ISC in the declared range": True, "noise: ISC in the declared range": False,
+                                "visual: encoded (driven by video)": True, "noise: not encoded (no driver)": False}
