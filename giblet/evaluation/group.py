@@ -11,14 +11,16 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from giblet.evaluation._tables import json_number, write_tsv
 from giblet.evaluation.lesions import compare_lesions
 from giblet.evaluation.metrics import bootstrap_ci
 from giblet.io import write_json
 
-__all__ = ["flatten_summary", "pooled_lesion_effects", "pooled_lesion_contrasts", "run_group_summary"]
+__all__ = ["flatten_summary", "group_tests", "pooled_lesion_effects", "pooled_lesion_contrasts", "run_group_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,42 @@ def flatten_summary(summary, prefix=""):
         elif isinstance(value, (int, float)) and path not in _NOT_SCORES:
             out[path] = float(value)
     return out
+
+
+def group_tests(table):
+    """One-sided one-sample t-tests across subjects of every headline score against its reference.
+
+    Decoding scores (``.../score``) are tested against their ``.../chance`` (or 0 without one), encoding r
+    (``encoding/.../r``) against 0: the group-level answer that averaging the subjects' p-values does not give.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Numbers (rows, ``flatten_summary`` paths) by subjects (columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``number, reference, n_subjects, mean_minus_reference, t, p``.
+    """
+    rows = []
+    for path, values in table.iterrows():
+        if path.startswith("encoding/") and path.endswith("/r"):
+            reference = pd.Series(0.0, index=values.index)
+        elif path.startswith("decoding/") and path.endswith("/score"):
+            chance = path[: -len("score")] + "chance"
+            reference = table.loc[chance] if chance in table.index else pd.Series(0.0, index=values.index)
+        else:
+            continue
+        difference = (values - reference).dropna()
+        if len(difference) < 2:
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            test = stats.ttest_1samp(difference, 0.0, alternative="greater")
+        rows.append({"number": path, "reference": float(reference.mean()), "n_subjects": len(difference),
+                     "mean_minus_reference": float(difference.mean()), "t": float(test.statistic),
+                     "p": float(test.pvalue)})
+    return pd.DataFrame(rows, columns=["number", "reference", "n_subjects", "mean_minus_reference", "t", "p"])
 
 
 def _read_per_tr(paths, metric):
@@ -118,7 +156,8 @@ def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_
     Path
         ``out_path``, holding ``subjects``, ``codec_status`` (every status met), ``numbers``:
         ``{path: {"n", "mean", "sd", "min", "max", "values": {subject: value}}}`` (booleans such as
-        ``significant`` become the fraction of subjects where they hold) and, with lesion paths,
+        ``significant`` become the fraction of subjects where they hold), ``group_tests`` (:func:`group_tests`,
+        also ``<stem>_tests.tsv``) and, with lesion paths,
         ``pooled_lesions``: ``{"model/input": {modality: {roi[ (complement)]: {change, ci, significant}}}}``.
     """
     summaries = [json.loads(Path(p).read_text()) for p in summary_paths]
@@ -136,7 +175,11 @@ def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_
                                "values": {s: json_number(row[s]) for s in subjects}}
                for row in frame.to_dict("records")}
     statuses = sorted({str(s.get("codec_status")) for s in summaries if s.get("codec_status") is not None})
-    group = {"subjects": subjects, "codec_status": statuses, "numbers": numbers}
+    tests = group_tests(table)
+    write_tsv(tests, Path(out_path).with_name(f"{Path(out_path).stem}_tests.tsv"))
+    group = {"subjects": subjects, "codec_status": statuses, "numbers": numbers,
+             "group_tests": {row["number"]: {k: json_number(v) for k, v in row.items() if k != "number"}
+                             for row in tests.to_dict("records")}}
     if lesion_paths:
         per_tr = _read_per_tr(lesion_paths, metric)
         options = {"n_bootstrap": n_bootstrap, "seed": seed, "block_trs": block_trs}

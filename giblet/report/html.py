@@ -428,6 +428,7 @@ def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, o
                "isc_figures": [_png(isc)], "group_table": _table(numbers),
                "published_table": None if published.empty else _table(published),
                "subject_table": _table(_per_subject(group, subjects)),
+               "tests_table": _table(pd.DataFrame([{"number": k, **v} for k, v in group.get("group_tests", {}).items()])),
                "contrast_table": None if contrasts is None or contrasts.empty else _table(contrasts)}
     context["cv_group_table"], context["cv_subject_table"] = _cross_validation_tables(cross_validation_path)
     with atomic_path(out_html) as tmp:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from giblet.evaluation.group import flatten_summary, run_group_summary
+from giblet.evaluation.group import flatten_summary, group_tests, run_group_summary
 from tests.evaluation.conftest import read_json
 
 
@@ -79,3 +79,17 @@ def test_run_group_summary_with_a_single_roi_writes_no_contrasts(tmp_path, rng):
     assert group["pooled_lesions"]["ridge/measured_bold"]["video"]["visual"]["significant"]
     contrasts = pd.read_csv(tmp_path / "group_lesion_contrasts.tsv", sep="\t")
     assert contrasts.empty and "extra_cost" in contrasts.columns
+
+
+def test_group_tests_compare_subjects_scores_with_their_reference():
+    table = pd.DataFrame({"s1": [0.70, 0.5, 0.20, 0.9], "s2": [0.72, 0.5, 0.25, 0.1], "s3": [0.68, 0.5, 0.15, 0.5]},
+                         index=["decoding/ridge/measured_bold/video/rank_accuracy/score",
+                                "decoding/ridge/measured_bold/video/rank_accuracy/chance",
+                                "encoding/ridge/rois/visual/r", "encoding/ridge/rois/visual/p"])
+    tests = group_tests(table).set_index("number")
+    assert list(tests.index) == ["decoding/ridge/measured_bold/video/rank_accuracy/score",
+                                 "encoding/ridge/rois/visual/r"]
+    decoding = tests.loc["decoding/ridge/measured_bold/video/rank_accuracy/score"]
+    assert decoding["reference"] == 0.5 and decoding["mean_minus_reference"] == pytest.approx(0.2)
+    assert decoding["p"] < 0.01 and decoding["n_subjects"] == 3
+    assert tests.loc["encoding/ridge/rois/visual/r", "p"] < 0.05

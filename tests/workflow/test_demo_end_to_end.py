@@ -88,13 +88,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: Sections (heading ids) every page of the demo shows, each with content.
 SUBJECT_SECTIONS = ["summary", "data", "ceiling", "encoding", "decoding", "sound", "pictures", "text", "lesions",
                     "configuration"]
-GROUP_SECTIONS = ["subjects", "isc", "lesion-contrasts", "numbers"]
+GROUP_SECTIONS = ["subjects", "group-tests", "isc", "lesion-contrasts", "numbers"]
 #: Where the test leaves screenshots for a reviewer: the repository's reports folder (git-ignored).
 SCREENSHOTS = REPO_ROOT / "reports" / "demo" / "screenshots"
 _SECTIONS_JS = """[...document.querySelectorAll('h2[id]')].map(h => {
     let n = 0, e = h.nextElementSibling;
     for (; e && e.tagName !== 'H2'; e = e.nextElementSibling)
-        if (e.matches('table, figure, div, audio, ul, pre') || (e.tagName === 'P' && e.textContent.trim())) n++;
+        if (e.matches('table, figure, div, audio, ul, pre')
+            || (e.tagName === 'P' && e.textContent.trim() && e.textContent.trim() !== 'not available')) n++;
     return [h.id, n];
 })"""
 _TABLES_JS = """[...document.querySelectorAll('div.table-scroll')].map(d => {
