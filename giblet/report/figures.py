@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import signal  # noqa: E402
 
-__all__ = ["encoding_bars", "isc_bars", "spectrograms", "thumbnail_grid", "lesion_heatmap", "brain_map",
+__all__ = ["encoding_bars", "group_encoding_bars", "isc_bars", "spectrograms", "thumbnail_grid", "lesion_heatmap", "brain_map",
            "voxel_scatter"]
 
 
@@ -56,6 +56,34 @@ def encoding_bars(table):
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("Pearson r (test block)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def group_encoding_bars(table):
+    """Group mean encoding r per ROI and model (bars) with every subject's r (dots) and the mean ceiling (grey).
+
+    ``table``: long rows ``roi, model, subject, r, ceiling``.
+    """
+    rois = list(dict.fromkeys(table["roi"]))
+    models = list(dict.fromkeys(table["model"]))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / (len(models) + 1)
+    x = np.arange(len(rois))
+    for i, model in enumerate(models):
+        rows = table[table["model"] == model]
+        means = rows.groupby("roi")["r"].mean().reindex(rois)
+        ax.bar(x + i * width, means, width, label=f"{model} (mean)")
+        for j, roi in enumerate(rois):
+            values = rows.loc[rows["roi"] == roi, "r"].to_numpy()
+            ax.plot(np.full(len(values), x[j] + i * width), values, "o", color="k", markersize=2.5, alpha=0.6)
+    ceiling = table.groupby("roi")["ceiling"].mean().reindex(rois)
+    ax.bar(x + len(models) * width, ceiling, width, color="lightgrey", label="ISC ceiling (mean)")
+    ax.plot([], [], "o", color="k", markersize=2.5, label="subjects")
+    ax.set_xticks(x + width * len(models) / 2, rois, rotation=30, ha="right")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("Pearson r (test block)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

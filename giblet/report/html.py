@@ -407,6 +407,20 @@ def _per_subject(group, subjects):
     return pd.DataFrame(rows)
 
 
+def _group_encoding(group):
+    """Long table ``roi, model, subject, r, ceiling`` of every subject's ROI encoding from the group numbers."""
+    rows = []
+    for key, row in group.get("numbers", {}).items():
+        match = re.fullmatch(r"encoding/([^/]+)/rois/([^/]+)/r", key)
+        if match is None:
+            continue
+        model, roi = match.groups()
+        ceiling = group["numbers"].get(f"encoding/{model}/rois/{roi}/ceiling", {}).get("values", {})
+        rows += [{"roi": roi, "model": model, "subject": subject, "r": r, "ceiling": ceiling.get(subject)}
+                 for subject, r in row["values"].items() if r is not None]
+    return pd.DataFrame(rows, columns=["roi", "model", "subject", "r", "ceiling"])
+
+
 def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, out_html, cross_validation_path=None):
     """Write the group page: links to every subject's page, every subject's headline numbers, the pooled lesion
     contrasts, the group numbers and, when given, the cross-validated encoding (``cross-validate``'s summary)."""
@@ -423,9 +437,11 @@ def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, o
     with np.load(group_isc_path, allow_pickle=False) as z:
         published = pd.DataFrame(json.loads(str(z["summary"])).get("published_isc", []))
     statuses = group.get("codec_status")
+    encoding = _group_encoding(group)
     context = {"title": f"{dataset} group", "dataset": dataset, "subjects": subjects,
                "codec_status": ", ".join(statuses) if isinstance(statuses, list) else statuses,
                "isc_figures": [_png(isc)], "group_table": _table(numbers),
+               "encoding_figures": [_png(figures.group_encoding_bars(encoding))] if not encoding.empty else [],
                "published_table": None if published.empty else _table(published),
                "subject_table": _table(_per_subject(group, subjects)),
                "tests_table": _table(pd.DataFrame([{"number": k, **v} for k, v in group.get("group_tests", {}).items()])),

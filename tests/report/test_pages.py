@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from giblet.report.figures import _pool
-from giblet.report.html import _ground_truth_checks, _lesion_figures, _lesion_label, _neighbours, _per_subject
+from giblet.report.html import _ground_truth_checks, _group_encoding, _lesion_figures, _lesion_label, _neighbours, _per_subject
 
 
 def test_neighbours_link_the_previous_and_next_subject():
@@ -63,3 +63,12 @@ def test_ground_truth_checks_compare_the_declared_answers():
     checks = _ground_truth_checks(truth, encoding, {"visual": 0.5, "noise": 0.2}).set_index("check")["pass"]
     assert checks.to_dict() == {"visual: ISC in the declared range": True, "noise: ISC in the declared range": False,
                                 "visual: encoded (driven by video)": True, "noise: not encoded (no driver)": False}
+
+
+def test_group_encoding_gathers_every_subjects_roi_r_with_its_ceiling():
+    group = {"numbers": {
+        "encoding/ridge/rois/visual/r": {"values": {"s1": 0.4, "s2": None}},
+        "encoding/ridge/rois/visual/ceiling": {"values": {"s1": 0.6, "s2": 0.5}},
+        "encoding/ridge/rois/visual/p": {"values": {"s1": 0.01, "s2": 0.2}}}}
+    table = _group_encoding(group)
+    assert table.to_dict("records") == [{"roi": "visual", "model": "ridge", "subject": "s1", "r": 0.4, "ceiling": 0.6}]

@@ -88,7 +88,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: Sections (heading ids) every page of the demo shows, each with content.
 SUBJECT_SECTIONS = ["summary", "data", "ceiling", "encoding", "decoding", "sound", "pictures", "text", "lesions",
                     "configuration"]
-GROUP_SECTIONS = ["subjects", "group-tests", "isc", "lesion-contrasts", "numbers"]
+GROUP_SECTIONS = ["subjects", "encoding", "group-tests", "isc", "lesion-contrasts", "numbers"]
 #: Where the test leaves screenshots for a reviewer: the repository's reports folder (git-ignored).
 SCREENSHOTS = REPO_ROOT / "reports" / "demo" / "screenshots"
 _SECTIONS_JS = """[...document.querySelectorAll('h2[id]')].map(h => {
