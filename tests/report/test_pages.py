@@ -61,7 +61,8 @@ def test_ground_truth_checks_compare_the_declared_answers():
         {"roi": "noise", "model": "autoencoder", "r": 0.2, "r_ci_low": 0.05, "r_ci_high": 0.3},
         {"roi": "visual", "model": "ridge", "r": -0.1, "r_ci_low": -0.2, "r_ci_high": 0.0}])
     checks = _ground_truth_checks(truth, encoding, {"visual": 0.5, "noise": 0.2}).set_index("check")["pass"]
-    assert checks.to_dict() == {"visual: ISC in the declared range": True, "noise: ISC in the declared range": False,
+    assert checks.to_dict() == {"visual: whole-scan ISC in the declared range": True,
+                                "noise: whole-scan ISC in the declared range": False,
                                 "visual: encoded (driven by video)": True, "noise: not encoded (no driver)": False}
 
 
