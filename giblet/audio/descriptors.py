@@ -80,9 +80,8 @@ def _band_powers(waveform, hop_length, n_fft, filters):
 
 
 def _db(power, floor_db):
-    """Power in dB, floored at ``floor_db``; in float64 (in float32 the floor's power 1e-8 rounds, and silence read
-    -80.00001 dB instead of -80)."""
-    return (10 * np.log10(np.asarray(power, np.float64) + 10 ** (floor_db / 10))).astype(np.float32)
+    """Power in dB, floored at ``floor_db`` (in float32 the floor's own power rounds: silence read -80.00001 dB)."""
+    return np.maximum(10 * np.log10(power + 10 ** (floor_db / 10)), np.float32(floor_db)).astype(np.float32)
 
 
 def frame_tr_means(values, tr_s, frame_rate_hz, n_trs):
