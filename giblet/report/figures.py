@@ -36,14 +36,29 @@ def isc_bars(roi_names, isc, null_band=None, title="Leave-one-subject-out ISC", 
     return fig
 
 
-def encoding_bars(table):
-    """Encoding r of the ROI-mean prediction per ROI and model (with its bootstrap 95 % interval when the table has
-    ``r_ci_low``/``r_ci_high``), with the ISC ceiling."""
+def _roi_model_axes(table):
+    """(fig, ax, rois, models, x, width) of a chart with one bar per model and a ceiling bar in every ROI group."""
     rois = list(dict.fromkeys(table["roi"]))
     models = list(dict.fromkeys(table["model"]))
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    width = 0.8 / (len(models) + 1)
-    x = np.arange(len(rois))
+    return fig, ax, rois, models, np.arange(len(rois)), 0.8 / (len(models) + 1)
+
+
+def _finish_roi_chart(fig, ax, rois, x, width, n_models, ceiling, label):
+    """Draw the ceiling bars and the axes' labels; return the figure."""
+    ax.bar(x + n_models * width, ceiling, width, color="lightgrey", label=label)
+    ax.set_xticks(x + width * n_models / 2, rois, rotation=30, ha="right")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("Pearson r (test block)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def encoding_bars(table):
+    """Encoding r of the ROI-mean prediction per ROI and model (with its bootstrap 95 % interval when the table has
+    ``r_ci_low``/``r_ci_high``), with the ISC ceiling."""
+    fig, ax, rois, models, x, width = _roi_model_axes(table)
     for i, model in enumerate(models):
         rows = table[table["model"] == model].set_index("roi").reindex(rois)
         error = None
@@ -51,13 +66,7 @@ def encoding_bars(table):
             error = np.clip(np.vstack([rows["r"] - rows["r_ci_low"], rows["r_ci_high"] - rows["r"]]), 0, None)
         ax.bar(x + i * width, rows["r"], width, yerr=error, capsize=2, label=model)
     ceiling = table.drop_duplicates("roi").set_index("roi").reindex(rois)["ceiling"]
-    ax.bar(x + len(models) * width, ceiling, width, color="lightgrey", label="ISC ceiling")
-    ax.set_xticks(x + width * len(models) / 2, rois, rotation=30, ha="right")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_ylabel("Pearson r (test block)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish_roi_chart(fig, ax, rois, x, width, len(models), ceiling, "ISC ceiling")
 
 
 def group_encoding_bars(table):
@@ -65,11 +74,7 @@ def group_encoding_bars(table):
 
     ``table``: long rows ``roi, model, subject, r, ceiling``.
     """
-    rois = list(dict.fromkeys(table["roi"]))
-    models = list(dict.fromkeys(table["model"]))
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    width = 0.8 / (len(models) + 1)
-    x = np.arange(len(rois))
+    fig, ax, rois, models, x, width = _roi_model_axes(table)
     for i, model in enumerate(models):
         rows = table[table["model"] == model]
         means = rows.groupby("roi")["r"].mean().reindex(rois)
@@ -78,14 +83,8 @@ def group_encoding_bars(table):
             values = rows.loc[rows["roi"] == roi, "r"].to_numpy()
             ax.plot(np.full(len(values), x[j] + i * width), values, "o", color="k", markersize=2.5, alpha=0.6)
     ceiling = table.groupby("roi")["ceiling"].mean().reindex(rois)
-    ax.bar(x + len(models) * width, ceiling, width, color="lightgrey", label="ISC ceiling (mean)")
     ax.plot([], [], "o", color="k", markersize=2.5, label="subjects")
-    ax.set_xticks(x + width * len(models) / 2, rois, rotation=30, ha="right")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_ylabel("Pearson r (test block)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _finish_roi_chart(fig, ax, rois, x, width, len(models), ceiling, "ISC ceiling (mean)")
 
 
 def spectrograms(waves, sample_rate_hz, max_bins=(96, 400)):
