@@ -44,14 +44,15 @@ def loo_ceiling(data, subject, rows):
     there and that voxel. Returns (n_voxels,) float64, NaN where no other subject has the voxel.
     """
     own = data.prepared[subject].voxel_ijk
-    position = {tuple(ijk): i for i, ijk in enumerate(own)}
+    flat = np.ravel_multi_index(tuple(own.T), data.prepared[subject].grid_shape)
     total = np.zeros((rows.sum(), len(own)))
     count = np.zeros_like(total)
     for other in data.subjects:
         if other == subject:
             continue
-        theirs = np.array([position.get(tuple(ijk), -1) for ijk in data.prepared[other].voxel_ijk])
-        columns, mine = np.flatnonzero(theirs >= 0), theirs[theirs >= 0]
+        theirs = data.prepared[other]
+        _, mine, columns = np.intersect1d(flat, np.ravel_multi_index(tuple(theirs.voxel_ijk.T), theirs.grid_shape),
+                                          return_indices=True)
         valid = data.bold_valid[other][rows].astype(float)[:, None]
         total[:, mine] += data.bold[other][rows][:, columns] * valid
         count[:, mine] += valid

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from giblet.evaluation._batches import block_batch, scatter
-from giblet.evaluation.metrics import fdr_bh, pearson_columns
+from giblet.evaluation.metrics import block_resamples, fdr_bh, pearson_columns
 from giblet.evaluation.nulls import permutation_test
 from giblet.training.baselines import fit_ridge
 from giblet.training.data import shift_within_runs
@@ -106,11 +106,8 @@ def block_bootstrap_r(predicted, measured, *, n_bootstrap=1000, seed=0, block_tr
     same blocks for every column.
     """
     predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
-    n = len(predicted)
-    block_trs = min(block_trs, n)
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n - block_trs + 1, size=(n_bootstrap, -(-n // block_trs)))
-    index = (starts[..., None] + np.arange(block_trs)).reshape(n_bootstrap, -1)[:, :n]
+    index = block_resamples(len(predicted), n_bootstrap=n_bootstrap, block_trs=min(block_trs, len(predicted)),
+                            seed=seed)
     draws = np.stack([pearson_columns(predicted[rows], measured[rows]) for rows in index])
     with np.errstate(invalid="ignore"):
         return np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)

@@ -19,6 +19,7 @@ __all__ = [
     "ssim",
     "bootstrap_ci",
     "fdr_bh",
+    "block_resamples",
 ]
 
 
@@ -145,6 +146,14 @@ def ssim(estimate, reference, data_range=1.0, sigma=1.5):
     return index.mean(axis=(1, 2, 3))
 
 
+def block_resamples(n_trs, *, n_bootstrap=1000, block_trs=1, seed=0):
+    """Moving-block bootstrap resamples of ``n_trs`` TRs: (n_bootstrap, n_trs) int indices, each row the TRs of
+    random blocks of ``block_trs`` consecutive TRs, cut to ``n_trs``."""
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n_trs - block_trs + 1, size=(n_bootstrap, -(-n_trs // block_trs)))
+    return (starts[..., None] + np.arange(block_trs)).reshape(n_bootstrap, -1)[:, :n_trs]
+
+
 def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95, with_p=False):
     """Mean over TRs and its moving-block bootstrap confidence interval (and, ``with_p``, a two-sided p).
 
@@ -175,10 +184,7 @@ def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95, w
     n = len(values)
     if n < 1 or not 1 <= block_trs <= n:
         raise ValueError(f"need >= 1 TR and 1 <= block_trs <= n_trs = {n}, got block_trs={block_trs}")
-    rng = np.random.default_rng(seed)
-    n_blocks = -(-n // block_trs)
-    starts = rng.integers(0, n - block_trs + 1, size=(n_bootstrap, n_blocks))
-    index = (starts[..., None] + np.arange(block_trs)).reshape(n_bootstrap, -1)[:, :n]
+    index = block_resamples(n, n_bootstrap=n_bootstrap, block_trs=block_trs, seed=seed)
     with np.errstate(invalid="ignore"):
         means = np.nanmean(values[index], axis=1)  # (n_bootstrap, n_columns)
         low, high = np.nanquantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)

@@ -22,7 +22,7 @@ TINY = {"train_options": {"max_epochs": 2, "window_trs": 12, "stride_trs": 6, "b
 
 class _Grid:
     def __init__(self, voxel_ijk):
-        self.voxel_ijk = voxel_ijk
+        self.voxel_ijk, self.grid_shape = voxel_ijk, (3, 1, 1)
 
 
 def test_loo_ceiling_is_r_with_the_other_subjects_mean_voxel_by_position(rng):
