@@ -170,7 +170,7 @@ def _cross_validate(args):
 
 
 def _fit_code_model(args):
-    from giblet.audio.code_model import CodeModelConfig, run_fit_code_model
+    from giblet.audio.code_model_stage import CodeModelConfig, run_fit_code_model
 
     cfg = load_config(args.config)
     run_fit_code_model(features_dir=args.features, prepared_path=args.fmri, out_dir=args.out,
@@ -179,7 +179,7 @@ def _fit_code_model(args):
 
 
 def _score_code_model(args):
-    from giblet.audio.code_model import run_score_code_model
+    from giblet.audio.code_model_stage import run_score_code_model
 
     cfg = load_config(args.config)
     ev = cfg["evaluate"]
@@ -189,22 +189,17 @@ def _score_code_model(args):
 
 
 def _evaluate(args):
-    from giblet.evaluation.stage import run_evaluate
+    from giblet.evaluation.evaluate import EvaluateConfig, EvaluateInputs, run_evaluate
 
     cfg = load_config(args.config)
-    ev = cfg["evaluate"]
-    run_evaluate(
-        args.subject, features_dir=args.features, aligned_paths=args.aligned, prepared_paths=args.fmri,
-        model_path=args.model, baselines_path=args.baselines, group_isc_path=args.group_isc, out_dir=args.out,
-        modalities=cfg["modalities"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
-        n_permutations=ev["n_permutations"], n_bootstrap=ev["n_bootstrap"],
-        bootstrap_block_trs=ev["bootstrap_block_trs"], lesion_mode=ev["lesion_mode"], n_examples=ev["n_examples"],
-        device=cfg["device"], sound_label=ev["sound_classes"],
-    )
+    inputs = EvaluateInputs(features_dir=args.features, aligned_paths=tuple(args.aligned),
+                            prepared_paths=tuple(args.fmri), model_path=args.model, baselines_path=args.baselines,
+                            group_isc_path=args.group_isc)
+    run_evaluate(args.subject, inputs, args.out, EvaluateConfig.from_config(cfg))
 
 
 def _audio_references(args):
-    from giblet.evaluation.stage import run_audio_references
+    from giblet.evaluation.sound import run_audio_references
 
     cfg = load_config(args.config)
     run_audio_references(
@@ -216,15 +211,12 @@ def _audio_references(args):
 
 
 def _decode_audio(args):
-    from giblet.evaluation.stage import run_decode_audio_eval
+    from giblet.evaluation.evaluate import EvaluateConfig
+    from giblet.evaluation.sound import run_decode_audio_eval
 
     cfg = load_config(args.config)
-    run_decode_audio_eval(
-        args.subject, features_dir=args.features, prepared_paths=args.fmri, model_path=args.model,
-        references_dir=args.references, out_dir=args.out, preshift_trs=cfg["fmri"]["preshift_trs"],
-        lesion_mode=cfg["evaluate"]["lesion_mode"], lesion_inputs=tuple(cfg["evaluate"]["lesion_inputs"]),
-        seed=cfg["seed"], device=cfg["device"],
-    )
+    run_decode_audio_eval(args.subject, features_dir=args.features, prepared_paths=args.fmri, model_path=args.model,
+                          references_dir=args.references, out_dir=args.out, config=EvaluateConfig.from_config(cfg))
 
 
 def _group_summary(args):

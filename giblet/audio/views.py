@@ -11,7 +11,7 @@ import numpy as np
 from giblet.audio.codes import codes_by_tr
 from giblet.features import FeatureTable
 
-__all__ = ["quantized_latent", "pooled_embeddings", "code_histograms"]
+__all__ = ["quantized_latent", "pooled_embeddings", "pooled_from_usage", "code_histograms"]
 
 
 def _check_vectors(stream, codebook_vectors):
@@ -90,13 +90,32 @@ def pooled_embeddings(stream, codebook_vectors, tr_s, n_trs, first_tr=0, runs=No
         codebook, then ``sum_{d}`` (the TR-mean quantized latent); TR start times.
     """
     vectors = _check_vectors(stream, codebook_vectors)
-    # the mean of a TR's code vectors is its code histogram times the codebook
-    per_codebook = np.einsum("tqk,qkd->tqd", _histograms(stream, vectors.shape[1], tr_s, n_trs, first_tr), vectors)
-    values = np.concatenate([per_codebook, per_codebook.sum(axis=1, keepdims=True)], axis=1)
-    n_codebooks, dim = per_codebook.shape[1:]
+    values = pooled_from_usage(_histograms(stream, vectors.shape[1], tr_s, n_trs, first_tr), vectors)
+    n_codebooks, dim = vectors.shape[0], vectors.shape[2]
     names = tuple(f"{p}_{d:03d}" for p in [f"cb{q}" for q in range(n_codebooks)] + ["sum"] for d in range(dim))
     meta = {**stream.meta, "view": "pooled_embeddings", "tr_s": tr_s}
-    return FeatureTable(values.reshape(n_trs, -1), _tr_times(n_trs, tr_s, first_tr), names, "continuous", runs, meta)
+    return FeatureTable(values, _tr_times(n_trs, tr_s, first_tr), names, "continuous", runs, meta)
+
+
+def pooled_from_usage(usage, codebook_vectors):
+    """Mean code vectors of TRs from their code usage: the :func:`pooled_embeddings` layout.
+
+    The mean of a TR's code vectors is its code histogram times the codebook, so a decoded code
+    distribution (its expected usage) maps to the same space as the true codes.
+
+    Parameters
+    ----------
+    usage : ndarray, shape (n_trs, n_codebooks, codebook_size), float
+        Per TR and codebook, the fraction of frames using each code (or its expectation).
+    codebook_vectors : ndarray, shape (n_codebooks, codebook_size, dim), float
+
+    Returns
+    -------
+    ndarray, shape (n_trs, (n_codebooks + 1) * dim)
+        Per codebook, then summed over codebooks (the TR-mean quantized latent); in the wider dtype of the inputs.
+    """
+    per_codebook = np.einsum("tqk,qkd->tqd", usage, np.asarray(codebook_vectors))
+    return np.concatenate([per_codebook, per_codebook.sum(axis=1, keepdims=True)], axis=1).reshape(len(usage), -1)
 
 
 def code_histograms(stream, codebook_size, tr_s, n_trs, first_tr=0, runs=None):

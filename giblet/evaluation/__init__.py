@@ -1,107 +1,25 @@
-"""Evaluation: encoding and decoding scores next to their references, lesions, and decoded waveforms."""
+"""Evaluation: encoding and decoding scores next to their references, lesions, and decoded waveforms.
 
-from giblet.evaluation.decoding import (
-    RIDGE_VIEWS,
-    DecodingTargets,
-    audio_views,
-    autoencoder_views,
-    baseline_views,
-    chance_levels,
-    decoder_outputs,
-    decoding_rows,
-    decoding_targets,
-    pooled_from_usage,
-    ridge_views,
-    score_views,
-    truth_views,
-)
-from giblet.evaluation.encoding import (
-    EncodingScores,
-    encoding_table,
-    isc_ceiling,
-    predict_bold,
-    ridge_bold,
-    score_encoding,
-)
-from giblet.evaluation.group import (
-    flatten_summary,
-    pooled_lesion_contrasts,
-    pooled_lesion_effects,
-    run_group_summary,
-)
-from giblet.evaluation.lesions import LESION_PARTS, compare_lesions, lesion_effects, lesion_masks, silence
-from giblet.evaluation.metrics import (
-    bootstrap_ci,
-    fdr_bh,
-    identification_ranks,
-    pearson_columns,
-    pearson_rows,
-    rank_accuracy,
-    ssim,
-    topk_hits,
-)
-from giblet.evaluation.nulls import NULL_METHODS, PermutationResult, circular_shifts, permutation_test, phase_randomize
-from giblet.evaluation.outputs import AUDIO_REFERENCES, EVALUATE_OUTPUTS
-from giblet.evaluation.stage import (
-    HEADLINE_METRIC,
-    LESION_INPUTS,
-    run_audio_references,
-    run_decode_audio_eval,
-    run_evaluate,
-    subject_prepared_path,
-)
-from giblet.evaluation.waveforms import trs_waveform, write_wav
+Entry points (one per workflow rule): :func:`run_evaluate`, :func:`run_audio_references`,
+:func:`run_decode_audio_eval`, :func:`run_group_summary` and :func:`run_cross_validate`. The pieces
+they are built from live in their modules (``metrics``, ``nulls``, ``encoding``, ``decoding``,
+``targets``, ``lesions``, ``group``).
+"""
+
+from giblet.evaluation.cross_validation import run_cross_validate
+from giblet.evaluation.evaluate import EvaluateConfig, EvaluateInputs, run_evaluate
+from giblet.evaluation.group import run_group_summary
+from giblet.evaluation.outputs import EVALUATE_OUTPUTS, HEADLINE_METRIC
+from giblet.evaluation.sound import run_audio_references, run_decode_audio_eval
 
 __all__ = [
-    "AUDIO_REFERENCES",
     "EVALUATE_OUTPUTS",
     "HEADLINE_METRIC",
-    "LESION_INPUTS",
-    "LESION_PARTS",
-    "NULL_METHODS",
-    "RIDGE_VIEWS",
-    "DecodingTargets",
-    "EncodingScores",
-    "PermutationResult",
-    "audio_views",
-    "autoencoder_views",
-    "baseline_views",
-    "bootstrap_ci",
-    "chance_levels",
-    "circular_shifts",
-    "compare_lesions",
-    "decoder_outputs",
-    "decoding_rows",
-    "decoding_targets",
-    "encoding_table",
-    "fdr_bh",
-    "flatten_summary",
-    "identification_ranks",
-    "isc_ceiling",
-    "lesion_effects",
-    "lesion_masks",
-    "pearson_columns",
-    "pearson_rows",
-    "permutation_test",
-    "phase_randomize",
-    "pooled_from_usage",
-    "pooled_lesion_contrasts",
-    "pooled_lesion_effects",
-    "predict_bold",
-    "rank_accuracy",
-    "ridge_bold",
-    "ridge_views",
+    "EvaluateConfig",
+    "EvaluateInputs",
     "run_audio_references",
+    "run_cross_validate",
     "run_decode_audio_eval",
     "run_evaluate",
     "run_group_summary",
-    "score_encoding",
-    "score_views",
-    "silence",
-    "ssim",
-    "subject_prepared_path",
-    "topk_hits",
-    "trs_waveform",
-    "truth_views",
-    "write_wav",
 ]

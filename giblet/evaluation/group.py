@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from giblet.evaluation._tables import json_number, write_tsv
-from giblet.evaluation.lesions import compare_lesions
+from giblet.evaluation.lesions import compare_lesions, lesion_summary
 from giblet.evaluation.metrics import bootstrap_ci
 from giblet.io import write_json
 
@@ -187,12 +187,6 @@ def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_
         stem = Path(out_path).with_suffix("")
         write_tsv(effects, f"{stem}_lesions.tsv")
         write_tsv(pooled_lesion_contrasts(per_tr, **options), f"{stem}_lesion_contrasts.tsv")
-        group["pooled_lesions"] = {}
-        for row in effects.to_dict("records"):
-            name = row["roi"] if row["part"] == "roi" else f"{row['roi']} (complement)"
-            group["pooled_lesions"].setdefault(f"{row['model']}/{row['input']}", {}).setdefault(
-                row["modality"], {})[name] = {"change": json_number(row["change"]),
-                                              "ci": [json_number(row["ci_low"]), json_number(row["ci_high"])],
-                                              "significant": row["significant"]}
+        group["pooled_lesions"] = lesion_summary(effects)
     log.info("group summary of %d subjects: %d numbers", len(subjects), len(numbers))
     return write_json(out_path, group)

@@ -8,14 +8,26 @@ training mean (``"mean"``), zero, or noise with their training mean and standard
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
+from giblet.evaluation._tables import json_number
+from giblet.evaluation.decoding import score_views
+from giblet.evaluation.encoding import predict_bold
 from giblet.evaluation.metrics import bootstrap_ci, fdr_bh
+from giblet.evaluation.predict import decode_all
 from giblet.models import lesion
+from giblet.splits import BLOCKS
 
-__all__ = ["LESION_PARTS", "lesion_masks", "silence", "lesion_effects", "correct_lesion_tests", "compare_lesions"]
+__all__ = ["LESION_INPUTS", "LESION_PARTS", "lesion_masks", "silence", "lesion_effects", "correct_lesion_tests",
+           "compare_lesions", "lesion_statistics", "lesioned_inputs", "score_lesions", "lesion_summary"]
+
+#: Signals a lesion can silence: the subject's measured BOLD, or the encoder's predicted BOLD (middle layer).
+LESION_INPUTS = ("measured_bold", "predicted_bold")
 
 #: Part of the brain silenced for a named ROI: the ROI itself or everything else.
 LESION_PARTS = {"roi": lambda members: members, "complement": lambda members: ~members}
@@ -142,3 +154,62 @@ def compare_lesions(per_tr, first, second, *, n_bootstrap=1000, seed=0, block_tr
         out.append({**dict(zip(groups, group)), "extra_cost": mean, "ci_low": low, "ci_high": high,
                     "significant": bool(low > 0 or high < 0), "n_trs": len(extra)})
     return pd.DataFrame(out)
+
+
+def _statistics(values, rows):
+    mean, std = values[rows].mean(axis=0), values[rows].std(axis=0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def lesion_statistics(model, data, subject, device):
+    """Training mean and std of the measured BOLD and of the encoder's predicted voxels (the lesion fillers)."""
+    train = np.flatnonzero((data.labels == BLOCKS.index("train")) & data.bold_valid[subject])
+    return {"measured_bold": _statistics(data.bold[subject], train),
+            "predicted_bold": _statistics(predict_bold(model, data, subject, "train", device), train)}
+
+
+def lesioned_inputs(data, subject, mask, mode, stats, seed, device):
+    """The silenced measured BOLD (n_trs, n_voxels) and the middle-layer lesion for one voxel mask."""
+    silenced = silence(data.bold[subject], mask, mode, *stats["measured_bold"], seed)
+    mean, std = (torch.from_numpy(x).to(device) for x in stats["predicted_bold"])
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
+    on_layer = functools.partial(lesion, roi=torch.from_numpy(mask).to(device), mode=mode, mean=mean, std=std,
+                                 generator=generator)
+    return silenced, on_layer
+
+
+def score_lesions(model, data, subject, targets, baselines, intact, config, device):
+    """Tidy lesion effects (BH-corrected) and the per-TR scores behind them, for every ROI and its complement.
+
+    ``intact`` holds the intact decoders' scores (:func:`~giblet.evaluation.decoding.score_views` by
+    ``(model, input)`` and modality); ``config`` is the :class:`~giblet.evaluation.evaluate.EvaluateConfig`
+    (lesion mode, seed, bootstrap).
+    """
+    prepared, seed = data.prepared[subject], config.seed
+    options = {"n_bootstrap": config.n_bootstrap, "seed": seed, "block_trs": config.bootstrap_block_trs}
+    stats = lesion_statistics(model, data, subject, device)
+    effects, per_tr = [], []
+    masks = lesion_masks(prepared.roi_names, prepared.roi_membership)
+    for (roi, part), mask in tqdm(masks.items(), desc="lesions", unit="lesion"):
+        silenced, on_layer = lesioned_inputs(data, subject, mask, config.lesion_mode, stats, seed, device)
+        lesioned = decode_all(model, data, subject, targets, baselines, device, silenced, on_layer)
+        for (name, source), by_modality in lesioned.items():
+            for modality, views in by_modality.items():
+                before, after = intact[name, source][modality], score_views(views, targets)
+                keys = {"model": name, "input": source, "roi": roi, "part": part, "n_voxels": int(mask.sum()),
+                        "modality": modality}
+                effects += [{**keys, **row} for row in lesion_effects(before, after, **options)]
+                per_tr += [pd.DataFrame({**keys, "metric": metric, "tr": targets.rows, "intact": before[metric][1],
+                                         "lesioned": after[metric][1]}) for metric in before]
+    return correct_lesion_tests(pd.DataFrame(effects)), pd.concat(per_tr, ignore_index=True)
+
+
+def lesion_summary(table):
+    """``{"model/input": {modality: {roi[ (complement)]: {change, ci, significant}}}}`` of a lesion table (one metric)."""
+    out = {}
+    for row in table.to_dict("records"):
+        name = row["roi"] if row["part"] == "roi" else f"{row['roi']} (complement)"
+        out.setdefault(f"{row['model']}/{row['input']}", {}).setdefault(row["modality"], {})[name] = {
+            "change": json_number(row["change"]), "ci": [json_number(row["ci_low"]), json_number(row["ci_high"])],
+            "significant": bool(row["significant"])}
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from giblet.fmri.masks import roi_means, unmask
 from giblet.io import save_npz
 from giblet.splits import Split
 
-__all__ = ["PreparedFmri"]
+__all__ = ["PreparedFmri", "subject_prepared_path"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,15 @@ class PreparedFmri:
                 qc=json.loads(str(z["qc"])),
                 mean_epi=z["mean_epi"] if "mean_epi" in z.files else None,
             )
+
+
+def subject_prepared_path(prepared_paths, subject):
+    """The ``prepare-fmri`` file of ``subject`` among ``prepared_paths`` (reads only its ``subject`` entry)."""
+    found = []
+    for path in prepared_paths:
+        with np.load(path, allow_pickle=False) as z:
+            found.append(str(z["subject"]))
+            if found[-1] == subject:
+                return Path(path)
+    raise ValueError(f"no prepare-fmri file for subject {subject!r} among {len(found)} files (subjects {found}); "
+                     "pass the subject's file in prepared_paths")

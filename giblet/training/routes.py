@@ -48,7 +48,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
-from giblet.audio.code_model import code_counts, tr_bits_gained
+from giblet.audio.code_scores import code_counts, tr_bits_gained
 from giblet.blocks import column_blocks
 from giblet.models.config import ROUTE_BANDS
 from giblet.splits import BLOCKS

@@ -9,22 +9,16 @@ import torch
 import yaml
 from scipy.special import softmax
 
-from giblet.audio.code_model import (
+from giblet.audio.code_model import CodeModel, fit_code_model, select_code_model
+from giblet.audio.code_model_stage import (
     CODE_MODEL_OUTPUTS,
-    CodeModel,
     CodeModelConfig,
-    bits_per_code,
-    code_counts,
     code_model_rows,
-    fit_code_model,
     run_fit_code_model,
     run_score_code_model,
-    sample_codes,
-    sample_stream,
-    score_code_model,
-    select_code_model,
-    tr_cross_entropy,
 )
+from giblet.audio.code_sampling import sample_codes, sample_stream
+from giblet.audio.code_scores import bits_per_code, code_counts, score_code_model, tr_cross_entropy
 from giblet.audio.codes import PAD_CODE, CodeStream, codes_by_tr, tr_frame_spans
 from giblet.config import SCHEMA_PATH
 from giblet.features import FeatureTable

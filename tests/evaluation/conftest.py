@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from transformers import EncodecConfig
 
 from giblet.audio import EncodecCodec, run_extract_audio
-from giblet.audio.code_model import CodeModelConfig, run_fit_code_model
+from giblet.audio.code_model_stage import CodeModelConfig, run_fit_code_model
 from giblet.features import FeatureTable
 from giblet.fmri.prepared import PreparedFmri
 from giblet.fmri.stage import run_group_isc

@@ -6,21 +6,19 @@ import numpy as np
 import pytest
 import torch
 
+from giblet.audio.views import pooled_from_usage
 from giblet.evaluation.decoding import (
-    SoundClasses,
     audio_views,
     autoencoder_views,
     baseline_views,
     chance_levels,
     decoding_rows,
-    decoding_targets,
-    pooled_from_usage,
     ridge_views,
     score_views,
-    sound_classes,
     truth_views,
 )
-from giblet.evaluation.stage import _lesion_statistics, _lesioned_inputs
+from giblet.evaluation.lesions import lesion_statistics, lesioned_inputs
+from giblet.evaluation.targets import SoundClasses, decoding_targets, sound_classes
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
 from giblet.training.baselines import decoding_design
@@ -229,8 +227,8 @@ def test_autoencoder_views_and_lesions_run_on_each_device(model, movie_data, tar
     np.testing.assert_allclose(views["text"]["embedding"], on_cpu["text"]["embedding"], atol=1e-4)
     mask = np.zeros(movie_data.bold["sub-a"].shape[1], bool)
     mask[:5] = True  # the visual ROI
-    stats = _lesion_statistics(on_device, movie_data, "sub-a", device)
-    silenced, on_layer = _lesioned_inputs(movie_data, "sub-a", mask, mode, stats, 0, device)
+    stats = lesion_statistics(on_device, movie_data, "sub-a", device)
+    silenced, on_layer = lesioned_inputs(movie_data, "sub-a", mask, mode, stats, 0, device)
     lesioned = autoencoder_views(on_device, movie_data, "sub-a", targets, source="predicted_bold", lesion=on_layer,
                                  device=device)
     intact = autoencoder_views(on_device, movie_data, "sub-a", targets, source="predicted_bold", device=device)

@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 
 from giblet.audio.code_model import CodeModel
-from giblet.evaluation import run_evaluate, run_group_summary
-from giblet.evaluation.decoding import autoencoder_views, decoding_targets, score_views
+from giblet.evaluation import EvaluateConfig, EvaluateInputs, run_evaluate, run_group_summary
+from giblet.evaluation.decoding import autoencoder_views, score_views
 from giblet.evaluation.metrics import bootstrap_ci
-from giblet.evaluation.stage import _test_design
+from giblet.evaluation.predict import scored_design
+from giblet.evaluation.targets import decoding_targets
 from giblet.training.data import load_movie_data
-from giblet.training.stage import load_model
 from giblet.training.routes import fit_routes
+from giblet.training.stage import load_model
 from giblet.training.trainer import build_model
 
 DERIVED = Path(__file__).resolve().parents[2] / "data" / "demo" / "derived"
@@ -39,12 +40,12 @@ def demo(tmp_path_factory):
     aligned = [p for m in modalities for prefix in ALIGNED_PREFIXES[m]
                for p in sorted((DERIVED / "aligned").glob(f"{prefix}_*_fir.npz"))]
     prepared = sorted((DERIVED / "fmri").glob("sub-*.npz"))
-    outputs = [run_evaluate(p.stem, features_dir=DERIVED / "features", aligned_paths=aligned, prepared_paths=prepared,
+    inputs = EvaluateInputs(features_dir=DERIVED / "features", aligned_paths=aligned, prepared_paths=prepared,
                             model_path=DERIVED / "model" / "autoencoder.pt",
                             baselines_path=DERIVED / "model" / "baselines.joblib",
-                            group_isc_path=DERIVED / "fmri" / "group_isc.npz", out_dir=out / p.stem,
-                            modalities=modalities, n_permutations=200, device="cpu")
-               for p in prepared]
+                            group_isc_path=DERIVED / "fmri" / "group_isc.npz")
+    config = EvaluateConfig(modalities, n_permutations=200, device="cpu")
+    outputs = [run_evaluate(p.stem, inputs, out / p.stem, config) for p in prepared]
     group = run_group_summary([o["summary"] for o in outputs], out / "group.json",
                               [o["lesions_per_tr"] for o in outputs])
     return {"modalities": modalities, "outputs": outputs, "group": json.loads(Path(group).read_text()),
@@ -120,7 +121,7 @@ def test_demo_audio_route_fitted_on_shuffled_bold_gains_nothing(demo):
     fit_routes(model, data)
     bits = []
     for subject in data.subjects:
-        rows = _test_design(data, subject, data.bold[subject], model.config.decoder_delays_trs)[2]
+        rows = scored_design(data, subject, data.bold[subject], model.config.decoder_delays_trs)[2]
         targets = decoding_targets(data, DERIVED / "features", rows, model.audio_head)
         views = autoencoder_views(model.eval(), data, subject, targets)
         bits.append(score_views(views["audio"], targets)["bits_per_code"][1])

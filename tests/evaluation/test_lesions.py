@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from giblet.evaluation.decoding import autoencoder_views, decoding_targets, score_views
+from giblet.evaluation.decoding import autoencoder_views, score_views
 from giblet.evaluation.lesions import compare_lesions, correct_lesion_tests, lesion_effects, lesion_masks, silence
+from giblet.evaluation.targets import decoding_targets
 from giblet.models import lesion
 from giblet.splits import BLOCKS
 

@@ -1,5 +1,6 @@
 """The evaluate, audio-references and decode-audio stages on a tiny trained pipeline."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,24 +10,24 @@ from scipy.io import wavfile
 
 from giblet.audio import codes_by_tr, load_stage_codec
 from giblet.audio.codes import CodeStream
+from giblet.evaluation.evaluate import EvaluateConfig, EvaluateInputs, run_evaluate
 from giblet.evaluation.outputs import EVALUATE_OUTPUTS, evaluate_outputs
-from giblet.evaluation.stage import (
-    run_audio_references,
-    run_decode_audio_eval,
-    run_evaluate,
-    subject_prepared_path,
-)
+from giblet.evaluation.sound import run_audio_references, run_decode_audio_eval
 from giblet.evaluation.waveforms import trs_waveform
+from giblet.fmri.prepared import subject_prepared_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder
 from giblet.training.stage import save_model
 from tests.evaluation.conftest import MODALITIES, ROIS, TR_S, read_json
 
 
-def _evaluate(pipeline, out_dir, **overrides):
-    kwargs = {key: pipeline[key] for key in ("features_dir", "aligned_paths", "prepared_paths", "model_path",
-                                             "baselines_path", "group_isc_path")}
-    kwargs.update(out_dir=out_dir, modalities=MODALITIES, n_permutations=20, n_bootstrap=100, device="cpu")
-    return run_evaluate("sub-b", **{**kwargs, **overrides})
+def _evaluate(pipeline, out_dir, aligned_paths=None, **overrides):
+    inputs = EvaluateInputs(**{key: pipeline[key] for key in ("features_dir", "aligned_paths", "prepared_paths",
+                                                              "model_path", "baselines_path", "group_isc_path")})
+    if aligned_paths is not None:
+        inputs = dataclasses.replace(inputs, aligned_paths=aligned_paths)
+    config = EvaluateConfig(**{"modalities": MODALITIES, "n_permutations": 20, "n_bootstrap": 100, "device": "cpu",
+                               **overrides})
+    return run_evaluate("sub-b", inputs, out_dir, config)
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,8 @@ def references(pipeline, tmp_path_factory):
 def _decode(pipeline, subject, references, out_dir, **overrides):
     return run_decode_audio_eval(subject, features_dir=pipeline["features_dir"],
                                  prepared_paths=pipeline["prepared_paths"], model_path=pipeline["model_path"],
-                                 references_dir=references["summary"].parent, out_dir=out_dir, device="cpu",
-                                 **overrides)
+                                 references_dir=references["summary"].parent, out_dir=out_dir,
+                                 config=EvaluateConfig(**{"modalities": MODALITIES, "device": "cpu", **overrides}))
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,8 @@ def test_run_decode_audio_eval_rejects_references_of_another_split(pipeline, ref
     (tmp_path / "references.json").write_text(json.dumps(moved))
     with pytest.raises(ValueError, match="rerun audio-references"):
         run_decode_audio_eval("sub-a", features_dir=pipeline["features_dir"], prepared_paths=pipeline["prepared_paths"],
-                              model_path=pipeline["model_path"], references_dir=tmp_path, out_dir=tmp_path / "out")
+                              model_path=pipeline["model_path"], references_dir=tmp_path, out_dir=tmp_path / "out",
+                              config=EvaluateConfig(MODALITIES))
 
 
 def test_run_decode_audio_eval_wavs_last_exactly_their_trs(decoded_audio):
@@ -187,7 +189,8 @@ def test_run_decode_audio_eval_needs_an_audio_head(pipeline, tmp_path):
     save_model(model, tmp_path / "text_only.pt", preshift_trs=0)
     with pytest.raises(ValueError, match="no audio head"):
         run_decode_audio_eval("sub-a", features_dir=pipeline["features_dir"], prepared_paths=pipeline["prepared_paths"],
-                              model_path=tmp_path / "text_only.pt", references_dir=tmp_path, out_dir=tmp_path)
+                              model_path=tmp_path / "text_only.pt", references_dir=tmp_path, out_dir=tmp_path,
+                              config=EvaluateConfig(MODALITIES))
 
 
 def test_run_evaluate_rejects_aligned_tables_in_another_order(pipeline, tmp_path):
