@@ -207,9 +207,12 @@ def _code_scores(views, targets):
 
 def _descriptor_scores(views, targets):
     """Per TR, the correlation over features of the decoded and true descriptor (each z-scored over the scored
-    TRs) and, with sound classes, the TR's share of the balanced sound-class accuracy."""
+    TRs; 0 where the decoded descriptor does not vary over the scored TRs) and, with sound classes, the TR's share of the balanced sound-class accuracy."""
     z = _zscore(views["descriptor"])
-    out = {"descriptor_r": pearson_rows(z, _zscore(targets.views["descriptor"]))}
+    with np.errstate(invalid="ignore"):
+        r = pearson_rows(z, _zscore(targets.views["descriptor"]))
+    # a decoder that outputs the same descriptor at every TR (e.g. fed silenced BOLD) carries no information: r = 0
+    out = {"descriptor_r": np.where(np.ptp(z, axis=1) > 0, r, 0.0)}
     if targets.sound_classes is not None:
         out["sound_class_balanced_accuracy"] = _balanced_hits(z, targets.sound_classes)
     return out

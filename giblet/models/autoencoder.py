@@ -46,11 +46,13 @@ from giblet.models.towers import TOWERS, CodebookEmbedding
 __all__ = ["GibletAutoencoder"]
 
 
-def _voxel_linear(n_in, n_out, rank):
-    """Linear map, full rank or factored through ``rank`` dimensions."""
-    if rank is None:
-        return nn.Linear(n_in, n_out)
-    return nn.Sequential(nn.Linear(n_in, rank, bias=False), nn.Linear(rank, n_out))
+def _voxel_linear(n_in, n_out, rank, zero=False):
+    """Linear map, full rank or factored through ``rank`` dimensions; ``zero``: its last layer starts at 0."""
+    layers = [nn.Linear(n_in, n_out)] if rank is None else [nn.Linear(n_in, rank, bias=False), nn.Linear(rank, n_out)]
+    if zero:
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
+    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
 
 class _Trunk(nn.Module):
@@ -74,6 +76,9 @@ class _Trunk(nn.Module):
 class GibletAutoencoder(nn.Module):
     """Stimulus -> brain -> stimulus, with each subject's voxel space as the middle layer.
 
+    The encoder (stimulus -> voxels: :attr:`ENCODER_PARTS`) and the decoder (voxels -> stimulus: every
+    other part) share no parameter, so each can keep the weights of its own best validation epoch.
+
     Parameters
     ----------
     config : AutoencoderConfig
@@ -90,6 +95,9 @@ class GibletAutoencoder(nn.Module):
     reproducible runs.
     """
 
+    #: Submodules of the encoder (stimulus -> predicted voxels); the rest decode voxels to the stimulus.
+    ENCODER_PARTS = ("towers", "fuse_norm", "encoder_delays", "encoder_trunk", "readouts", "encoder_routes")
+
     def __init__(self, config, codebook_vectors=None):
         super().__init__()
         self.config = config
@@ -102,7 +110,9 @@ class GibletAutoencoder(nn.Module):
         self.fuse_norm = nn.LayerNorm(hidden)
         self.encoder_delays = DelayMixer(hidden, config.encoder_delays_trs)
         self.encoder_trunk = _Trunk(hidden, config.n_layers, config.dropout)
-        self.readouts = nn.ModuleDict({s: _voxel_linear(hidden, n, rank) for s, n in config.n_voxels.items()})
+        # readouts start at 0: before training the encoder is its closed-form routes alone
+        self.readouts = nn.ModuleDict({s: _voxel_linear(hidden, n, rank, zero=True)
+                                       for s, n in config.n_voxels.items()})
         self.readins = nn.ModuleDict({s: _voxel_linear(n, hidden, rank) for s, n in config.n_voxels.items()})
         self.decoder_delays = DelayMixer(hidden, [-d for d in config.decoder_delays_trs])
         self.decoder_trunk = _Trunk(hidden, config.n_layers, config.dropout)

@@ -55,7 +55,7 @@ def voxel_neg_pearson(pred, target, tr_valid, eps=1e-8):
     tr_valid : Tensor, shape (B, T), bool
         The correlation runs over all valid (chunk, TR) pairs of the batch.
     eps : float, default=1e-8
-        Keeps constant voxels finite (their correlation counts as 0).
+        Keeps constant voxels finite (their correlation counts as 0, with a finite gradient).
 
     Returns
     -------
@@ -66,7 +66,8 @@ def voxel_neg_pearson(pred, target, tr_valid, eps=1e-8):
     if len(pred) < 2:
         return pred.sum() * 0.0
     pred, target = pred - pred.mean(0), target - target.mean(0)
-    r = (pred * target).sum(0) / ((pred.pow(2).sum(0) * target.pow(2).sum(0)).sqrt() + eps)
+    # eps inside the root: a constant prediction (a zero-initialised readout) has a finite gradient
+    r = (pred * target).sum(0) / (pred.pow(2).sum(0) * target.pow(2).sum(0) + eps).sqrt()
     return -r.mean()
 
 

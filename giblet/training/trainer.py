@@ -75,8 +75,11 @@ def to_tensors(arrays, device):
     return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
 
 
-def _step_losses(model, batch, target, bold, valid, cfg):
-    """Weighted loss terms of one batch, summed over subjects (tensors)."""
+def _step_losses(model, batch, target, bold, valid, cfg, fmri_r=None):
+    """Weighted loss terms of one batch, averaged over subjects (tensors).
+
+    ``fmri_r``, a list, receives every subject's mean voxel r of its predicted BOLD (the selection score).
+    """
     terms = {}
 
     def add(name, value, weight):
@@ -88,6 +91,8 @@ def _step_losses(model, batch, target, bold, valid, cfg):
         fmri_valid = valid[subject] & target
         predicted = model.readout(embedding, subject) + model.stimulus_routes(batch, subject)
         fmri = fmri_losses(predicted, bold[subject], fmri_valid)
+        if fmri_r is not None:
+            fmri_r.append(-float(fmri["neg_pearson"]))
         add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
         add("fmri_pearson", fmri["neg_pearson"], cfg.weight_fmri_pearson)
         recon = reconstruction_losses(model.predict_stimulus(model.readin(predicted, subject)), batch, target)
@@ -109,15 +114,20 @@ def _spans(model, data, block, cfg):
 
 
 def evaluate_loss(model, data, block, cfg, device):
-    """Mean weighted loss terms over ``block`` (whole pieces, eval mode)."""
+    """Mean weighted loss terms over ``block`` (whole pieces, eval mode), and the block's fMRI fit.
+
+    Returns ``(terms, fmri_r)``: the terms as floats, and the mean over subjects of the mean voxel r of the
+    predicted BOLD over the whole block (the score training selects its epoch by).
+    """
     model.eval()
     spans = _spans(model, data, block, cfg)
     if not spans:
         raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
+    fmri_r = []
     with torch.no_grad():
         batch, target, bold, valid = (to_tensors(x, device) for x in make_batch(data, spans, block))
-        terms = _step_losses(model, batch, target, bold, valid, cfg)
-    return {k: float(v) for k, v in terms.items()}
+        terms = _step_losses(model, batch, target, bold, valid, cfg, fmri_r)
+    return {k: float(v) for k, v in terms.items()}, float(np.mean(fmri_r))
 
 
 def _resumable(checkpoint, key, device):
@@ -142,8 +152,40 @@ def _set_rng_states(states):
         torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
 
+def _is_encoder(name):
+    return name.split(".", 1)[0] in GibletAutoencoder.ENCODER_PARTS
+
+
+def _validate(model, data, cfg, device, state):
+    """Score the model on the validation block and keep each half's weights where its score is best.
+
+    The encoder half is selected by the validation fMRI fit (mean voxel r), the decoder half by its
+    validation decoding loss (stimulus decoded from measured BOLD), each by terms that depend on its
+    own weights only. Returns the record and whether either half improved.
+    """
+    val, fmri_r = evaluate_loss(model, data, "val", cfg, device)
+    decoder_loss = sum(v for k, v in val.items() if k.startswith("decoding_"))
+    improved = False
+    weights = model.state_dict()
+    for half, score, better in (("encoder", fmri_r, fmri_r > state["best"]["encoder"][0]),
+                                ("decoder", decoder_loss, decoder_loss < state["best"]["decoder"][0])):
+        if better:
+            improved = True
+            kept = {k: v.detach().cpu().clone() for k, v in weights.items() if _is_encoder(k) == (half == "encoder")}
+            state["best"][half] = (score, state["epoch"], kept)
+    record = {"epoch": state["epoch"], "val_loss": sum(val.values()), "val_fmri_r": fmri_r,
+              "val_decoder_loss": decoder_loss, **{f"val_{k}": v for k, v in val.items()}}
+    return record, improved
+
+
 def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_after_epochs=None, inputs_key=""):
-    """Train ``model`` on the training block with early stopping on the validation block.
+    """Train ``model`` on the training block, selecting each half on the validation block.
+
+    Before the first epoch and after every epoch, the encoder keeps its weights if the validation
+    fMRI fit (mean voxel r) is the best so far, the decoder if its validation decoding loss is; training
+    stops when neither has improved for ``cfg.patience`` epochs. Epoch 0 is the model as built (its
+    readouts start at zero: the encoder's closed-form routes alone), so training never leaves the
+    encoder worse on the validation block than its routes.
 
     A checkpoint (model, optimizer, scheduler, RNG states, history) is written after every
     epoch to ``out_dir/checkpoint.pt`` under a key of everything the run depends on
@@ -151,7 +193,7 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
     the train and model configs; the seed; giblet's code). With ``resume``, a run with the same
     key continues from it and ends exactly as an uninterrupted one would (``stop_after_epochs``
     interrupts a run on purpose); a checkpoint of any other run is ignored and overwritten.
-    Returns the history (list of dicts) and leaves the best validation weights in ``model``.
+    Returns the history (list of dicts) and leaves each half's best validation weights in ``model``.
     """
     device = resolve_device(device)
     torch.manual_seed(seed)
@@ -159,7 +201,8 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.max_epochs)
-    state = {"epoch": 0, "best_val": math.inf, "best_state": None, "bad_epochs": 0, "history": []}
+    state = {"epoch": 0, "best": {"encoder": (-math.inf, 0, None), "decoder": (math.inf, 0, None)}, "bad_epochs": 0,
+             "history": []}
     checkpoint = Path(out_dir) / "checkpoint.pt"
     key = run_key([], {"train": asdict(cfg), "model": model.config.to_dict(), "seed": seed, "inputs": inputs_key})
     saved = _resumable(checkpoint, key, device) if resume else None
@@ -170,6 +213,10 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
         _set_rng_states(saved["rng"])
         state = saved["state"]
         log.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
+    else:
+        record, _ = _validate(model, data, cfg, device, state)
+        state["history"].append(record)
+        log.info("epoch 0 (routes alone): validation fMRI r %.4f", record["val_fmri_r"])
     spans = _spans(model, data, "train", cfg)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     progress = tqdm(range(state["epoch"], cfg.max_epochs), desc="train", unit="epoch", initial=state["epoch"],
@@ -194,23 +241,23 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(chosen)
         scheduler.step()
-        val = evaluate_loss(model, data, "val", cfg, device)
-        record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-                  "train_loss": sum(sums.values()) / len(spans), "val_loss": sum(val.values()),
-                  **{f"train_{k}": v / len(spans) for k, v in sums.items()}, **{f"val_{k}": v for k, v in val.items()}}
-        state["history"].append(record)
-        if record["val_loss"] < state["best_val"]:
-            state.update(best_val=record["val_loss"], bad_epochs=0,
-                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        else:
-            state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
-        progress.set_postfix(train=f"{record['train_loss']:.3f}", val=f"{record['val_loss']:.3f}")
-        log.info("epoch %d: train %.4f, val %.4f", epoch + 1, record["train_loss"], record["val_loss"])
+        record, improved = _validate(model, data, cfg, device, state)
+        record = {**record, "lr": scheduler.get_last_lr()[0], "train_loss": sum(sums.values()) / len(spans),
+                  **{f"train_{k}": v / len(spans) for k, v in sums.items()}}
+        state["history"].append(record)
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        progress.set_postfix(train=f"{record['train_loss']:.3f}", val_r=f"{record['val_fmri_r']:.3f}")
+        log.info("epoch %d: train %.4f, validation fMRI r %.4f, decoder loss %.4f", epoch + 1, record["train_loss"],
+                 record["val_fmri_r"], record["val_decoder_loss"])
         with atomic_path(checkpoint) as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": _rng_states(), "state": state, "run_key": key},
                        tmp)
-    if state["best_state"] is not None and stop_after_epochs is None:
-        model.load_state_dict(state["best_state"])
+    if stop_after_epochs is None:
+        for half in ("encoder", "decoder"):
+            _, best_epoch, kept = state["best"][half]
+            if kept is not None:
+                model.load_state_dict(kept, strict=False)
+            log.info("%s: weights of epoch %d", half, best_epoch)
     return state["history"]

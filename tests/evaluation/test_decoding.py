@@ -121,6 +121,13 @@ def test_score_views_of_the_truth_is_the_oracle_and_perfect_identification(targe
     assert np.nanmean(scores["bits_per_code"][1]) > 0  # the code model from the true descriptor beats its prior
 
 
+def test_a_descriptor_decoded_the_same_at_every_tr_scores_r_0(targets):
+    views = truth_views({k: targets.views[k] for k in ("descriptor", "code_log_probs", "pooled")}, targets)
+    views["descriptor"] = np.broadcast_to(views["descriptor"][:1], views["descriptor"].shape).copy()
+    scores = score_views(views, targets)
+    np.testing.assert_array_equal(scores["descriptor_r"][1], 0.0)
+
+
 def test_pooled_view_of_true_codes_matches_the_audio_stage(pipeline, targets):
     # the decoded pooled view is computed like audio_pooled.npz: identical for the usage of the true codes
     counts = targets.views["code_counts"]

@@ -44,8 +44,12 @@ def _random_map(lagged, g):
 
 def fitted(model, seed=0):
     """``model`` with its closed-form routes set as if fitted (every voxel, random weights), a code model, a
-    thumbnail basis."""
+    thumbnail basis, and readouts as if trained (they start at zero)."""
     config, g = model.config, torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for readout in model.readouts.values():
+            for weight in readout.parameters():
+                weight.copy_(0.1 * torch.randn(weight.shape, generator=g))
     if "audio" in config.modalities:
         for subject in config.n_voxels:
             _random_map(model.audio_decoders[subject], g)

@@ -135,7 +135,7 @@ def test_autoencoder_lesion_of_all_voxels_blinds_the_decoder(mode):
 
 def test_autoencoder_partial_lesion_changes_only_through_roi():
     cfg = tiny_config(decoder_delays_trs=(0,))
-    model = GibletAutoencoder(cfg).eval()
+    model = fitted(GibletAutoencoder(cfg)).eval()
     batch = make_batch(cfg)
     roi = torch.zeros(12, dtype=torch.bool)
     roi[:4] = True
@@ -173,7 +173,7 @@ def test_autoencoder_codes_act_only_through_their_embedding_rows(rng):
     cfg = tiny_config()
     vectors = rng.standard_normal((2, 16, 8)).astype(np.float32)
     vectors[0, 5] = vectors[0, 3]  # codes 3 and 5 of codebook 0 share a vector
-    model = GibletAutoencoder(cfg, codebook_vectors=vectors).eval()
+    model = fitted(GibletAutoencoder(cfg, codebook_vectors=vectors)).eval()
     batch = make_batch(cfg)
     codes = batch["audio_codes"].clone()
     codes[:, :, 0, :] = torch.where(batch["audio_mask"], 3, -1)
@@ -198,7 +198,7 @@ def test_models_source_never_casts_codes_to_float():
 
 def test_autoencoder_modality_dropout_keeps_one_modality_in_training():
     cfg = tiny_config(modality_dropout_p=0.95)
-    model = GibletAutoencoder(cfg).train()
+    model = fitted(GibletAutoencoder(cfg)).train()
     batch = make_batch(cfg, batch=16)
     video_only = _stim(batch, ("video",))
     other_video = {"video": video_only["video"] + 1.0}

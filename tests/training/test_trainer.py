@@ -20,13 +20,40 @@ def _model(movie, seed=0):
     return build_model(movie, OPTIONS, ("video", "text"))
 
 
-def test_train_lowers_validation_loss(movie, tmp_path):
+def test_train_lowers_validation_loss_and_raises_validation_fmri_r(movie, tmp_path):
     model = _model(movie)
-    before = sum(evaluate_loss(model, movie, "val", CFG, torch.device("cpu")).values())
+    terms, fmri_r = evaluate_loss(model, movie, "val", CFG, torch.device("cpu"))
     history = train(model, movie, CFG, tmp_path, seed=0, device="cpu")
-    assert len(history) == CFG.max_epochs
-    assert min(h["val_loss"] for h in history) < before - 0.1
-    assert history[-1]["train_fmri_mse"] < history[0]["train_fmri_mse"]
+    assert len(history) == CFG.max_epochs + 1 and history[0]["epoch"] == 0  # epoch 0: the model as built
+    assert history[0]["val_fmri_r"] == pytest.approx(fmri_r) and history[0]["val_loss"] == pytest.approx(
+        sum(terms.values()))
+    assert min(h["val_loss"] for h in history) < history[0]["val_loss"] - 0.1
+    assert max(h["val_fmri_r"] for h in history) > fmri_r + 0.1
+    assert history[-1]["train_fmri_mse"] < history[1]["train_fmri_mse"]
+
+
+def test_train_keeps_each_half_at_its_best_validation_epoch(movie, tmp_path):
+    cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 12, "lr": 5e-2})
+    model = _model(movie)
+    history = train(model, movie, cfg, tmp_path, seed=0, device="cpu")
+    terms, fmri_r = evaluate_loss(model, movie, "val", cfg, torch.device("cpu"))
+    r_by_epoch, decoding_by_epoch = [h["val_fmri_r"] for h in history], [h["val_decoder_loss"] for h in history]
+    assert fmri_r == pytest.approx(max(r_by_epoch), abs=1e-6)
+    assert sum(v for k, v in terms.items() if k.startswith("decoding_")) == pytest.approx(min(decoding_by_epoch),
+                                                                                          abs=1e-6)
+    assert np.argmax(r_by_epoch) != len(history) - 1 or np.argmin(decoding_by_epoch) != len(history) - 1
+
+
+def test_readouts_start_at_zero_so_epoch_0_is_the_routes_alone(movie):
+    movie = _with_audio(movie)
+    torch.manual_seed(0)
+    model = build_model(movie, OPTIONS, movie.modalities, _code_model())
+    fit_routes(model, movie)
+    stim = {k: torch.from_numpy(np.ascontiguousarray(v[None, :40])) for k, v in movie.stimulus.items()}
+    with torch.no_grad():
+        routes = model.stimulus_routes(stim, "sub-a")
+        assert routes.abs().max() > 0  # some voxels follow their routes
+        assert torch.equal(model.encode(stim, "sub-a"), routes)
 
 
 def test_train_is_deterministic_for_a_seed(movie, tmp_path):
@@ -40,7 +67,7 @@ def test_train_resumed_from_checkpoint_matches_uninterrupted_run(movie, tmp_path
     short = TrainConfig(**{**CFG.__dict__, "max_epochs": CFG.max_epochs})
     first = _model(movie)
     interrupted = train(first, movie, short, tmp_path / "resume", seed=1, device="cpu", stop_after_epochs=3)
-    assert len(interrupted) == 3
+    assert len(interrupted) == 4  # epoch 0 and 3 epochs
     resumed_model = _model(movie, seed=99)  # fresh weights: everything must come from the checkpoint
     resumed = train(resumed_model, movie, short, tmp_path / "resume", seed=1, device="cpu")
     assert [h["val_loss"] for h in resumed] == pytest.approx([h["val_loss"] for h in full], rel=1e-6)
@@ -77,8 +104,9 @@ def test_train_reuses_its_own_finished_checkpoint(movie, tmp_path):
 def test_train_stops_early_when_validation_stops_improving(movie, tmp_path):
     cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 40, "patience": 2, "lr": 5e-2})
     history = train(_model(movie), movie, cfg, tmp_path, seed=0, device="cpu")
-    best = int(np.argmin([h["val_loss"] for h in history]))
-    assert len(history) < 40 and len(history) - 1 - best == 2
+    last_gain = max(int(np.argmax([h["val_fmri_r"] for h in history])),
+                    int(np.argmin([h["val_decoder_loss"] for h in history])))
+    assert len(history) < 41 and len(history) - 1 - last_gain == 2
 
 
 def _with_audio(movie, size=8, width=4, seed=0):
@@ -121,7 +149,7 @@ def test_train_with_audio_and_resume_on_each_device(movie, tmp_path, device):
     interrupted = train(fitted, movie, CFG, tmp_path, seed=1, device=device, stop_after_epochs=2)
     resumed_model = model()
     resumed = train(resumed_model, movie, CFG, tmp_path, seed=1, device=device)
-    assert len(resumed) == CFG.max_epochs and resumed[:2] == interrupted
+    assert len(resumed) == CFG.max_epochs + 1 and resumed[:3] == interrupted  # epoch 0 and the 2 before resuming
     after = resumed_model.cpu().state_dict()
     for key, value in decoders.items():  # the closed-form audio route is never changed by gradient training
         torch.testing.assert_close(after[key], value)
