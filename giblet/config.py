@@ -95,3 +95,14 @@ def load_config(path):
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     return validate_config(config, source=str(path))
+
+
+def check_choice(name, value, allowed):
+    """``value`` if it is one of ``allowed``, else a ValueError naming ``name``, the choices and ``value``.
+
+    Choices are listed in their own order for a tuple or list, sorted for a set or a dict (their keys).
+    """
+    if value not in allowed:
+        choices = list(allowed) if isinstance(allowed, (tuple, list)) else sorted(allowed)
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from giblet.config import check_choice
 from giblet.io import save_npz
 
 __all__ = ["FeatureTable", "FEATURE_KINDS"]
@@ -48,8 +49,7 @@ class FeatureTable:
             )
         if len(self.names) != self.values.shape[1]:
             raise ValueError(f"{self.values.shape[1]} features but {len(self.names)} names")
-        if self.kind not in FEATURE_KINDS:
-            raise ValueError(f"kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
+        check_choice("kind", self.kind, FEATURE_KINDS)
         if self.runs is None:
             object.__setattr__(self, "runs", np.zeros(len(self.values), dtype=np.int64))
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from giblet.config import check_choice
+
 __all__ = ["BLOCKS", "GAP", "SplitConfig", "Split", "make_split", "fold_chunks", "fold_splits", "pieces"]
 
 BLOCKS = ("train", "val", "test")
@@ -85,8 +87,7 @@ class Split:
 
     def mask(self, block) -> np.ndarray:
         """Boolean mask, shape (n_trs,), of the TRs in ``block`` (one of ``BLOCKS``)."""
-        if block not in BLOCKS:
-            raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+        check_choice("block", block, BLOCKS)
         return self.labels == BLOCKS.index(block)
 
     def ranges(self) -> dict:

@@ -105,3 +105,13 @@ def test_load_config_names_a_key_written_twice(tmp_path):
     with pytest.raises(ConfigError, match=rf"(?s){path}: not valid YAML:.*key 'patience' is written twice "
                                           rf"\(lines {lines[0]} and {lines[1]}\); keep one"):
         load_config(path)
+
+
+def test_check_choice_returns_the_value_or_names_the_choices():
+    from giblet.config import check_choice
+
+    assert check_choice("fmri.filter", "cosine", ("cosine", "butterworth")) == "cosine"
+    with pytest.raises(ValueError, match=r"fmri.filter must be one of \['cosine', 'butterworth'\], got 'box'"):
+        check_choice("fmri.filter", "box", ("cosine", "butterworth"))
+    with pytest.raises(ValueError, match=r"lesion mode must be one of \['mean', 'noise', 'zero'\], got 'cut'"):
+        check_choice("lesion mode", "cut", {"zero": 0, "noise": 1, "mean": 2})

@@ -84,7 +84,7 @@ def test_split_segments_cut_at_runs_and_blocks():
 
 
 def test_split_mask_unknown_block_raises():
-    with pytest.raises(ValueError, match=r"block must be one of \('train', 'val', 'test'\), got 'dev'"):
+    with pytest.raises(ValueError, match=r"block must be one of \['train', 'val', 'test'\], got 'dev'"):
         make_split(500, 1.5).mask("dev")
 
 

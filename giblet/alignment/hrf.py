@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from giblet.alignment._checks import check_features, check_times, sample_ends, split_runs
+from giblet.config import check_choice
 
 __all__ = ["HRF_MODELS", "HRF_COMPONENTS", "hrf_kernel", "convolve_hrf"]
 
@@ -86,8 +87,7 @@ HRF_COMPONENTS = ("hrf", "derivative", "dispersion")
 
 def _model_components(model):
     key = str(model).replace(" ", "")  # also accept nilearn's "glover + derivative"
-    if key not in HRF_MODELS:
-        raise ValueError(f"model must be one of {sorted(HRF_MODELS)}, got {model!r}")
+    check_choice("model", key, HRF_MODELS)
     return HRF_MODELS[key]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from giblet.alignment._checks import check_features, check_times, sample_ends, split_runs
+from giblet.config import check_choice
 
 __all__ = ["RESAMPLE_METHODS", "resample_to_trs"]
 
@@ -97,8 +98,7 @@ def resample_to_trs(features, sample_times, frame_times, tr, how="mean", runs=No
         Frames whose window holds no sample of their run (e.g. after a run's stimulus ended)
         are 0, as ``delay`` zero-fills run starts.
     """
-    if how not in RESAMPLE_METHODS:
-        raise ValueError(f"how must be one of {sorted(RESAMPLE_METHODS)}, got {how!r}")
+    check_choice("how", how, RESAMPLE_METHODS)
     if not tr > 0:
         raise ValueError(f"tr must be a positive number of seconds, got {tr}")
     features = check_features(features)

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from giblet.audio.codes import CodeStream
 from giblet.compute import resolve_device
+from giblet.config import check_choice
 from giblet.evaluation._tables import json_number, write_tsv
 from giblet.evaluation.decoding import decoding_rows, score_views
 from giblet.evaluation.encoding import (
@@ -89,8 +90,7 @@ class EvaluateConfig:
     device: str | None = None
 
     def __post_init__(self):
-        if self.lesion_mode not in LESION_MODES:
-            raise ValueError(f"evaluate.lesion_mode must be one of {sorted(LESION_MODES)}, got {self.lesion_mode!r}")
+        check_choice("evaluate.lesion_mode", self.lesion_mode, LESION_MODES)
         unknown = sorted(set(self.lesion_inputs) - set(LESION_INPUTS))
         if unknown:
             raise ValueError(f"evaluate.lesion_inputs must be among {list(LESION_INPUTS)}, got {unknown}")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from giblet.config import check_choice
+
 __all__ = ["phase_randomize", "circular_shifts", "NULL_METHODS", "PermutationResult", "permutation_test"]
 
 
@@ -134,8 +136,7 @@ def permutation_test(score, prediction, *, method="phase", n_permutations=1000, 
     -------
     PermutationResult
     """
-    if method not in NULL_METHODS:
-        raise ValueError(f"null method must be one of {sorted(NULL_METHODS)}, got {method!r}")
+    check_choice("null method", method, NULL_METHODS)
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
     observed = np.asarray(score(prediction), dtype=np.float64)

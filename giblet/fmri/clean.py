@@ -31,6 +31,7 @@ import numpy as np
 from nilearn import signal
 
 from giblet.blocks import column_blocks
+from giblet.config import check_choice
 
 __all__ = ["FILTERS", "clean_pieces", "fill_nan_samples", "standardize"]
 
@@ -103,8 +104,7 @@ def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=Non
     ndarray, shape (n_trs, n_voxels), float32
         ``out``: cleaned values; NaN on TRs that are not usable or in no piece.
     """
-    if filter not in FILTERS:
-        raise ValueError(f"fmri.filter must be one of {list(FILTERS)}, got {filter!r}")
+    check_choice("fmri.filter", filter, FILTERS)
     if filter == "cosine" and low_pass_hz is not None:
         raise ValueError("fmri.low_pass_hz needs fmri.filter: butterworth (the cosine filter is high-pass only)")
     filter_or_none = filter if high_pass_hz is not None or low_pass_hz is not None else False

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.io
 from tqdm.auto import tqdm
 
+from giblet.config import check_choice
 from giblet.fmri.integrity import check_complete, readable
 from giblet.fmri.masks import grid_ijk
 
@@ -134,8 +135,7 @@ def _expected_counts(paths, run_n_trs):
 def _open_bold(path, n_trs, tr_s, header_tr="check"):
     """Open a 4-D NIfTI file's header and check it: complete, 4-D, ``n_trs`` volumes, TR; return the image."""
     path = Path(path)
-    if header_tr not in HEADER_TR:
-        raise ValueError(f"fmri.header_tr must be one of {list(HEADER_TR)}, got {header_tr!r}")
+    check_choice("fmri.header_tr", header_tr, HEADER_TR)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: fMRI file not found; check fmri.bold and the subject list")
     with readable(path):

@@ -26,6 +26,7 @@ import nibabel as nib
 import numpy as np
 from nilearn.image import resample_img
 
+from giblet.config import check_choice
 from giblet.fmri.integrity import check_complete, readable
 
 __all__ = ["MaskSpec", "mask_spec", "mask_grid", "load_mask", "check_mask_input", "grid_ijk", "roi_means", "unmask"]
@@ -216,8 +217,7 @@ def grid_ijk(mask, order="C"):
     -------
     ndarray, shape (n_voxels, 3), int32
     """
-    if order not in ("C", "F"):
-        raise ValueError(f"voxel order must be one of ['C', 'F'], got {order!r}")
+    check_choice("voxel order", order, ("C", "F"))
     flat = np.flatnonzero(np.ravel(mask, order=order))
     return np.stack(np.unravel_index(flat, mask.shape, order=order), axis=1).astype(np.int32)
 

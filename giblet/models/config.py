@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from giblet.config import check_choice
+
 __all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "ROUTE_BANDS", "MODALITY_TARGETS", "AUDIO_MERGES"]
 
 #: Modality -> batch keys its input tower reads.
@@ -38,8 +40,7 @@ AUDIO_MERGES = ("sum", "concat")
 
 
 def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"AutoencoderConfig.{name} must be one of {sorted(allowed)}, got {value!r}")
+    check_choice(f"AutoencoderConfig.{name}", value, allowed)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from giblet.config import check_choice
+
 __all__ = ["lesion", "roi_union", "LESION_MODES"]
 
 
@@ -79,8 +81,7 @@ def lesion(voxels, roi, mode="zero", *, mean=None, std=None, generator=None):
     Tensor, shape like ``voxels``
         A new tensor; ``voxels`` is unchanged and gradients flow through the kept voxels.
     """
-    if mode not in LESION_MODES:
-        raise ValueError(f"lesion mode must be one of {sorted(LESION_MODES)}, got {mode!r}")
+    check_choice("lesion mode", mode, LESION_MODES)
     needs, replacement = LESION_MODES[mode]
     given = {"mean": mean, "std": std}
     stats = {name: _statistic(name, given[name], voxels) if name in needs else None for name in given}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from giblet.config import check_choice
 from giblet.text.tr_grid import interval_tr_weights, run_bounds_s, tr_run_ids
 
 __all__ = ["Annotations", "read_annotations", "read_table", "TABLE_READERS", "TIME_UNITS"]
@@ -173,8 +174,7 @@ def read_annotations(
     Annotations
     """
     path = Path(path)
-    if time_unit not in TIME_UNITS:
-        raise ValueError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
+    check_choice("time_unit", time_unit, TIME_UNITS)
     if times_restart_per_run and time_unit != "s":
         raise ValueError("times_restart_per_run applies to seconds only; set time_unit='s'")
     label_columns = [c.strip() for c in label_columns]
