@@ -14,12 +14,13 @@ from pathlib import Path
 import jinja2
 import numpy as np
 import pandas as pd
-from scipy.io import wavfile
 
 from giblet.evaluation.outputs import DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC
 from giblet.fmri.prepared import PreparedFmri
-from giblet.io import atomic_path, write_bytes
+from giblet.io import atomic_path
 from giblet.report import figures
+from giblet.report.audio import audio_players, waveform_table
+from giblet.report.brain_maps import MAP_THRESHOLD, map_figures
 from giblet.splits import GAP
 
 __all__ = ["run_report", "run_group_report", "get_template"]
@@ -27,15 +28,6 @@ __all__ = ["run_report", "run_group_report", "get_template"]
 log = logging.getLogger(__name__)
 _PACKAGES = ("giblet", "torch", "transformers", "nilearn", "nibabel", "numpy", "scipy", "scikit-learn", "himalaya",
              "av", "snakemake")
-#: WAVs of the evaluation stage shown as players, in this order, with their labels
-_AUDIO_KINDS = {
-    "original": "original soundtrack",
-    "codec_resynthesis": "(a) codec resynthesis of the true codes (ceiling)",
-    "decoded_measured_bold": "(b) decoded from measured BOLD",
-    "reconstructed_predicted_bold": "(c) autoencoder reconstruction",
-}
-
-
 def get_template(name):
     """A Jinja template from ``giblet/report/templates`` (autoescaped)."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("giblet.report", "templates"),
@@ -192,60 +184,6 @@ def _isc_figure(group_isc_path, subject):
                                 _null_band(z)[block, :, s], title=f"{subject}: ISC by ROI ({blocks[block]} block)")
 
 
-#: Voxels with |r| at most this are left out of the brain maps (stated on the page).
-MAP_THRESHOLD = 0.1
-
-
-#: A voxel grid at least this large (mm) on every axis is taken to be a whole-brain template space (e.g. MNI).
-WHOLE_BRAIN_MM = 150.0
-
-
-def _background(prepared, image):
-    """(image or None, what it is): the subject's mean EPI (training TRs) when it has contrast; else, for data
-    stored already standardised on a whole-brain grid (as public group-space releases are), nilearn's MNI152
-    template, which such data are registered to; else nothing."""
-    mean = prepared.mean_epi
-    if mean is not None and len(mean) == len(prepared.voxel_ijk) and np.std(mean) > 0.01 * np.abs(np.median(mean)) > 0:
-        return image(mean), "the subject's mean EPI (training TRs, before cleaning)"
-    extent = np.abs(np.diag(prepared.affine)[:3]) * np.asarray(prepared.grid_shape)
-    if (extent >= WHOLE_BRAIN_MM).all():
-        from nilearn.datasets import load_mni152_template
-
-        return load_mni152_template(resolution=2), "the MNI152 template (the stored data are already standardised)"
-    return None, "no anatomy (the stored data are already standardised and carry no mean image)"
-
-
-def _map_figures(eval_dir, prepared):
-    """(figures, background): brain maps of both models' voxel r over the mean EPI (:func:`_background`) with ROI
-    outlines, on one colour scale, and the voxel-wise autoencoder-vs-ridge scatter."""
-    import nibabel as nib
-
-    path = eval_dir / EVALUATE_OUTPUTS["encoding_voxels"]
-    if not path.exists():
-        return [], None
-    with np.load(path, allow_pickle=False) as z:
-        maps = {key[2:]: z[key] for key in z.files if key.startswith("r_")}
-        ijk, affine, roi_names, membership = z["voxel_ijk"], z["affine"], list(z["roi_names"]), z["roi_membership"]
-
-    def image(values):
-        volume = np.zeros(prepared.grid_shape, np.float32)
-        volume[tuple(ijk.T)] = np.nan_to_num(values)
-        return nib.Nifti1Image(volume, affine)
-
-    background, described = _background(prepared, image)
-    rois = {str(name): image(membership[:, i].astype(np.float32)) for i, name in enumerate(roi_names)}
-    finite = np.concatenate([np.abs(r[np.isfinite(r)]) for r in maps.values()])
-    vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
-    z_mm = (ijk @ affine[:3, :3].T + affine[:3, 3])[:, 2]  # slices through the voxels modelled, not the whole grid
-    cuts = np.linspace(*np.percentile(z_mm, [5, 95]), 6).round().tolist()
-    out = [figures.brain_map(image(r), f"encoding r: {name}", bg_img=background, rois=rois, cut_coords=cuts,
-                             vmax=max(vmax, MAP_THRESHOLD * 1.5), threshold=MAP_THRESHOLD) for name, r in maps.items()]
-    if {"autoencoder", "ridge"} <= set(maps):
-        labels = [str(roi_names[row.argmax()]) if row.any() else "other" for row in membership]
-        out.append(figures.voxel_scatter(maps["ridge"], maps["autoencoder"], labels))
-    return out, described
-
-
 def _lesion_figures(table):
     if table is None or table.empty:
         return []
@@ -260,50 +198,6 @@ def _lesion_figures(table):
     pivot = chosen.assign(lesion=label).pivot_table(index="lesion", columns="modality", values="change")
     metrics = ", ".join(f"{m}: {first_metric[m]}" for m in pivot.columns)
     return [figures.lesion_heatmap(pivot, f"change when silenced ({metrics})")]
-
-
-def _lesion_label(stem):
-    """A lesion WAV's player label: ``lesion-auditory-roi_measured_bold`` -> "(d) measured BOLD, auditory silenced"."""
-    match = re.fullmatch(r"lesion-(.+)-(roi|complement)_(measured_bold|predicted_bold)", stem)
-    if match is None:
-        return f"(d) lesion: {stem}"
-    roi, part, source = match.groups()
-    silenced = f"{roi} silenced" if part == "roi" else f"all but {roi} silenced"
-    return f"(d) {source.replace('_', ' ').replace('bold', 'BOLD')}, {silenced}"
-
-
-#: Whether a higher or a lower waveform score is better (the waveform table's column names say it).
-WAVEFORM_BETTER = {"si_sdr_db": "higher", "stoi": "higher", "log_mel_distance": "lower", "mrstft_distance": "lower"}
-
-
-def _waveform_table(path):
-    table = _read_tsv(path)
-    if table is None:
-        return None
-    return table.rename(columns={c: f"{c} ({better} is better)" for c, better in WAVEFORM_BETTER.items()})
-
-
-def _audio(wave_dir, out_html):
-    """Copy the evaluation WAVs beside the page as 16-bit PCM; return players, spectrogram inputs (the references
-    and decodings; the lesions) and the rate."""
-    if not wave_dir or not Path(wave_dir).exists():
-        return [], {}, {}, None
-    folder = out_html.parent / f"{out_html.stem}_audio"
-    players, waves, lesion_waves, rate = [], {}, {}, None
-    lesions = {p.stem: _lesion_label(p.stem) for p in sorted((Path(wave_dir) / "excerpt").glob("lesion-*.wav"))}
-    for name, label in {**_AUDIO_KINDS, **lesions}.items():
-        source = next((p for p in (Path(wave_dir) / "excerpt" / f"{name}.wav", Path(wave_dir) / f"{name}.wav")
-                       if p.exists()), None)
-        if source is None:
-            continue
-        rate, wave = wavfile.read(source)
-        pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16) if wave.dtype.kind == "f" else wave
-        buffer = io.BytesIO()
-        wavfile.write(buffer, rate, pcm)
-        write_bytes(folder / f"{name}.wav", buffer.getvalue())
-        players.append({"label": label, "src": f"{folder.name}/{name}.wav"})
-        (waves if name in _AUDIO_KINDS else lesion_waves)[label] = pcm.astype(np.float32) / 32767
-    return players, waves, lesion_waves, rate
 
 
 def _thumbnail_figures(eval_dir):
@@ -336,10 +230,10 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
     encoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["encoding_rois"])
     lesions = _read_tsv(eval_dir / EVALUATE_OUTPUTS["lesions"])
     decoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["decoding"])
-    players, waves, lesion_waves, rate = _audio(wave_dir, out_html)
+    players, waves, lesion_waves, rate = audio_players(wave_dir, out_html)
     sound_clock = json.loads((Path(wave_dir) / DECODE_AUDIO_OUTPUTS["summary"]).read_text()) \
         if wave_dir and (Path(wave_dir) / DECODE_AUDIO_OUTPUTS["summary"]).exists() else {}
-    maps, background = _map_figures(eval_dir, prepared)
+    maps, background = map_figures(eval_dir, prepared)
     summary_decoding, summary_encoding = _summary_tables(encoding, decoding)
     checks = None
     if ground_truth_path is not None:
@@ -367,7 +261,7 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
         "codebook_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["codebook_encoding"])),
         "audio": players,
         "spectrogram_figures": [_png(figures.spectrograms(w, rate)) for w in (waves, lesion_waves) if w],
-        "waveform_table": _table(_waveform_table(Path(wave_dir) / DECODE_AUDIO_OUTPUTS["scores"]) if wave_dir else None),
+        "waveform_table": _table(waveform_table(Path(wave_dir) / DECODE_AUDIO_OUTPUTS["scores"]) if wave_dir else None),
         "sound_clock": sound_clock,
         "thumbnail_figures": [_png(f) for f in _thumbnail_figures(eval_dir)],
         "text_table": _table(_read_tsv(eval_dir / EVALUATE_OUTPUTS["text_examples"]))

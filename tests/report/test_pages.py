@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from giblet.report.figures import _pool
-from giblet.report.html import _ground_truth_checks, _group_encoding, _lesion_figures, _lesion_label, _neighbours, _per_subject
+from giblet.report.audio import lesion_label
+from giblet.report.html import _ground_truth_checks, _group_encoding, _lesion_figures, _neighbours, _per_subject
 
 
 def test_neighbours_link_the_previous_and_next_subject():
@@ -41,8 +42,8 @@ def test_lesion_heatmap_shows_identification_for_every_modality(monkeypatch):
 
 
 def test_lesion_players_say_which_signal_and_region_were_silenced():
-    assert _lesion_label("lesion-auditory-roi_measured_bold") == "(d) measured BOLD, auditory silenced"
-    assert _lesion_label("lesion-visual-complement_predicted_bold") == "(d) predicted BOLD, all but visual silenced"
+    assert lesion_label("lesion-auditory-roi_measured_bold") == "(d) measured BOLD, auditory silenced"
+    assert lesion_label("lesion-visual-complement_predicted_bold") == "(d) predicted BOLD, all but visual silenced"
 
 
 def test_spectrogram_bins_are_pooled_to_what_a_page_shows():
