@@ -161,10 +161,12 @@ def _validate(model, data, cfg, device, state):
 
     The encoder half is selected by the validation fMRI fit (mean voxel r), the decoder half by its
     validation decoding loss (stimulus decoded from measured BOLD), each by terms that depend on its
-    own weights only. Returns the record and whether either half improved.
+    own weights only; trained without decoding terms (``weight_decoding: 0``), the decoder is selected by
+    its reconstruction terms instead. Returns the record and whether either half improved.
     """
     val, fmri_r = evaluate_loss(model, data, "val", cfg, device)
-    decoder_loss = sum(v for k, v in val.items() if k.startswith("decoding_"))
+    prefix = "decoding_" if any(k.startswith("decoding_") for k in val) else "reconstruction_"
+    decoder_loss = sum(v for k, v in val.items() if k.startswith(prefix))
     improved = False
     weights = model.state_dict()
     for half, score, better in (("encoder", fmri_r, fmri_r > state["best"]["encoder"][0]),

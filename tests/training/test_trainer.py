@@ -44,6 +44,16 @@ def test_train_keeps_each_half_at_its_best_validation_epoch(movie, tmp_path):
     assert np.argmax(r_by_epoch) != len(history) - 1 or np.argmin(decoding_by_epoch) != len(history) - 1
 
 
+def test_train_without_decoding_terms_selects_the_decoder_by_reconstruction(movie, tmp_path):
+    cfg = TrainConfig(**{**CFG.__dict__, "weight_decoding": 0.0})
+    model = _model(movie)
+    built = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("decoder_trunk")}
+    history = train(model, movie, cfg, tmp_path, seed=0, device="cpu")
+    assert not any(k.startswith("val_decoding_") for k in history[-1])
+    assert min(h["val_decoder_loss"] for h in history) < history[0]["val_decoder_loss"]
+    assert any(not torch.equal(model.state_dict()[k], v) for k, v in built.items())  # a trained epoch is kept
+
+
 def test_readouts_start_at_zero_so_epoch_0_is_the_routes_alone(movie):
     movie = _with_audio(movie)
     torch.manual_seed(0)
