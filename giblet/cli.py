@@ -10,6 +10,7 @@ from pathlib import Path
 
 from giblet.config import ConfigError, load_config
 from giblet.inputs import check_writable, fmri_inputs
+from giblet.timing import ScanTiming
 
 __all__ = ["main", "build_parser"]
 
@@ -86,41 +87,27 @@ def _stimulus_input(cfg, args, key, modality, one_offset=True):
 
 
 def _extract_audio(args):
-    from giblet.audio.stage import run_extract_audio
+    from giblet.audio.stage import CodecConfig, run_extract_audio
 
     cfg = load_config(args.config)
-    fmri, codec = cfg["fmri"], cfg["codec"]
-    run_extract_audio(
-        _stimulus_input(cfg, args, "movie", "audio"), args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
-        run_lengths_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], codec_model=codec["model"],
-        bandwidth_kbps=codec["bandwidth_kbps"], fallback=codec["fallback"], seed=cfg["seed"],
-        device=cfg["device"], fit_max_frames=codec["fit_max_frames"], chunk_s=codec["chunk_s"],
-        context_s=codec["context_s"],
-    )
+    run_extract_audio(_stimulus_input(cfg, args, "movie", "audio"), args.out, ScanTiming.from_config(cfg),
+                      CodecConfig.from_dict(cfg["codec"]), seed=cfg["seed"], device=cfg["device"])
 
 
 def _extract_video(args):
-    from giblet.video.stage import run_extract_video
+    from giblet.video.stage import VideoConfig, run_extract_video
 
     cfg = load_config(args.config)
-    fmri = cfg["fmri"]
-    run_extract_video(
-        _stimulus_input(cfg, args, "movie", "video", one_offset=False), args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
-        run_n_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], device=cfg["device"],
-        **cfg["video"],
-    )
+    run_extract_video(_stimulus_input(cfg, args, "movie", "video", one_offset=False), args.out,
+                      ScanTiming.from_config(cfg), VideoConfig.from_dict(cfg["video"]), device=cfg["device"])
 
 
 def _extract_text(args):
-    from giblet.text.stage import run_extract_text
+    from giblet.text.stage import TextConfig, run_extract_text
 
     cfg = load_config(args.config)
-    fmri = cfg["fmri"]
-    run_extract_text(
-        _stimulus_input(cfg, args, "annotations", "text"), args.out, tr_s=fmri["tr_s"], n_trs=sum(fmri["run_n_trs"]),
-        run_n_trs=fmri["run_n_trs"], start_offset_s=cfg["stimulus"]["start_offset_s"], device=cfg["device"],
-        **cfg["text"],
-    )
+    run_extract_text(_stimulus_input(cfg, args, "annotations", "text"), args.out, ScanTiming.from_config(cfg),
+                     TextConfig.from_dict(cfg["text"]), device=cfg["device"])
 
 
 def _import_features(args):

@@ -19,7 +19,7 @@ from giblet.audio.metrics import (
     si_sdr,
     stoi,
 )
-from giblet.audio.stage import STAGE_OUTPUTS, load_stage_codec, run_decode_audio, run_extract_audio
+from giblet.audio.stage import STAGE_OUTPUTS, CodecConfig, load_stage_codec, run_decode_audio, run_extract_audio
 from giblet.audio.views import code_histograms, pooled_embeddings, quantized_latent
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "STAGE_OUTPUTS",
     "UNTRAINED_STATUS",
     "CodeStream",
+    "CodecConfig",
     "CodecUnavailableError",
     "EncodecCodec",
     "audio_descriptors",

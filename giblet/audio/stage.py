@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from giblet.audio.descriptors import audio_descriptors
 from giblet.audio.load import load_audio
 from giblet.audio.views import code_histograms, pooled_embeddings, quantized_latent
 from giblet.io import atomic_path, save_npz, write_json
+from giblet.text.tr_grid import tr_run_ids
 
-__all__ = ["run_extract_audio", "load_stage_codec", "run_decode_audio", "STAGE_OUTPUTS"]
+__all__ = ["CodecConfig", "run_extract_audio", "load_stage_codec", "run_decode_audio", "STAGE_OUTPUTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,23 +42,54 @@ _UNTRAINED_WEIGHTS = "codec_untrained"  # save_pretrained directory of a fallbac
 DIGITAL_SILENCE_PEAK = 2.0**-15  # |sample| below one 16-bit step (-90 dBFS) is digital silence
 
 
-def _tr_runs(n_trs, run_lengths_trs):
-    if run_lengths_trs is None:
-        return np.zeros(n_trs, dtype=np.int64)
-    if sum(run_lengths_trs) != n_trs:
-        raise ValueError(f"run_lengths_trs {list(run_lengths_trs)} sum to {sum(run_lengths_trs)}, not n_trs={n_trs}")
-    return np.repeat(np.arange(len(run_lengths_trs)), run_lengths_trs)
+@dataclass(frozen=True)
+class CodecConfig:
+    """The frozen EnCodec codec of ``extract-audio`` (the config's ``codec`` section).
+
+    Attributes
+    ----------
+    model : str, default="facebook/encodec_24khz"
+        Hub id or local directory of EnCodec weights.
+    bandwidth_kbps : float, default=6.0
+        Codec bandwidth; 6 kbps = 8 codebooks.
+    fallback : {None, "untrained"}, default=None
+        What to do when the weights cannot be loaded (None: fail).
+    fit_max_frames : int, default=20000
+        Frames used to adapt an untrained codec: latent statistics and k-means.
+    chunk_s, context_s : float, default=60.0, 3.0
+        Encoder/decoder chunk and left-context lengths, in seconds.
+    """
+
+    model: str = "facebook/encodec_24khz"
+    bandwidth_kbps: float = 6.0
+    fallback: str | None = None
+    fit_max_frames: int = 20_000
+    chunk_s: float = 60.0
+    context_s: float = 3.0
+
+    def __post_init__(self):
+        if self.fallback not in (None, *CODEC_FALLBACKS):
+            raise ValueError(f"codec.fallback must be null or one of {list(CODEC_FALLBACKS)}, got {self.fallback!r}")
+
+    @classmethod
+    def from_dict(cls, section):
+        """The codec from the ``codec`` section of a validated config (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"codec: unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**section)
 
 
-def _load_codec(codec_model, fallback, seed, codec_kwargs):
-    if fallback not in (None, *CODEC_FALLBACKS):
-        raise ValueError(f"codec.fallback must be null or one of {list(CODEC_FALLBACKS)}, got {fallback!r}")
+def _load_codec(config, seed, device):
+    codec_kwargs = {"bandwidth_kbps": config.bandwidth_kbps, "device": device, "chunk_s": config.chunk_s,
+                    "context_s": config.context_s}
     try:
-        return EncodecCodec.from_pretrained(codec_model, **codec_kwargs)
+        return EncodecCodec.from_pretrained(config.model, **codec_kwargs)
     except CodecUnavailableError as err:
-        if fallback is None:
+        if config.fallback is None:
             raise
-        logger.warning("%s; codec.fallback=%s: using the untrained codec (%s)", err, fallback,
+        logger.warning("%s; codec.fallback=%s: using the untrained codec (%s)", err, config.fallback,
                        "waveforms are not perceptually meaningful")
         return EncodecCodec.untrained(seed=seed, **codec_kwargs)
 
@@ -91,9 +124,7 @@ def _save_model_dir(model, path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0,
-                      codec_model="facebook/encodec_24khz", bandwidth_kbps=6.0, fallback=None, seed=0,
-                      device="auto", run_lengths_trs=None, fit_max_frames=20_000, chunk_s=60.0, context_s=3.0):
+def run_extract_audio(stimulus_path, out_dir, timing, config, *, seed=0, device="auto"):
     """Encode a stimulus's sound to EnCodec codes on the scan's clock and write its views and descriptors.
 
     The descriptors (:func:`~giblet.audio.descriptors.audio_descriptors`: log-mel and band
@@ -105,27 +136,14 @@ def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0
         Movie or audio file (``stimulus.path``).
     out_dir : str or Path
         Output directory; files are named in :data:`STAGE_OUTPUTS`.
-    tr_s : float
-        Repetition time, in seconds.
-    n_trs : int
-        TRs of the scan, all runs together; the audio must cover ``n_trs * tr_s`` seconds.
-    start_offset_s : float, default=0.0
-        Stimulus time of the first fMRI frame, in seconds (``stimulus.start_offset_s``).
-    codec_model : str, default="facebook/encodec_24khz"
-        Hub id or local directory of EnCodec weights (``codec.model``).
-    bandwidth_kbps : float, default=6.0
-        ``codec.bandwidth_kbps``; 6 kbps = 8 codebooks.
-    fallback : {None, "untrained"}, default=None
-        ``codec.fallback``: what to do when the weights cannot be loaded (None: fail).
+    timing : giblet.timing.ScanTiming
+        The scan's TRs and runs (which label ``runs`` of the feature tables) and the stimulus
+        time of the first fMRI frame (one value); the audio must cover ``n_trs * tr_s`` seconds.
+    config : CodecConfig
+        The codec (``codec`` section).
     seed : int, default=0
         Seeds the untrained codec's weights and its codebook k-means.
     device : str, default="auto"
-    run_lengths_trs : sequence of int, optional
-        TRs per run (summing to ``n_trs``); labels ``runs`` of the feature tables.
-    fit_max_frames : int, default=20000
-        Frames used to adapt an untrained codec: latent statistics and k-means (``codec.fit_max_frames``).
-    chunk_s, context_s : float, default=60.0, 3.0
-        Encoder/decoder chunk and left-context lengths, in seconds.
 
     Returns
     -------
@@ -133,15 +151,15 @@ def run_extract_audio(stimulus_path, out_dir, *, tr_s, n_trs, start_offset_s=0.0
         Keys of :data:`STAGE_OUTPUTS` (and ``"codec_weights"`` for an untrained codec).
     """
     out_dir = Path(out_dir)
-    tr_runs = _tr_runs(n_trs, run_lengths_trs)
-    codec = _load_codec(codec_model, fallback, seed, {"bandwidth_kbps": bandwidth_kbps, "device": device,
-                                                      "chunk_s": chunk_s, "context_s": context_s})
+    tr_s, n_trs, start_offset_s = timing.tr_s, timing.n_trs, timing.start_offset_s
+    tr_runs = tr_run_ids(n_trs, timing.run_n_trs)
+    codec = _load_codec(config, seed, device)
     waveform = load_audio(stimulus_path, codec.sample_rate_hz, start_offset_s=start_offset_s, n_trs=n_trs, tr_s=tr_s)
     silent = _silent_frames(stimulus_path, waveform, codec.hop_length)
     latents = codec.latents(waveform, codec.sample_rate_hz)
     paths = {name: out_dir / file for name, file in STAGE_OUTPUTS.items()}
     if codec.status != PRETRAINED_STATUS:
-        latents = codec.fit_untrained(latents, max_frames=fit_max_frames, seed=seed)
+        latents = codec.fit_untrained(latents, max_frames=config.fit_max_frames, seed=seed)
         paths["codec_weights"] = out_dir / _UNTRAINED_WEIGHTS
         out_dir.mkdir(parents=True, exist_ok=True)
         _save_model_dir(codec.model, paths["codec_weights"])

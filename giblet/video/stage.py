@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from giblet.video.frames import iter_frames
 from giblet.video.image_model import load_image_model
 from giblet.video.lowlevel import FRAME_FEATURE_NAMES, frame_features, motion_energy
 
-__all__ = ["run_extract_video", "VIDEO_OUTPUTS"]
+__all__ = ["VideoConfig", "run_extract_video", "VIDEO_OUTPUTS"]
 
 log = logging.getLogger(__name__)
 
@@ -28,45 +29,12 @@ VIDEO_OUTPUTS = {
 }
 
 
-def run_extract_video(
-    stimulus_path,
-    out_dir,
-    *,
-    tr_s,
-    n_trs,
-    start_offset_s=0.0,
-    run_n_trs=None,
-    thumb_size=(64, 36),
-    analysis_width=320,
-    image_model=None,
-    image_sample_hz=2.0,
-    batch_size=16,
-    device=None,
-    progress=True,
-):
-    """Read a movie by timestamp and write its visual features on frame and TR clocks.
+@dataclass(frozen=True)
+class VideoConfig:
+    """Settings of ``extract-video`` (the config's ``video`` section).
 
-    Each frame is on screen from its presentation timestamp to the next frame's; a TR's
-    value is the mean over the frames it shows, weighted by seconds on screen in the TR.
-
-    Parameters
+    Attributes
     ----------
-    stimulus_path : str or Path
-        The movie (any container FFmpeg reads; variable frame rate is fine).
-    out_dir : str or Path
-        Folder for the outputs (:data:`VIDEO_OUTPUTS`).
-    tr_s : float
-        Repetition time, in seconds.
-    n_trs : int
-        TRs in the scan (all runs); the video must cover all of them.
-    start_offset_s : float or sequence of float, default=0.0
-        Stimulus time of the first fMRI frame, in seconds. One value: frame times are
-        shifted by it, and frames before or after the scan are kept (for HRF convolution).
-        One value per run (a movie that holds every run's part, with gaps between them):
-        run r shows stimulus ``[start_offset_s[r], start_offset_s[r] + run duration)``;
-        frames are clipped to their run's part and frames in no run are dropped.
-    run_n_trs : sequence of int, optional
-        TRs per run; one run when omitted.
     thumb_size : (int, int), default=(64, 36)
         Thumbnail (width, height), in pixels.
     analysis_width : int or None, default=320
@@ -78,8 +46,50 @@ def run_extract_video(
         Rate at which frames are sent to ``image_model`` (first frame of every 1/hz bin).
     batch_size : int, default=16
         Frames per image-model forward pass.
+    """
+
+    thumb_size: tuple = (64, 36)
+    analysis_width: int | None = 320
+    image_model: str | None = None
+    image_sample_hz: float = 2.0
+    batch_size: int = 16
+
+    def __post_init__(self):
+        object.__setattr__(self, "thumb_size", tuple(self.thumb_size))
+
+    @classmethod
+    def from_dict(cls, section):
+        """The settings from the ``video`` section of a validated config (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"video: unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**section)
+
+
+def run_extract_video(stimulus_path, out_dir, timing, config, *, device=None, progress=True):
+    """Read a movie by timestamp and write its visual features on frame and TR clocks.
+
+    Each frame is on screen from its presentation timestamp to the next frame's; a TR's
+    value is the mean over the frames it shows, weighted by seconds on screen in the TR.
+
+    Parameters
+    ----------
+    stimulus_path : str or Path
+        The movie (any container FFmpeg reads; variable frame rate is fine).
+    out_dir : str or Path
+        Folder for the outputs (:data:`VIDEO_OUTPUTS`).
+    timing : giblet.timing.ScanTiming
+        The scan's TRs and runs; the video must cover all of them. Its ``start_offset_s``
+        is the stimulus time of the first fMRI frame, in seconds. One value: frame times are
+        shifted by it, and frames before or after the scan are kept (for HRF convolution).
+        One value per run (a movie that holds every run's part, with gaps between them):
+        run r shows stimulus ``[start_offset_s[r], start_offset_s[r] + run duration)``;
+        frames are clipped to their run's part and frames in no run are dropped.
+    config : VideoConfig
+        Thumbnail size, analysis width and the optional image model.
     device : str, optional
-        Torch device for ``image_model``; CUDA when available.
+        Torch device for ``config.image_model``; CUDA when available.
     progress : bool, default=True
         Show a tqdm bar while decoding.
 
@@ -87,7 +97,7 @@ def run_extract_video(
     -------
     dict of str to Path
         Written :class:`~giblet.features.FeatureTable` files, keyed as in :data:`VIDEO_OUTPUTS`
-        (the ``embedding_*`` ones only with ``image_model``):
+        (the ``embedding_*`` ones only with ``config.image_model``):
 
         - ``lowlevel_frames``: (n_frames, 8) features at every frame onset (seconds from the
           first fMRI frame; may be negative before the scan), each held until the next row;
@@ -99,21 +109,23 @@ def run_extract_video(
           and per TR.
     """
     stimulus_path, out_dir = Path(stimulus_path), Path(out_dir)
+    tr_s, n_trs, start_offset_s = timing.tr_s, timing.n_trs, timing.start_offset_s
+    thumb_size, image_model, image_sample_hz = config.thumb_size, config.image_model, config.image_sample_hz
     width, height = (int(v) for v in thumb_size)
     if tr_s <= 0 or width < 1 or height < 1 or image_sample_hz <= 0:
         raise ValueError(
             f"tr_s ({tr_s}), thumb_size ({thumb_size}) and image_sample_hz ({image_sample_hz}) "
             "must be positive; fix the video config"
         )
-    tr_runs = tr_run_ids(n_trs, run_n_trs)
+    tr_runs = tr_run_ids(n_trs, timing.run_n_trs)
     sampler = None
     if image_model is not None:
-        sampler = _ImageSampler(load_image_model(image_model, device), image_sample_hz, batch_size)
+        sampler = _ImageSampler(load_image_model(image_model, device), image_sample_hz, config.batch_size)
 
     clock = _StimulusClock(start_offset_s, tr_runs, tr_s)
     thumbs = TRAccumulator(n_trs, tr_s, height * width * 3)
     onsets, offsets, frame_values, movie_end_s = _read_movie(
-        stimulus_path, clock, analysis_width, (width, height), thumbs, sampler, progress
+        stimulus_path, clock, config.analysis_width, (width, height), thumbs, sampler, progress
     )
     tr_values, covered_s = overlap_mean(onsets, offsets, frame_values, n_trs, tr_s)
     _check_coverage(stimulus_path, covered_s, movie_end_s, start_offset_s)
@@ -125,7 +137,7 @@ def run_extract_video(
         "frame_interval_s_min_median_max": (
             [float(intervals.min()), float(np.median(intervals)), float(intervals.max())] if len(intervals) else []
         ),
-        "analysis_width": analysis_width,
+        "analysis_width": config.analysis_width,
     }
     tr_times_s = np.arange(n_trs) * float(tr_s)
     frame_runs = _runs_at(onsets, tr_runs, tr_s)
@@ -198,7 +210,7 @@ def _read_movie(path, clock, analysis_width, thumb_size, thumbs, sampler, progre
 
 
 class _StimulusClock:
-    """Where stimulus time lands on the fMRI clock (see ``start_offset_s`` of :func:`run_extract_video`)."""
+    """Where stimulus time lands on the fMRI clock (see ``timing`` of :func:`run_extract_video`)."""
 
     def __init__(self, start_offset_s, tr_runs, tr_s):
         starts = np.atleast_1d(np.asarray(start_offset_s, dtype=np.float64))

@@ -12,6 +12,7 @@ from giblet.alignment import run_align
 from giblet.audio import (
     STAGE_OUTPUTS,
     UNTRAINED_STATUS,
+    CodecConfig,
     CodecUnavailableError,
     CodeStream,
     EncodecCodec,
@@ -23,6 +24,7 @@ from giblet.audio import (
     stream_from_trs,
 )
 from giblet.features import FeatureTable
+from giblet.timing import ScanTiming
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack, write_clip
 from tests.conftest import REPO_ROOT
 
@@ -53,14 +55,14 @@ def movie(tmp_path_factory):
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory, movie):
     with _tiny_fallback():
-        return _extract(movie, tmp_path_factory.mktemp("extract") / "audio", fallback="untrained",
-                        run_lengths_trs=[3, 4])
+        return _extract(movie, tmp_path_factory.mktemp("extract") / "audio", run_n_trs=(3, 4), fallback="untrained")
 
 
-def _extract(movie, out_dir, **kwargs):
-    return run_extract_audio(movie, out_dir, tr_s=1.5, n_trs=7, start_offset_s=0.5,
-                             codec_model=str(out_dir.parent / "no_local_copy"), bandwidth_kbps=TINY_BANDWIDTH_KBPS,
-                             seed=0, device="cpu", chunk_s=4.0, context_s=0.5, **kwargs)
+def _extract(movie, out_dir, run_n_trs=(7,), **codec):
+    config = CodecConfig(model=str(out_dir.parent / "no_local_copy"), bandwidth_kbps=TINY_BANDWIDTH_KBPS,
+                         chunk_s=4.0, context_s=0.5, **codec)
+    return run_extract_audio(movie, out_dir, ScanTiming(1.5, run_n_trs, start_offset_s=0.5), config, seed=0,
+                             device="cpu")
 
 
 def test_run_extract_audio_untrained_fallback_writes_stamped_outputs(extracted):
@@ -122,7 +124,7 @@ def test_stage_outputs_are_the_files_the_workflow_declares():
 
 
 def test_run_extract_audio_is_deterministic(tmp_path, movie, tiny_fallback, extracted):
-    again = _extract(movie, tmp_path / "audio", fallback="untrained", run_lengths_trs=[3, 4])
+    again = _extract(movie, tmp_path / "audio", run_n_trs=(3, 4), fallback="untrained")
     np.testing.assert_array_equal(CodeStream.load(again["codes"]).codes, CodeStream.load(extracted["codes"]).codes)
     np.testing.assert_array_equal(FeatureTable.load(again["pooled"]).values,
                                   FeatureTable.load(extracted["pooled"]).values)
@@ -186,8 +188,8 @@ def test_run_extract_audio_rejects_unknown_fallback(tmp_path, movie):
 
 
 def test_run_extract_audio_rejects_bad_run_lengths(tmp_path, movie):
-    with pytest.raises(ValueError, match=r"run_lengths_trs \[3, 3\] sum to 6, not n_trs=7"):
-        _extract(movie, tmp_path / "audio", run_lengths_trs=[3, 3])
+    with pytest.raises(ValueError, match=r"run_n_trs=\(7, 0\) must be positive"):
+        _extract(movie, tmp_path / "audio", run_n_trs=(7, 0))
 
 
 @pytest.mark.slow
@@ -197,8 +199,8 @@ def test_untrained_fallback_codes_are_informative(tmp_path):
         movie, n_trs = DEMO_MOVIE, 120  # first 180 s of the demo film
     else:
         movie, n_trs = write_clip(tmp_path / "film.mp4", make_soundtrack(120.0, 16_000, seed=3), 16_000), 80
-    paths = run_extract_audio(movie, tmp_path / "audio", tr_s=1.5, n_trs=n_trs, codec_model=str(tmp_path / "none"),
-                              fallback="untrained", seed=0, device="cpu")
+    paths = run_extract_audio(movie, tmp_path / "audio", ScanTiming(1.5, (n_trs,)),
+                              CodecConfig(model=str(tmp_path / "none"), fallback="untrained"), seed=0, device="cpu")
     stream = CodeStream.load(paths["codes"])
     assert stream.n_codebooks == 8
     distinct = [len(np.unique(codes)) for codes in stream.codes]

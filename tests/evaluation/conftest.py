@@ -10,12 +10,13 @@ from scipy.io import wavfile
 from threadpoolctl import threadpool_limits
 from transformers import EncodecConfig
 
-from giblet.audio import EncodecCodec, run_extract_audio
+from giblet.audio import CodecConfig, EncodecCodec, run_extract_audio
 from giblet.audio.code_model_stage import CodeModelConfig, run_fit_code_model
 from giblet.features import FeatureTable
 from giblet.fmri.prepared import PreparedFmri
 from giblet.fmri.stage import run_group_isc
 from giblet.splits import SplitConfig, make_split
+from giblet.timing import ScanTiming
 from giblet.training.stage import run_train
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack
 
@@ -80,9 +81,9 @@ def _audio(out, tmp):
     codec.fit_untrained(codec.latents(sound, 24_000), seed=0)
     codec.model.save_pretrained(tmp / "tiny_codec")
     wavfile.write(tmp / "movie.wav", 24_000, sound)
-    run_extract_audio(tmp / "movie.wav", out, tr_s=TR_S, n_trs=n_trs, codec_model=str(tmp / "tiny_codec"),
-                      bandwidth_kbps=TINY_BANDWIDTH_KBPS, device="cpu", run_lengths_trs=RUN_N_TRS, chunk_s=20.0,
-                      context_s=0.5)
+    run_extract_audio(tmp / "movie.wav", out, ScanTiming(TR_S, RUN_N_TRS),
+                      CodecConfig(model=str(tmp / "tiny_codec"), bandwidth_kbps=TINY_BANDWIDTH_KBPS, chunk_s=20.0,
+                                  context_s=0.5), device="cpu")
     return tmp / "movie.wav"
 
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from giblet.features import FeatureTable
-from giblet.text import TextIndex, run_extract_text
+from giblet.text import AnnotationFormat, TextConfig, TextIndex, run_extract_text
+from giblet.timing import ScanTiming
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(
@@ -32,7 +33,8 @@ def _load(written):
 
 
 def test_run_extract_text_overlap_weighted_trs(demo_tsv, tmp_path):
-    written = run_extract_text(demo_tsv, tmp_path / "out", tr_s=1.5, n_trs=4, label_columns=["sound", "scene"], device="cpu")
+    written = run_extract_text(demo_tsv, tmp_path / "out", ScanTiming(1.5, (4,)),
+                               TextConfig(AnnotationFormat(label_columns=["sound", "scene"])), device="cpu")
     tables = _load(written)
     segments, trs = tables["text_segments"].values, tables["text_tr"].values
     assert segments.shape == (3, 384) and trs.shape == (4, 384)
@@ -52,7 +54,7 @@ def test_run_extract_text_overlap_weighted_trs(demo_tsv, tmp_path):
 
 
 def test_run_extract_text_without_labels(demo_tsv, tmp_path):
-    written = run_extract_text(demo_tsv, tmp_path / "out", tr_s=1.5, n_trs=4, run_n_trs=(2, 2), device="cpu")
+    written = run_extract_text(demo_tsv, tmp_path / "out", ScanTiming(1.5, (2, 2)), TextConfig(), device="cpu")
     assert sorted(written) == ["report", "text_segments", "text_tr"]
     np.testing.assert_array_equal(FeatureTable.load(written["text_tr"]).runs, [0, 0, 1, 1])
 
@@ -61,7 +63,7 @@ def test_run_extract_text_overlaps_in_report(tmp_path):
     path = tmp_path / "annotations.tsv"
     rows = [(0.0, 3.0, "a dog barks in the park"), (1.5, 3.0, "a car passes on the street"), (3.0, 6.0, "rain falls")]
     pd.DataFrame(rows, columns=["onset", "offset", "description"]).to_csv(path, sep="\t", index=False)
-    written = run_extract_text(path, tmp_path / "out", tr_s=1.5, n_trs=4, device="cpu")
+    written = run_extract_text(path, tmp_path / "out", ScanTiming(1.5, (4,)), TextConfig(), device="cpu")
     report = json.loads(written["report"].read_text())
     assert report["n_overlapping_rows"] == 1 and report["overlapping_rows"] == [3]
     tables = _load(written)
@@ -71,7 +73,7 @@ def test_run_extract_text_overlaps_in_report(tmp_path):
 
 def test_run_extract_text_bad_input_writes_nothing(demo_tsv, tmp_path):
     with pytest.raises(ValueError, match="no column"):
-        run_extract_text(demo_tsv, tmp_path / "out", tr_s=1.5, n_trs=4, text_column="caption")
+        run_extract_text(demo_tsv, tmp_path / "out", ScanTiming(1.5, (4,)), TextConfig(AnnotationFormat(text_column="caption")))
     assert not (tmp_path / "out").exists()
 
 
@@ -80,12 +82,11 @@ def test_run_extract_text_bad_input_writes_nothing(demo_tsv, tmp_path):
 @pytest.mark.skipif(not SHERLOCK_SHEET.exists(), reason="needs ../shared/data (the Sherlock annotation sheet)")
 def test_run_extract_text_sherlock(tmp_path):
     with pytest.warns(UserWarning, match=r"sheet rows \[482, 483\] have no times"):
-        written = run_extract_text(
-            SHERLOCK_SHEET, tmp_path, tr_s=1.5, n_trs=1976, run_n_trs=(946, 1030),
-            onset_column="Start Time (TRs, 1.5s)", offset_column="End Time (TRs, 1.5s)", time_unit="tr",
-            text_column="Scene Details - A Level", label_columns=["Music Presence", "Scene Segments"],
-            forward_fill_columns=["Scene Segments"],
-        )
+        written = run_extract_text(SHERLOCK_SHEET, tmp_path, ScanTiming(1.5, (946, 1030)), TextConfig.from_dict({
+            "onset_column": "Start Time (TRs, 1.5s)", "offset_column": "End Time (TRs, 1.5s)", "time_unit": "tr",
+            "text_column": "Scene Details - A Level", "label_columns": ["Music Presence", "Scene Segments"],
+            "forward_fill_columns": ["Scene Segments"],
+        }))
     assert json.loads(written["report"].read_text())["n_overlapping_rows"] == 89  # adjacent segments sharing a TR
     tables = _load(written)
     trs, labels, segments = tables["text_tr"], tables["labels_tr"], tables["text_segments"]

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from giblet.features import FeatureTable
-from giblet.video import load_image_model, run_extract_video
+from giblet.timing import ScanTiming
+from giblet.video import VideoConfig, load_image_model, run_extract_video
 
 
 @pytest.fixture
@@ -38,8 +39,8 @@ def test_run_extract_video_image_model_samples(tiny_vit, tmp_path, write_clip):
     times_s = np.arange(0, 3.0, 0.25)  # 4 fps, 3 s
     images = [np.full((36, 64, 3), int(40 + 15 * i), np.uint8) for i in range(len(times_s))]
     path = write_clip(tmp_path / "clip.mp4", images, times_s, rate=4)
-    written = run_extract_video(path, tmp_path / "out", tr_s=1.5, n_trs=2, image_model=str(tiny_vit),
-                                image_sample_hz=1.0, progress=False)
+    written = run_extract_video(path, tmp_path / "out", ScanTiming(1.5, (2,)),
+                                VideoConfig(image_model=str(tiny_vit), image_sample_hz=1.0), progress=False)
     samples, trs = FeatureTable.load(written["embedding_samples"]), FeatureTable.load(written["embedding_tr"])
     np.testing.assert_allclose(samples.times_s, [0.0, 1.0, 2.0], atol=1e-3)  # first frame of every 1 s bin
     assert samples.values.shape == (3, 16) and trs.values.shape == (2, 16)

@@ -2,15 +2,16 @@ import numpy as np
 import pytest
 
 from giblet.features import FeatureTable
-from giblet.video import run_extract_video
+from giblet.timing import ScanTiming
+from giblet.video import VideoConfig, run_extract_video
 
 # Variable frame rate: frame i shows grey level LEVELS[i] from VFR_TIMES_S[i] to the next onset.
 VFR_TIMES_S = np.array([0.0, 0.1, 0.15, 0.9, 1.0, 1.6, 2.9, 3.0])
 LEVELS = np.array([0, 200, 40, 240, 80, 160, 20, 220])
 
 
-def _extract(path, out, **kwargs):
-    written = run_extract_video(path, out, progress=False, **kwargs)
+def _extract(path, out, timing, **video):
+    written = run_extract_video(path, out, timing, VideoConfig(**video), progress=False)
     return {key: FeatureTable.load(p) for key, p in written.items()}
 
 
@@ -20,7 +21,7 @@ def vfr_clip(tmp_path, write_clip, grey):
 
 
 def test_run_extract_video_vfr_tr_means(vfr_clip, tmp_path):
-    tables = _extract(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=3)
+    tables = _extract(vfr_clip, tmp_path / "out", ScanTiming(1.0, (3,)))
     frames, trs = tables["lowlevel_frames"], tables["lowlevel_tr"]
     np.testing.assert_allclose(frames.times_s, VFR_TIMES_S, atol=1e-3)
     np.testing.assert_allclose(frames.values[:, 0], LEVELS / 255, atol=0.01)
@@ -39,7 +40,7 @@ def test_run_extract_video_vfr_tr_means(vfr_clip, tmp_path):
 
 
 def test_run_extract_video_start_offset(vfr_clip, tmp_path):
-    tables = _extract(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=2, start_offset_s=1.0, run_n_trs=(1, 1))
+    tables = _extract(vfr_clip, tmp_path / "out", ScanTiming(1.0, (1, 1), start_offset_s=1.0))
     frames, trs = tables["lowlevel_frames"], tables["lowlevel_tr"]
     np.testing.assert_allclose(frames.times_s, VFR_TIMES_S - 1.0, atol=1e-3)
     np.testing.assert_allclose(trs.values[:, 0], [(0.6 * 80 + 0.4 * 160) / 255, (0.9 * 160 + 0.1 * 20) / 255], atol=0.01)
@@ -48,7 +49,7 @@ def test_run_extract_video_start_offset(vfr_clip, tmp_path):
 
 
 def test_run_extract_video_motion_energy(vfr_clip, tmp_path):
-    motion = _extract(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=3)["lowlevel_frames"].values[:, -1]
+    motion = _extract(vfr_clip, tmp_path / "out", ScanTiming(1.0, (3,)))["lowlevel_frames"].values[:, -1]
     expected = np.abs(np.diff(LEVELS)) / 255 / np.diff(VFR_TIMES_S)
     np.testing.assert_allclose(motion[1:], expected, rtol=0.03)
     assert motion[0] == motion[1]
@@ -59,7 +60,7 @@ def test_run_extract_video_thumbnails(tmp_path, write_clip):
     image[:, :32, 0] = 255  # red left half, blue right half
     image[:, 32:, 2] = 255
     path = write_clip(tmp_path / "halves.mp4", [image, image[:, ::-1]], [0.0, 1.5], rate=1)
-    thumbs = _extract(path, tmp_path / "out", tr_s=1.5, n_trs=2, thumb_size=(8, 4))["thumbnails_tr"]
+    thumbs = _extract(path, tmp_path / "out", ScanTiming(1.5, (2,)), thumb_size=(8, 4))["thumbnails_tr"]
     assert thumbs.meta["image_shape"] == [4, 8, 3]
     images = thumbs.values.reshape(-1, *thumbs.meta["image_shape"])
     np.testing.assert_allclose(images[0, :, :4], np.broadcast_to([1, 0, 0], (4, 4, 3)), atol=0.02)
@@ -69,37 +70,37 @@ def test_run_extract_video_thumbnails(tmp_path, write_clip):
 
 def test_run_extract_video_short_video_error(vfr_clip, tmp_path):
     with pytest.raises(ValueError, match=r"vfr.mp4: 1 of 5 TRs \(first \[4\]\) show no frame; the movie ends at 3.03 s"):
-        run_extract_video(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=5, progress=False)
+        run_extract_video(vfr_clip, tmp_path / "out", ScanTiming(1.0, (5,)), VideoConfig(), progress=False)
     assert not (tmp_path / "out").exists()
 
 
 def test_run_extract_video_damaged_movie_error(tmp_path, textured_clip, damage_packet):
     damage_packet(textured_clip, tmp_path / "bad.mp4", 12, b"\xff")
     with pytest.raises(ValueError, match=r"bad.mp4: video stream is corrupt at 0.80 s"):
-        run_extract_video(tmp_path / "bad.mp4", tmp_path / "out", tr_s=1.0, n_trs=2, progress=False)
+        run_extract_video(tmp_path / "bad.mp4", tmp_path / "out", ScanTiming(1.0, (2,)), VideoConfig(), progress=False)
     assert not (tmp_path / "out").exists()
 
 
 def test_run_extract_video_run_n_trs_error(vfr_clip, tmp_path):
-    with pytest.raises(ValueError, match="must be positive and sum to n_trs=3"):
-        run_extract_video(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=3, run_n_trs=(1, 1))
+    with pytest.raises(ValueError, match=r"run_n_trs=\(3, 0\) must be positive"):
+        run_extract_video(vfr_clip, tmp_path / "out", ScanTiming(1.0, (3, 0)), VideoConfig())
 
 
 def test_run_extract_video_deterministic(vfr_clip, tmp_path):
-    first = _extract(vfr_clip, tmp_path / "a", tr_s=1.0, n_trs=3)
-    second = _extract(vfr_clip, tmp_path / "b", tr_s=1.0, n_trs=3)
+    first = _extract(vfr_clip, tmp_path / "a", ScanTiming(1.0, (3,)))
+    second = _extract(vfr_clip, tmp_path / "b", ScanTiming(1.0, (3,)))
     for key in first:
         np.testing.assert_array_equal(first[key].values, second[key].values)
 
 
 def test_run_extract_video_bad_thumb_size_error(vfr_clip, tmp_path):
     with pytest.raises(ValueError, match=r"thumb_size \(\(0, 36\)\) .* must be positive"):
-        run_extract_video(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=3, thumb_size=(0, 36))
+        run_extract_video(vfr_clip, tmp_path / "out", ScanTiming(1.0, (3,)), VideoConfig(thumb_size=(0, 36)))
 
 
 def test_run_extract_video_start_offset_per_run(vfr_clip, tmp_path):
     # run 0 shows stimulus [0, 1) s, run 1 shows [1.6, 2.6) s: the frame at 1.0 s is between the parts
-    tables = _extract(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=2, run_n_trs=(1, 1), start_offset_s=(0.0, 1.6))
+    tables = _extract(vfr_clip, tmp_path / "out", ScanTiming(1.0, (1, 1), start_offset_s=(0.0, 1.6)))
     frames, trs = tables["lowlevel_frames"], tables["lowlevel_tr"]
     np.testing.assert_allclose(frames.times_s, [0.0, 0.1, 0.15, 0.9, 1.0], atol=1e-3)
     np.testing.assert_array_equal(frames.runs, [0, 0, 0, 0, 1])
@@ -115,4 +116,4 @@ def test_run_extract_video_start_offset_per_run(vfr_clip, tmp_path):
 )
 def test_run_extract_video_start_offset_errors(vfr_clip, tmp_path, offsets, message):
     with pytest.raises(ValueError, match=message):
-        run_extract_video(vfr_clip, tmp_path / "out", tr_s=1.0, n_trs=2, run_n_trs=(1, 1), start_offset_s=offsets)
+        run_extract_video(vfr_clip, tmp_path / "out", ScanTiming(1.0, (1, 1), start_offset_s=offsets), VideoConfig())
