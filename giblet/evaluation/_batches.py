@@ -34,7 +34,7 @@ def block_batch(model, data, subject, block, device):
     spans = windows(data, block, None, None, max(config.encoder_delays_trs), max(config.decoder_delays_trs))
     if not spans:
         raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
-    stimulus, _, bold, _ = make_batch(one_subject(data, subject), spans, block)
+    stimulus, _, bold, *_ = make_batch(one_subject(data, subject), spans, block)
     return spans, to_tensors(stimulus, device), to_tensors(bold[subject], device)
 
 

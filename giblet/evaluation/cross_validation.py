@@ -41,24 +41,11 @@ def loo_ceiling(data, subject, rows):
     """Leave-one-subject-out ceiling of every voxel of ``subject`` on ``rows``: r with the other subjects' mean.
 
     Voxels are matched by their grid position; the mean at a TR is over the other subjects with valid BOLD
-    there and that voxel. Returns (n_voxels,) float64, NaN where no other subject has the voxel.
+    there and that voxel (:meth:`~giblet.training.data.MovieData.others_mean`). Returns (n_voxels,) float64,
+    NaN where no other subject has the voxel.
     """
-    own = data.prepared[subject].voxel_ijk
-    flat = np.ravel_multi_index(tuple(own.T), data.prepared[subject].grid_shape)
-    total = np.zeros((rows.sum(), len(own)))
-    count = np.zeros_like(total)
-    for other in data.subjects:
-        if other == subject:
-            continue
-        theirs = data.prepared[other]
-        _, mine, columns = np.intersect1d(flat, np.ravel_multi_index(tuple(theirs.voxel_ijk.T), theirs.grid_shape),
-                                          return_indices=True)
-        valid = data.bold_valid[other][rows].astype(float)[:, None]
-        total[:, mine] += data.bold[other][rows][:, columns] * valid
-        count[:, mine] += valid
-    with np.errstate(invalid="ignore", divide="ignore"):
-        others = total / count
-    out = np.full(len(own), np.nan)
+    others = data.others_mean(subject, rows).astype(np.float64)
+    out = np.full(others.shape[1], np.nan)
     has = np.isfinite(others).all(axis=0)
     out[has] = pearson_columns(others[:, has], data.bold[subject][rows][:, has])
     return out
@@ -132,7 +119,7 @@ def _fold_table(fold, split, seeds, *, features_dir, aligned_paths, prepared_pat
                 train_config, model_options, preshift_trs, device):
     descriptor = code_model.meta.get("descriptor", "audio_logmel_tr.npz") if code_model else "audio_logmel_tr.npz"
     data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs, audio_descriptor=descriptor,
-                           split=split)
+                           split=split, group_target_weight=train_config.group_target_weight)
     design = encoding_design(aligned_paths)
     ridge = {s: ridge_bold(fit_encoder(data, design, s, preshift_trs), design, data.runs, preshift_trs)
              for s in data.subjects}

@@ -33,7 +33,8 @@ def pearson_columns(prediction, target):
     Returns
     -------
     ndarray, shape (n_columns,), float64 (a float for 1-D inputs)
-        NaN where a column is constant.
+        NaN where the target column is constant (nothing to predict); 0 where only the prediction is
+        (a model that abstains on a column predicts none of it: it must not leave the column out of a mean).
     """
     a, b = np.asarray(prediction, dtype=np.float64), np.asarray(target, dtype=np.float64)
     if a.shape != b.shape or a.ndim not in (1, 2) or len(a) < 2:
@@ -41,9 +42,10 @@ def pearson_columns(prediction, target):
     squeeze = a.ndim == 1
     a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
     a, b = a - a.mean(axis=0), b - b.mean(axis=0)
-    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+    spread_a, spread_b = (a * a).sum(axis=0), (b * b).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(denom > 0, (a * b).sum(axis=0) / denom, np.nan)
+        r = np.where(spread_a > 0, (a * b).sum(axis=0) / np.sqrt(spread_a * spread_b), 0.0)
+    r[spread_b == 0] = np.nan
     return float(r[0]) if squeeze else r
 
 

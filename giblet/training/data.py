@@ -54,6 +54,9 @@ class MovieData:
     feature_bands : dict of str -> ndarray of int
         Feature band of an encoder route (:data:`giblet.models.ROUTE_BANDS`) -> the columns of its
         stimulus input it reads (``text``: the embedding; ``text_labels``: the label fractions).
+    group_target_weight : float
+        Weight of the other subjects' mean BOLD in every subject's encoding target on training TRs
+        (:meth:`encoding_target`; 0: the subject's own BOLD alone).
     """
 
     tr_s: float
@@ -68,6 +71,8 @@ class MovieData:
     modalities: tuple = ()
     descriptors: dict = field(default_factory=dict)
     feature_bands: dict = field(default_factory=dict)
+    group_target_weight: float = 0.0
+    _group: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_trs(self) -> int:
@@ -76,6 +81,59 @@ class MovieData:
     @property
     def subjects(self) -> tuple:
         return tuple(self.bold)
+
+    def _group_sums(self):
+        """``(total, count, columns)``: per voxel of the union of the subjects' grid positions and per TR, the sum
+        of the valid BOLD of every subject that has the voxel and how many they are; ``columns[subject]`` indexes
+        that union by the subject's voxels (computed once)."""
+        if self._group is None:
+            grids = {tuple(p.grid_shape) for p in self.prepared.values()}
+            if len(grids) > 1:
+                raise ValueError(f"subjects' voxels lie on different grids {sorted(grids)}: the other subjects' mean "
+                                 "needs one grid (prepare every subject with the same masks and template)")
+            flat = {s: np.ravel_multi_index(tuple(p.voxel_ijk.T), p.grid_shape) for s, p in self.prepared.items()}
+            union = np.unique(np.concatenate(list(flat.values())))
+            columns = {s: np.searchsorted(union, f) for s, f in flat.items()}
+            total = np.zeros((self.n_trs, len(union)), np.float32)
+            count = np.zeros((self.n_trs, len(union)), np.uint16)
+            for subject in self.subjects:
+                valid = self.bold_valid[subject]
+                total[:, columns[subject]] += np.where(valid[:, None], self.bold[subject], 0.0)
+                count[np.ix_(valid, columns[subject])] += 1
+            self._group = total, count, columns
+        return self._group
+
+    def others_mean(self, subject, rows=slice(None)):
+        """The other subjects' mean BOLD at ``subject``'s voxels (matched by grid position) on ``rows``.
+
+        Each TR and voxel averages the other subjects that have the voxel and valid BOLD there; NaN
+        where none has. Shape (n_rows, n_voxels), float32.
+        """
+        total, count, columns = self._group_sums()
+        cols, valid = columns[subject], self.bold_valid[subject][rows].astype(np.float32)[:, None]
+        others = total[rows][:, cols] - self.bold[subject][rows] * valid
+        n = count[rows][:, cols] - valid
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, others / n, np.nan).astype(np.float32)
+
+    def encoding_target(self, subject, start=0, stop=None):
+        """The BOLD the encoder learns for ``subject`` on TRs ``[start, stop)``, shape (n, n_voxels), float32.
+
+        On training TRs: ``(1 - w) * own + w * others_mean`` with ``w = group_target_weight`` (the subject's own
+        BOLD where no other subject has the voxel); on every other TR the subject's own BOLD, so that
+        validation and test score against the subject alone. Averaging in the others' response on the same
+        training TRs removes part of the subject's noise from the target and none of the response the film
+        drives in everyone (no held-out TR is read).
+        """
+        own = self.bold[subject][start:stop]
+        if not self.group_target_weight:
+            return own
+        rows = np.flatnonzero(self.labels[start:stop] == BLOCKS.index("train")) + start
+        others = self.others_mean(subject, rows)
+        out = own.copy()
+        w = self.group_target_weight
+        out[rows - start] = np.where(np.isnan(others), own[rows - start], (1 - w) * own[rows - start] + w * others)
+        return out
 
     def pieces(self, block):
         """Contiguous ``(start, stop)`` TR ranges of ``block``, each inside one run."""
@@ -121,12 +179,13 @@ def _standardised(values, train, stats=None):
 
 
 def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, audio_descriptor="audio_logmel_tr.npz",
-                    split=None):
+                    split=None, group_target_weight=0.0):
     """Assemble :class:`MovieData` from the feature stages' outputs and ``prepare-fmri`` files.
 
     ``audio_descriptor`` names the per-TR descriptor table of the sound (the code model's).
     ``split`` (a :class:`~giblet.splits.Split` on the stored clock, e.g. a cross-validation fold) replaces
     the prepared files' split; the BOLD is then z-scored again on its training TRs.
+    ``group_target_weight``: see :meth:`MovieData.encoding_target`.
     """
     features_dir = Path(features_dir)
     prepared = {p.subject: p for p in (PreparedFmri.load(path) for path in prepared_paths)}
@@ -176,7 +235,7 @@ def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, au
         bold[subject] = shift_within_runs(p.values, runs, preshift_trs, 0.0, in_place=True)
         bold_valid[subject] = shift_within_runs(p.valid_trs, runs, preshift_trs, False)
     return MovieData(float(first.tr_s), runs, labels, stimulus, bold, bold_valid, prepared, codebooks, video_stats,
-                     tuple(modalities), descriptors, bands)
+                     tuple(modalities), descriptors, bands, group_target_weight)
 
 
 def windows(data, block, length, stride, before, after):
@@ -202,7 +261,9 @@ def windows(data, block, length, stride, before, after):
 def make_batch(data, spans, block):
     """Stack windows into padded arrays (B, T, ...) with per-subject BOLD and loss masks.
 
-    BOLD outside ``block`` is zeroed, so no held-out measurement enters training inputs.
+    Returns ``(stimulus, in_loss, bold, valid, encoding_target)``: the last is the encoder's per-subject target
+    (:meth:`MovieData.encoding_target`; ``bold`` itself unless training with a group target). BOLD outside
+    ``block`` is zeroed, so no held-out measurement enters training inputs.
     """
     size = max(hi - lo for lo, _, _, hi in spans)
     in_block = data.labels == BLOCKS.index(block)
@@ -210,6 +271,8 @@ def make_batch(data, spans, block):
     target = np.zeros((len(spans), size), bool)
     bold = {s: np.zeros((len(spans), size, v.shape[1]), np.float32) for s, v in data.bold.items()}
     valid = {s: np.zeros((len(spans), size), bool) for s in data.bold}
+    grouped = bool(data.group_target_weight) and block == "train"
+    goal = {s: np.zeros_like(v) for s, v in bold.items()} if grouped else bold
     for i, (lo, a, b, hi) in enumerate(spans):
         for key, v in data.stimulus.items():
             batch[key][i, : hi - lo] = v[lo:hi]
@@ -218,4 +281,6 @@ def make_batch(data, spans, block):
             keep = in_block[lo:hi] & data.bold_valid[s][lo:hi]
             bold[s][i, : hi - lo] = np.where(keep[:, None], data.bold[s][lo:hi], 0.0)
             valid[s][i, : hi - lo] = keep
-    return batch, target, bold, valid
+            if grouped:
+                goal[s][i, : hi - lo] = np.where(keep[:, None], data.encoding_target(s, lo, hi), 0.0)
+    return batch, target, bold, valid, goal

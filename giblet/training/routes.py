@@ -14,7 +14,10 @@ auditory voxels (they fit the training block and fail on the test block). So, pe
    features, the text embedding, the annotation labels) is scored the same way; a voxel takes the
    route of the band that predicts it best out of sample (cross-validated r > 0), kept if that
    band's ridge, fitted on the whole training block with one penalty per voxel, also predicts the
-   validation block (r > 0). The routes add to the trunk, which then only complements them. (A
+   validation block (r > 0). The route is fitted to the subject's encoding target
+   (:meth:`~giblet.training.data.MovieData.encoding_target`: its own BOLD, blended with the other
+   subjects' mean on the same training TRs when ``train.group_target_weight`` > 0) and checked on its
+   own validation BOLD. The routes add to the trunk, which then only complements them. (A
    threshold of 3 spreads of the chance scores, used before, suits the demo's mix of driven and
    noise voxels but left all but 0-19 of the 481 PMC voxels of Sherlock without a route, where
    every voxel is weakly driven and the ridge baseline predicts them all.)
@@ -251,7 +254,7 @@ def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
     lags = tuple(-int(d) for d in delays)
     out = {m: {} for m in inputs}
     for subject in data.subjects:
-        bold, valid = data.bold[subject], data.bold_valid[subject]
+        bold, valid, target = data.bold[subject], data.bold_valid[subject], data.encoding_target(subject)
         rows = encoding_rows(valid, data.labels, data.runs, "train", delays)
         val = np.flatnonzero(encoding_rows(valid, data.labels, data.runs, "val", delays))
         passing = np.stack([np.where(scores[m][subject] > 0, scores[m][subject], -np.inf) for m in inputs])
@@ -262,7 +265,7 @@ def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
             ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0),
                              np.zeros(0))
             if len(voxels):
-                ridge = fit_ridge(X, bold[:, voxels], rows, lags=lags, n_folds=n_folds)
+                ridge = fit_ridge(X, target[:, voxels], rows, lags=lags, n_folds=n_folds)
             if len(voxels) and len(val):  # keep the voxels whose route also predicts the validation block
                 predicted = ridge.predict(np.concatenate([X[val + lag] for lag in lags], axis=1))
                 keep = np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),

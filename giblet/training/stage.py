@@ -101,7 +101,8 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
     cfg = TrainConfig(**(train_options or {}))
     code_model = CodeModel.load(code_model_path) if code_model_path else None
     descriptor = code_model.meta.get("descriptor", "audio_logmel_tr.npz") if code_model else "audio_logmel_tr.npz"
-    data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs, audio_descriptor=descriptor)
+    data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs, audio_descriptor=descriptor,
+                           group_target_weight=cfg.group_target_weight)
     torch.manual_seed(seed)
     model = build_model(data, model_options or {}, modalities, code_model)
     routes = fit_routes(model, data)

@@ -37,6 +37,7 @@ class TrainConfig:
     weight_fmri_pearson: float = 1.0
     weight_reconstruction: float = 1.0  # stimulus -> predicted voxels -> stimulus
     weight_decoding: float = 1.0  # measured BOLD -> stimulus
+    group_target_weight: float = 0.0  # the other subjects' mean in the encoding target (MovieData.encoding_target)
 
 
 def build_model(data, model_options, modalities, code_model=None):
@@ -75,10 +76,12 @@ def to_tensors(arrays, device):
     return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
 
 
-def _step_losses(model, batch, target, bold, valid, cfg, fmri_r=None):
+def _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_r=None):
     """Weighted loss terms of one batch, averaged over subjects (tensors).
 
-    ``fmri_r``, a list, receives every subject's mean voxel r of its predicted BOLD (the selection score).
+    The predicted BOLD is matched to ``goal`` (the encoding target, :meth:`MovieData.encoding_target`), the
+    decoder reads ``bold``. ``fmri_r``, a list, receives every subject's mean voxel r of its predicted BOLD
+    (the selection score).
     """
     terms = {}
 
@@ -90,7 +93,7 @@ def _step_losses(model, batch, target, bold, valid, cfg, fmri_r=None):
     for subject in bold:
         fmri_valid = valid[subject] & target
         predicted = model.readout(embedding, subject) + model.stimulus_routes(batch, subject)
-        fmri = fmri_losses(predicted, bold[subject], fmri_valid)
+        fmri = fmri_losses(predicted, goal[subject], fmri_valid)
         if fmri_r is not None:
             fmri_r.append(-float(fmri["neg_pearson"]))
         add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
@@ -125,8 +128,8 @@ def evaluate_loss(model, data, block, cfg, device):
         raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
     fmri_r = []
     with torch.no_grad():
-        batch, target, bold, valid = (to_tensors(x, device) for x in make_batch(data, spans, block))
-        terms = _step_losses(model, batch, target, bold, valid, cfg, fmri_r)
+        batch, target, bold, valid, goal = (to_tensors(x, device) for x in make_batch(data, spans, block))
+        terms = _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_r)
     return {k: float(v) for k, v in terms.items()}, float(np.mean(fmri_r))
 
 
@@ -232,9 +235,9 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
         sums = {}
         for start in range(0, len(order), cfg.batch_windows):
             chosen = [spans[i] for i in order[start : start + cfg.batch_windows]]
-            batch, target, bold, valid = (to_tensors(x, device) for x in make_batch(data, chosen, "train"))
+            batch, target, bold, valid, goal = (to_tensors(x, device) for x in make_batch(data, chosen, "train"))
             with autocast:
-                terms = _step_losses(model, batch, target, bold, valid, cfg)
+                terms = _step_losses(model, batch, target, bold, valid, goal, cfg)
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

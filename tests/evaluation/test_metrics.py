@@ -26,9 +26,12 @@ def test_pearson_columns_hand_computed():
     assert r[1] == pytest.approx(-0.5)
 
 
-def test_pearson_columns_constant_column_is_nan():
-    r = pearson_columns(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]), np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
-    assert np.isnan(r[0]) and r[1] == pytest.approx(1.0)
+def test_pearson_columns_constant_target_is_nan_and_constant_prediction_scores_zero():
+    constant_prediction = pearson_columns(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]),
+                                          np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+    assert constant_prediction[0] == 0.0 and constant_prediction[1] == pytest.approx(1.0)
+    constant_target = pearson_columns(np.array([[0.0], [1.0], [2.0]]), np.array([[3.0], [3.0], [3.0]]))
+    assert np.isnan(constant_target[0])
 
 
 def test_pearson_columns_rejects_mismatched_shapes():

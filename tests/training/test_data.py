@@ -1,11 +1,14 @@
 """Windows stay inside one run and one block; held-out BOLD never enters a training batch."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from giblet.fmri.prepared import PreparedFmri
 from giblet.splits import BLOCKS, make_split
 from giblet.training.data import load_movie_data, make_batch, shift_within_runs, windows
+from tests.training.conftest import tiny_movie
 
 
 def test_shift_within_runs_moves_rows_later_and_never_across_runs():
@@ -76,10 +79,55 @@ def test_windows_cover_training_trs_with_context_inside_the_run(movie):
 
 def test_make_batch_zeroes_bold_outside_the_block(movie):
     spans = windows(movie, "train", 16, 8, 4, 4)
-    batch, target, bold, valid = make_batch(movie, spans, "train")
+    batch, target, bold, valid, goal = make_batch(movie, spans, "train")
+    assert goal is bold  # no group target: the encoder learns the subject's own BOLD
     for i, (lo, a, b, hi) in enumerate(spans):
         outside = movie.labels[lo:hi] != 0
         assert not bold["sub-a"][i, : hi - lo][outside].any()
         assert not valid["sub-a"][i, : hi - lo][outside].any()
         np.testing.assert_array_equal(batch["video"][i, : hi - lo], movie.stimulus["video"][lo:hi])
         assert target[i].sum() == b - a
+
+
+class _Grid:
+    def __init__(self, voxel_ijk):
+        self.voxel_ijk, self.grid_shape = np.asarray(voxel_ijk), (4, 1, 1)
+
+
+def _grouped_movie(rng, weight):
+    """Three subjects on one grid: c stores its voxels in another order, a has a voxel nobody else has."""
+    movie = tiny_movie()
+    n = movie.n_trs
+    ijk = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]])
+    bold = {s: rng.standard_normal((n, 3)).astype(np.float32) for s in ("a", "b", "c")}
+    bold["a"] = np.c_[bold["a"], rng.standard_normal(n).astype(np.float32)]  # voxel (3, 0, 0): a's alone
+    valid = {s: movie.labels >= 0 for s in bold}
+    valid["b"] = valid["b"] & (np.arange(n) >= 20)  # b's first TRs are bad: the others' mean there is c's alone
+    bold["b"][~valid["b"]] = 0.0
+    prepared = {"a": _Grid(np.r_[ijk, [[3, 0, 0]]]), "b": _Grid(ijk), "c": _Grid(ijk[[2, 0, 1]])}
+    return dataclasses.replace(movie, bold=bold, bold_valid=valid, prepared=prepared, group_target_weight=weight)
+
+
+def test_encoding_target_blends_in_the_other_subjects_mean_on_training_trs_only(rng):
+    movie = _grouped_movie(rng, 0.25)
+    own, b, c = movie.bold["a"], movie.bold["b"], movie.bold["c"][:, [1, 2, 0]]  # c in a's voxel order
+    others = np.where(movie.bold_valid["b"][:, None], (b + c) / 2, c)
+    expected = own.copy()
+    train = movie.labels == BLOCKS.index("train")
+    expected[train, :3] = 0.75 * own[train, :3] + 0.25 * others[train]
+    np.testing.assert_allclose(movie.encoding_target("a"), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(movie.encoding_target("a", 30, 100), expected[30:100], rtol=1e-6, atol=1e-6)
+    assert np.isnan(movie.others_mean("a")[:, 3]).all()
+
+
+def test_make_batch_trains_the_encoder_toward_the_group_target_and_scores_the_subject_alone(rng):
+    movie = _grouped_movie(rng, 0.5)
+    spans = windows(movie, "train", 16, 8, 2, 2)
+    _, _, bold, valid, goal = make_batch(movie, spans, "train")
+    target = movie.encoding_target("b")
+    for i, (lo, a, b, hi) in enumerate(spans):
+        np.testing.assert_allclose(goal["b"][i, : hi - lo], np.where(valid["b"][i, : hi - lo, None], target[lo:hi], 0),
+                                   rtol=1e-6)
+    assert not np.allclose(goal["b"], bold["b"])
+    _, _, bold, _, goal = make_batch(movie, windows(movie, "val", None, None, 2, 2), "val")
+    assert goal is bold
