@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, stats
 
+from giblet.stats import block_resamples, pearson_columns
+
 __all__ = [
     "pearson_columns",
     "pearson_rows",
@@ -21,32 +23,6 @@ __all__ = [
     "fdr_bh",
     "block_resamples",
 ]
-
-
-def pearson_columns(prediction, target):
-    """Pearson r between matching columns.
-
-    Parameters
-    ----------
-    prediction, target : ndarray, shape (n_samples, n_columns) or (n_samples,)
-
-    Returns
-    -------
-    ndarray, shape (n_columns,), float64 (a float for 1-D inputs)
-        NaN where the target column is constant (nothing to predict); 0 where only the prediction is
-        (a model that abstains on a column predicts none of it: it must not leave the column out of a mean).
-    """
-    a, b = np.asarray(prediction, dtype=np.float64), np.asarray(target, dtype=np.float64)
-    if a.shape != b.shape or a.ndim not in (1, 2) or len(a) < 2:
-        raise ValueError(f"prediction {a.shape} and target {b.shape} must have one shape (n_samples>=2[, n_columns])")
-    squeeze = a.ndim == 1
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
-    spread_a, spread_b = (a * a).sum(axis=0), (b * b).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(spread_a > 0, (a * b).sum(axis=0) / np.sqrt(spread_a * spread_b), 0.0)
-    r[spread_b == 0] = np.nan
-    return float(r[0]) if squeeze else r
 
 
 def pearson_rows(prediction, target):
@@ -146,14 +122,6 @@ def ssim(estimate, reference, data_range=1.0, sigma=1.5):
     vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return index.mean(axis=(1, 2, 3))
-
-
-def block_resamples(n_trs, *, n_bootstrap=1000, block_trs=1, seed=0):
-    """Moving-block bootstrap resamples of ``n_trs`` TRs: (n_bootstrap, n_trs) int indices, each row the TRs of
-    random blocks of ``block_trs`` consecutive TRs, cut to ``n_trs``."""
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n_trs - block_trs + 1, size=(n_bootstrap, -(-n_trs // block_trs)))
-    return (starts[..., None] + np.arange(block_trs)).reshape(n_bootstrap, -1)[:, :n_trs]
 
 
 def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95, with_p=False):

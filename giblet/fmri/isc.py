@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from giblet.stats import pearson_columns
+
 __all__ = ["loso_isc", "isc_vs_group_mean", "published_isc"]
 
 
@@ -54,7 +56,7 @@ def isc_vs_group_mean(own, group_mean, n_group):
     Returns
     -------
     float or ndarray, shape (n_columns,)
-        Pearson r per column; NaN for constant columns.
+        Pearson r per column; NaN where the subject's column is constant (0 where only the others' mean is).
     """
     own = np.asarray(own, dtype=np.float64)
     group_mean = np.asarray(group_mean, dtype=np.float64)
@@ -63,17 +65,8 @@ def isc_vs_group_mean(own, group_mean, n_group):
             f"own {own.shape} and group_mean {group_mean.shape} must have the same shape and n_group >= 2, got {n_group}"
         )
     others = (n_group * group_mean - own) / (n_group - 1)
-    r = _pearson_columns(own.reshape(len(own), -1), others.reshape(len(own), -1))
+    r = pearson_columns(others.reshape(len(own), -1), own.reshape(len(own), -1))
     return r[0] if own.ndim == 1 else r
-
-
-def _pearson_columns(a, b):
-    """Pearson r between matching columns of two (n_trs, n_columns) arrays; NaN for constant columns."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (a * b).sum(axis=0) / denom, np.nan)
 
 
 def published_isc(roi_values, table_path, column):

@@ -9,17 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 from tqdm.auto import tqdm
 
 from giblet.compute import resolve_device
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
 from giblet.provenance import run_key
+from giblet.stats import block_resamples, pearson_columns
 from giblet.training.data import make_batch, windows
 
 __all__ = ["TrainConfig", "build_model", "train", "to_tensors"]
 
 log = logging.getLogger(__name__)
+
+#: Voxels per subject (evenly spaced) on which the trunk's validation gain over the routes is bootstrapped.
+BOOTSTRAP_VOXELS = 4096
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,13 @@ def to_tensors(arrays, device):
     return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
 
 
-def _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_r=None):
+def _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_out=None):
     """Weighted loss terms of one batch, averaged over subjects (tensors).
 
     The predicted BOLD is matched to ``goal`` (the encoding target, :meth:`MovieData.encoding_target`), the
-    decoder reads ``bold``. ``fmri_r``, a list, receives every subject's mean voxel r of its predicted BOLD
-    (the selection score).
+    decoder reads ``bold``. ``fmri_out``, a dict, receives per subject what the encoder is selected by: the
+    mean voxel r of its prediction, and the scored rows' ``(predicted, routes alone, target)`` BOLD at up to
+    ``BOOTSTRAP_VOXELS`` evenly spaced voxels.
     """
     terms = {}
 
@@ -92,10 +98,15 @@ def _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_r=None):
     embedding = model.embed_stimulus(batch)
     for subject in bold:
         fmri_valid = valid[subject] & target
-        predicted = model.readout(embedding, subject) + model.stimulus_routes(batch, subject)
+        routes = model.stimulus_routes(batch, subject)
+        predicted = model.readout(embedding, subject) + routes
         fmri = fmri_losses(predicted, goal[subject], fmri_valid)
-        if fmri_r is not None:
-            fmri_r.append(-float(fmri["neg_pearson"]))
+        if fmri_out is not None:
+            routes = torch.as_tensor(routes, device=predicted.device).expand_as(predicted)
+            scored = [x[fmri_valid].double().cpu().numpy() for x in (predicted, routes, goal[subject])]
+            sample = np.unique(np.linspace(0, predicted.shape[-1] - 1, BOOTSTRAP_VOXELS).astype(int))
+            fmri_out[subject] = (float(np.nanmean(pearson_columns(scored[0], scored[2]))),
+                                 tuple(x[:, sample] for x in scored))
         add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
         add("fmri_pearson", fmri["neg_pearson"], cfg.weight_fmri_pearson)
         recon = reconstruction_losses(model.predict_stimulus(model.readin(predicted, subject)), batch, target)
@@ -119,18 +130,45 @@ def _spans(model, data, block, cfg):
 def evaluate_loss(model, data, block, cfg, device):
     """Mean weighted loss terms over ``block`` (whole pieces, eval mode), and the block's fMRI fit.
 
-    Returns ``(terms, fmri_r)``: the terms as floats, and the mean over subjects of the mean voxel r of the
-    predicted BOLD over the whole block (the score training selects its epoch by).
+    Returns ``(terms, fmri)``: the terms as floats, and per subject the ``(predicted, routes alone, measured)``
+    BOLD of the block's scored TRs (:func:`encoder_score`).
     """
     model.eval()
     spans = _spans(model, data, block, cfg)
     if not spans:
         raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
-    fmri_r = []
+    fmri = {}
     with torch.no_grad():
         batch, target, bold, valid, goal = (to_tensors(x, device) for x in make_batch(data, spans, block))
-        terms = _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_r)
-    return {k: float(v) for k, v in terms.items()}, float(np.mean(fmri_r))
+        terms = _step_losses(model, batch, target, bold, valid, goal, cfg, fmri)
+    return {k: float(v) for k, v in terms.items()}, fmri
+
+
+def _mean_voxel_r(fmri, which, draw):
+    """Mean over subjects of the mean voxel r of prediction ``which`` (0: the model, 1: its routes alone) on the
+    resampled rows ``draw[subject]``."""
+    return float(np.mean([np.nanmean(pearson_columns(arrays[which][draw[s]], arrays[2][draw[s]]))
+                          for s, (_, arrays) in fmri.items()]))
+
+
+def encoder_score(fmri, n_tests=1, n_bootstrap=200, block_trs=10, seed=0):
+    """The encoder's validation fMRI fit and how surely it beats its routes alone.
+
+    Returns ``(r, lower)``: the mean over subjects of the mean voxel r, and the lower bound of its gain over
+    the routes alone (the encoder before training): the gain minus ``z`` standard errors, the standard error
+    from a moving-block bootstrap of the validation TRs (blocks of ``block_trs``, the same draws for both)
+    and ``z`` the one-sided normal quantile of 5 % over ``n_tests`` (every epoch is one test). A trained trunk
+    is kept only where ``lower > 0``: on a few hundred autocorrelated validation TRs, a gain within the noise
+    did not hold on test blocks.
+    """
+    draws = {s: block_resamples(len(a[0]), n_bootstrap=n_bootstrap, block_trs=min(block_trs, len(a[0])), seed=seed)
+             for s, (_, a) in fmri.items()}
+    every = {s: slice(None) for s in fmri}
+    gain = _mean_voxel_r(fmri, 0, every) - _mean_voxel_r(fmri, 1, every)
+    spread = np.std([_mean_voxel_r(fmri, 0, {s: d[i] for s, d in draws.items()})
+                     - _mean_voxel_r(fmri, 1, {s: d[i] for s, d in draws.items()}) for i in range(n_bootstrap)])
+    z = stats.norm.isf(0.05 / n_tests)
+    return float(np.mean([r for r, _ in fmri.values()])), float(gain - z * spread)
 
 
 def _resumable(checkpoint, key, device):
@@ -167,19 +205,21 @@ def _validate(model, data, cfg, device, state):
     own weights only; trained without decoding terms (``weight_decoding: 0``), the decoder is selected by
     its reconstruction terms instead. Returns the record and whether either half improved.
     """
-    val, fmri_r = evaluate_loss(model, data, "val", cfg, device)
+    val, fmri = evaluate_loss(model, data, "val", cfg, device)
+    fmri_r, gain_lower = encoder_score(fmri, n_tests=cfg.max_epochs)
+    encoder_better = fmri_r > state["best"]["encoder"][0] and (state["epoch"] == 0 or gain_lower > 0)
     prefix = "decoding_" if any(k.startswith("decoding_") for k in val) else "reconstruction_"
     decoder_loss = sum(v for k, v in val.items() if k.startswith(prefix))
     improved = False
     weights = model.state_dict()
-    for half, score, better in (("encoder", fmri_r, fmri_r > state["best"]["encoder"][0]),
+    for half, score, better in (("encoder", fmri_r, encoder_better),
                                 ("decoder", decoder_loss, decoder_loss < state["best"]["decoder"][0])):
         if better:
             improved = True
             kept = {k: v.detach().cpu().clone() for k, v in weights.items() if _is_encoder(k) == (half == "encoder")}
             state["best"][half] = (score, state["epoch"], kept)
     record = {"epoch": state["epoch"], "val_loss": sum(val.values()), "val_fmri_r": fmri_r,
-              "val_decoder_loss": decoder_loss, **{f"val_{k}": v for k, v in val.items()}}
+              "val_gain_over_routes_lower": gain_lower, "val_decoder_loss": decoder_loss, **{f"val_{k}": v for k, v in val.items()}}
     return record, improved
 
 
@@ -190,7 +230,8 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
     fMRI fit (mean voxel r) is the best so far, the decoder if its validation decoding loss is; training
     stops when neither has improved for ``cfg.patience`` epochs. Epoch 0 is the model as built (its
     readouts start at zero: the encoder's closed-form routes alone), so training never leaves the
-    encoder worse on the validation block than its routes.
+    encoder worse on the validation block than its routes; a trained epoch replaces them only when its
+    gain over them is beyond the validation block's noise (:func:`encoder_score`).
 
     A checkpoint (model, optimizer, scheduler, RNG states, history) is written after every
     epoch to ``out_dir/checkpoint.pt`` under a key of everything the run depends on

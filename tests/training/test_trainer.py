@@ -1,5 +1,7 @@
 """Training lowers the validation loss, is deterministic and resumes exactly."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch
 from giblet.audio.code_model import CodeModel
 from giblet.training.data import MovieData
 from giblet.training.routes import fit_routes, picture_descriptor
-from giblet.training.trainer import TrainConfig, build_model, evaluate_loss, train
+from giblet.training.trainer import TrainConfig, build_model, encoder_score, evaluate_loss, train
 from tests.models.conftest import DEVICES
 from tests.training.conftest import tiny_movie
 
@@ -22,7 +24,8 @@ def _model(movie, seed=0):
 
 def test_train_lowers_validation_loss_and_raises_validation_fmri_r(movie, tmp_path):
     model = _model(movie)
-    terms, fmri_r = evaluate_loss(model, movie, "val", CFG, torch.device("cpu"))
+    terms, fmri = evaluate_loss(model, movie, "val", CFG, torch.device("cpu"))
+    fmri_r = encoder_score(fmri)[0]
     history = train(model, movie, CFG, tmp_path, seed=0, device="cpu")
     assert len(history) == CFG.max_epochs + 1 and history[0]["epoch"] == 0  # epoch 0: the model as built
     assert history[0]["val_fmri_r"] == pytest.approx(fmri_r) and history[0]["val_loss"] == pytest.approx(
@@ -36,9 +39,10 @@ def test_train_keeps_each_half_at_its_best_validation_epoch(movie, tmp_path):
     cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 12, "lr": 5e-2})
     model = _model(movie)
     history = train(model, movie, cfg, tmp_path, seed=0, device="cpu")
-    terms, fmri_r = evaluate_loss(model, movie, "val", cfg, torch.device("cpu"))
+    terms, fmri = evaluate_loss(model, movie, "val", cfg, torch.device("cpu"))
     r_by_epoch, decoding_by_epoch = [h["val_fmri_r"] for h in history], [h["val_decoder_loss"] for h in history]
-    assert fmri_r == pytest.approx(max(r_by_epoch), abs=1e-6)
+    beyond_noise = [h["val_fmri_r"] for h in history if h["epoch"] == 0 or h["val_gain_over_routes_lower"] > 0]
+    assert encoder_score(fmri)[0] == pytest.approx(max(beyond_noise), abs=1e-6) and len(beyond_noise) > 1
     assert sum(v for k, v in terms.items() if k.startswith("decoding_")) == pytest.approx(min(decoding_by_epoch),
                                                                                           abs=1e-6)
     assert np.argmax(r_by_epoch) != len(history) - 1 or np.argmin(decoding_by_epoch) != len(history) - 1
@@ -207,3 +211,26 @@ def test_fit_routes_decode_pictures_from_the_voxels_that_encode_them(movie):
     assert min(r) > 0.8, r  # the voxels follow them 2 TRs later
     thumbs = movie.stimulus["thumbs"]
     assert np.abs(rebuilt - np.clip(thumbs, 0, 1)).mean() < np.abs(thumbs - thumbs.mean(0)).mean()
+
+
+def test_encoder_score_bounds_the_gain_over_the_routes_by_a_block_bootstrap(rng):
+    measured = rng.standard_normal((200, 30))
+    routes = 0.3 * measured + rng.standard_normal((200, 30))
+    same = {"a": (0.0, (routes, routes, measured))}
+    assert encoder_score(same)[1] == 0.0  # no gain: the bound never clears 0
+    better = {"a": (0.0, (measured + 0.5 * rng.standard_normal((200, 30)), routes, measured))}
+    assert encoder_score(better)[1] > 0.3
+    noise = {"a": (0.0, (routes + 0.2 * rng.standard_normal((200, 30)), routes, measured))}
+    assert encoder_score(noise)[1] < 0  # a change within the noise is not a gain
+    assert encoder_score(better, n_tests=60)[1] < encoder_score(better)[1]  # each epoch is a test
+
+
+def test_train_keeps_the_routes_alone_when_the_trunk_learns_only_noise(tmp_path):
+    movie = tiny_movie(n_per_run=300)
+    rng = np.random.default_rng(0)
+    noise = dataclasses.replace(movie, bold={s: rng.standard_normal(v.shape).astype(np.float32)
+                                             for s, v in movie.bold.items()})
+    model = _model(noise)
+    history = train(model, noise, CFG, tmp_path, seed=0, device="cpu")
+    assert max(h["val_fmri_r"] for h in history[1:]) > history[0]["val_fmri_r"]  # by chance a later epoch is higher (0.028)
+    assert all(float(p.abs().max()) == 0.0 for p in model.readouts.parameters() if p.dim() == 2)  # yet epoch 0 kept
