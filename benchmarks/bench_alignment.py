@@ -25,7 +25,7 @@ import tracemalloc
 import numpy as np
 from nilearn.glm.first_level import compute_regressor
 
-from giblet.alignment import convolve_hrf, resample_to_trs, scan_frame_times
+from giblet.alignment import Hrf, convolve_hrf, resample_to_trs, scan_frame_times
 from giblet.io import write_json
 
 RUN_N_TRS = [946, 1030]
@@ -74,8 +74,8 @@ def _nilearn(values, sample_times, frame_times, runs, rate_hz, oversampling):
 def _case(name, rate_hz, n_features, n_reference, exact_oversampling, rng, report):
     sample_times, frame_times, runs = _scan(rate_hz)
     features = rng.standard_normal((sample_times.size, n_features), dtype=np.float32)
-    ours_s, ours = _timed(convolve_hrf, features, sample_times, frame_times, "glover", runs)
-    ours_mb = _peak_mb(convolve_hrf, features, sample_times, frame_times, "glover", runs)
+    ours_s, ours = _timed(convolve_hrf, features, sample_times, frame_times, Hrf("glover"), runs)
+    ours_mb = _peak_mb(convolve_hrf, features, sample_times, frame_times, Hrf("glover"), runs)
     ref_s, _ = _timed(
         lambda: [_nilearn(features[:, j], sample_times, frame_times, runs, rate_hz, 50) for j in range(n_reference)]
     )
@@ -121,8 +121,8 @@ def _scaling(feature_counts, rng, report):
     print("scaling at 2 Hz (5,928 samples):")
     for n_features in feature_counts:
         features = rng.standard_normal((sample_times.size, n_features), dtype=np.float32)
-        seconds, out = _timed(convolve_hrf, features, sample_times, frame_times, "glover", runs)
-        peak_mb = _peak_mb(convolve_hrf, features, sample_times, frame_times, "glover", runs)
+        seconds, out = _timed(convolve_hrf, features, sample_times, frame_times, Hrf("glover"), runs)
+        peak_mb = _peak_mb(convolve_hrf, features, sample_times, frame_times, Hrf("glover"), runs)
         report["scaling_2hz"].append(
             {"n_features": n_features, "seconds": seconds, "peak_extra_mb": peak_mb,
              "input_mb": features.nbytes / 2**20, "output_mb": out.nbytes / 2**20}

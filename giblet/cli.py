@@ -61,7 +61,7 @@ def _prepare_fmri(args):
         raise ConfigError(f"{args.config}: subject {args.subject!r} is not in fmri.subjects {fmri['subjects']}")
     confounds = fmri.get("confounds")
     run_prepare_fmri(
-        args.subject, fmri_inputs(cfg, args.subject), args.out, tr_s=fmri["tr_s"], run_n_trs=fmri["run_n_trs"],
+        args.subject, fmri_inputs(cfg, args.subject), args.out, ScanTiming.from_config(cfg),
         split=_split_config(cfg), config=PrepareFmriConfig.from_dict(fmri),
         confounds=None if confounds is None else confounds.format(subject=args.subject),
         published={roi: (table["path"], table.get("subjects", fmri["subjects"]).index(args.subject))
@@ -166,13 +166,11 @@ def _fit_code_model(args):
 
 
 def _score_code_model(args):
-    from giblet.audio.code_model_stage import run_score_code_model
+    from giblet.audio.code_model_stage import CodeScoreConfig, run_score_code_model
 
     cfg = load_config(args.config)
-    ev = cfg["evaluate"]
     run_score_code_model(features_dir=args.features, prepared_path=args.fmri, model_path=args.model, out_dir=args.out,
-                         preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"], n_bootstrap=ev["n_bootstrap"],
-                         bootstrap_block_trs=ev["bootstrap_block_trs"], n_permutations=ev["n_permutations"])
+                         config=CodeScoreConfig.from_config(cfg))
 
 
 def _evaluate(args):
@@ -215,12 +213,12 @@ def _group_summary(args):
 
 
 def _report(args):
-    from giblet.report import run_report
+    from giblet.report import ReportConfig, ReportInputs, run_report
 
     cfg = load_config(args.config)
-    run_report(args.subject, dataset=cfg["dataset"], eval_dir=args.evaluation, prepared_path=args.fmri,
-               group_isc_path=args.group_isc, config_path=args.config, out_html=args.out, wave_dir=args.waveforms,
-               subjects=cfg["fmri"]["subjects"], ground_truth_path=args.ground_truth)
+    inputs = ReportInputs(eval_dir=args.evaluation, prepared_path=args.fmri, group_isc_path=args.group_isc,
+                          config_path=args.config, wave_dir=args.waveforms, ground_truth_path=args.ground_truth)
+    run_report(args.subject, inputs, args.out, ReportConfig.from_config(cfg))
 
 
 def _group_report(args):

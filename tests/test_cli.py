@@ -59,8 +59,10 @@ def test_stage_settings_defaults_match_the_schema():
 
 @pytest.mark.parametrize("name", ["demo", "sherlock", "sherlock_shared"])
 def test_shipped_configs_give_stage_settings(name):
+    from giblet.audio.code_model_stage import CodeScoreConfig
     from giblet.audio.stage import CodecConfig
     from giblet.config import load_config
+    from giblet.report import ReportConfig
     from giblet.text.stage import TextConfig
     from giblet.timing import ScanTiming
     from giblet.video.stage import VideoConfig
@@ -73,6 +75,9 @@ def test_shipped_configs_give_stage_settings(name):
     assert VideoConfig.from_dict(cfg["video"]).thumb_size == tuple(cfg["video"]["thumb_size"])
     text = TextConfig.from_dict(cfg["text"])
     assert text.annotation_format.label_columns == tuple(cfg["text"]["label_columns"])
+    scoring = CodeScoreConfig.from_config(cfg)
+    assert (scoring.n_bootstrap, scoring.seed) == (cfg["evaluate"]["n_bootstrap"], cfg["seed"])
+    assert ReportConfig.from_config(cfg) == ReportConfig(cfg["dataset"], tuple(cfg["fmri"]["subjects"]))
 
 
 def test_stage_settings_reject_unknown_keys():

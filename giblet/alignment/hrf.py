@@ -19,6 +19,7 @@ for negative lags) and never builds the fine time course.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache, partial
 
 import numpy as np
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 from giblet.alignment._checks import check_features, check_times, sample_ends, split_runs
 from giblet.config import check_choice
 
-__all__ = ["HRF_MODELS", "HRF_COMPONENTS", "hrf_kernel", "convolve_hrf"]
+__all__ = ["HRF_MODELS", "HRF_COMPONENTS", "Hrf", "hrf_kernel", "convolve_hrf"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,22 @@ HRF_MODELS = {
 }
 #: Names of a model's kernels, in output order (a model uses the first 1, 2 or 3).
 HRF_COMPONENTS = ("hrf", "derivative", "dispersion")
+
+
+@dataclass(frozen=True)
+class Hrf:
+    """The haemodynamic response :func:`convolve_hrf` applies.
+
+    Attributes
+    ----------
+    model : str, default="glover"
+        One of :data:`HRF_MODELS` (nilearn's spelling with spaces is accepted too).
+    duration : float, default=32.0
+        Kernel length, in seconds.
+    """
+
+    model: str = "glover"
+    duration: float = 32.0
 
 
 def _model_components(model):
@@ -148,12 +165,11 @@ def convolve_hrf(
     features,
     sample_times,
     frame_times,
-    model="glover",
+    hrf=Hrf(),
     runs=None,
     slice_time_ref=0.0,
     *,
     durations=None,
-    duration=32.0,
     dtype=np.float32,
 ):
     """Convolve stimulus features with the HRF in continuous time and sample at frame times.
@@ -171,8 +187,8 @@ def convolve_hrf(
         Acquisition start of each fMRI frame, in seconds on the same clock, strictly
         increasing. For pre-shifted data pass the acquisition times, not the stored index
         times (see :func:`giblet.alignment.scan_frame_times`).
-    model : str, default="glover"
-        One of :data:`HRF_MODELS`.
+    hrf : Hrf, default=Hrf()
+        Kernel model and length (default: Glover's HRF over 32 s).
     runs : pair of ndarray (sample_runs (n_samples,), frame_runs (n_frames,)), optional
         Run label of every sample and every frame. A frame only sees samples of its own
         run: nothing crosses a run boundary. ``None`` means one run.
@@ -183,8 +199,6 @@ def convolve_hrf(
     durations : ndarray, shape (n_samples,), optional
         How long each sample holds, in seconds (annotation segments with gaps); by default
         until the next sample of its run.
-    duration : float, default=32.0
-        HRF length, in seconds.
     dtype : numpy dtype, default=np.float32
         Output dtype (and of the matrix products).
 
@@ -198,7 +212,7 @@ def convolve_hrf(
     Notes
     -----
     Frames are processed in blocks spanning one HRF length; each block multiplies a small
-    weight matrix (frames x samples up to ``duration`` before them) with the matching rows
+    weight matrix (frames x samples up to ``hrf.duration`` before them) with the matching rows
     of ``features``. Memory beyond input and output is one block (at most ~4M weights, fewer
     frames per block at high sampling rates) plus a few vectors of length ``n_samples``,
     whatever the number of features; runtime is linear in samples and in features.
@@ -211,7 +225,8 @@ def convolve_hrf(
         raise ValueError(f"slice_time_ref must be a fraction of the TR in [0, 1], got {slice_time_ref}")
     if slice_time_ref and frame_times.size < 2:
         raise ValueError("slice_time_ref needs at least two frame_times to know the TR")
-    table = _integral_table(model, float(duration))
+    duration = float(hrf.duration)
+    table = _integral_table(hrf.model, duration)
     n_kernels, n_features = table.shape[1], features.shape[1]
 
     times = frame_times + slice_time_ref * np.median(np.diff(frame_times)) if slice_time_ref else frame_times

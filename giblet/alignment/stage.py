@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from giblet.alignment._checks import check_delays
-from giblet.alignment.hrf import HRF_COMPONENTS, _model_components, convolve_hrf
+from giblet.alignment.hrf import HRF_COMPONENTS, Hrf, _model_components, convolve_hrf
 from giblet.alignment.resample import resample_to_trs
 from giblet.features import FeatureTable
 
@@ -95,7 +95,7 @@ def _align_table(table, path, frame_times, frame_runs, settings):
 
     try:
         convolved = convolve_hrf(
-            table.values, table.times_s, frame_times, settings["hrf_model"], runs,
+            table.values, table.times_s, frame_times, Hrf(settings["hrf_model"]), runs,
             settings["slice_time_ref"], durations=durations,
         )
         resampled = on_grid(frame_times)

@@ -35,7 +35,7 @@ from torch import nn
 from giblet.audio.code_scores import tr_cross_entropy, unigram_frequencies
 from giblet.io import save_npz
 
-__all__ = ["CodeModel", "CodeModelHead", "fit_code_model", "select_code_model"]
+__all__ = ["CodeModel", "CodeModelHead", "FitSettings", "fit_code_model", "select_code_model"]
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +259,26 @@ def _fit_weights(counts, z, log_prior, l2, init, max_iter, device):
     return weight.detach().cpu().double().numpy(), bias.detach().cpu().double().numpy(), int(n_iter)
 
 
-def fit_code_model(counts, descriptor, *, l2, smoothing_counts=0.5, max_iter=100, device="cpu", init=None,
-                   feature_names=(), meta=None):
+@dataclass(frozen=True)
+class FitSettings:
+    """How :func:`fit_code_model` fits (``code_model.smoothing_counts``, ``code_model.max_iter``, ``device``).
+
+    Attributes
+    ----------
+    smoothing_counts : float, default=0.5
+        Pseudo-count per code of the unigram prior.
+    max_iter : int, default=100
+        L-BFGS iterations.
+    device : str or torch.device, default="cpu"
+        Where the fit runs (in float32).
+    """
+
+    smoothing_counts: float = 0.5
+    max_iter: int = 100
+    device: object = "cpu"
+
+
+def fit_code_model(counts, descriptor, *, l2, settings=FitSettings(), init=None, feature_names=(), meta=None):
     """Fit the code model on the given TRs (all of them: select the rows before calling).
 
     Minimises, for every codebook ``k``, the mean cross-entropy per code of the TRs' codes plus
@@ -275,12 +293,8 @@ def fit_code_model(counts, descriptor, *, l2, smoothing_counts=0.5, max_iter=100
         Per-TR descriptor of the same TRs; standardised with their own mean and standard deviation.
     l2 : float or ndarray, shape (n_codebooks,)
         Penalty of every codebook.
-    smoothing_counts : float, default=0.5
-        Pseudo-count per code of the unigram prior.
-    max_iter : int, default=100
-        L-BFGS iterations.
-    device : str or torch.device, default="cpu"
-        Where the fit runs (in float32).
+    settings : FitSettings, default=FitSettings()
+        Prior smoothing, L-BFGS iterations and device.
     init : tuple (weight, bias) of ndarrays, optional
         Starting point (e.g. the solution at a neighbouring penalty).
     feature_names : tuple of str, optional
@@ -299,7 +313,7 @@ def fit_code_model(counts, descriptor, *, l2, smoothing_counts=0.5, max_iter=100
     if not np.isfinite(descriptor).all():
         raise ValueError(f"descriptor has {np.count_nonzero(~np.isfinite(descriptor))} non-finite values on "
                          "training TRs; fill or drop them before fitting")
-    device = torch.device(device)
+    smoothing_counts, max_iter, device = settings.smoothing_counts, settings.max_iter, torch.device(settings.device)
     unigram = unigram_frequencies(counts, smoothing_counts)
     mean, scale = _standardization(descriptor)
     l2 = np.broadcast_to(np.asarray(l2, dtype=np.float64), (counts.shape[1],))
@@ -319,8 +333,7 @@ def _frame_mean_ce(model, counts, descriptor):
     return (ce * frames[:, None]).sum(axis=0) / frames.sum()
 
 
-def select_code_model(counts, descriptor, rows, *, l2_grid, smoothing_counts=0.5, max_iter=100, device="cpu",
-                      feature_names=(), meta=None):
+def select_code_model(counts, descriptor, rows, *, l2_grid, settings=FitSettings(), feature_names=(), meta=None):
     """Choose every codebook's penalty on the validation block, then refit on all fit TRs.
 
     Parameters
@@ -333,7 +346,7 @@ def select_code_model(counts, descriptor, rows, *, l2_grid, smoothing_counts=0.5
         TRs make the final model. With one penalty in ``l2_grid`` no validation is needed.
     l2_grid : sequence of float
         Penalties, tried from the largest down, each fit starting from the previous solution.
-    smoothing_counts, max_iter, device, feature_names, meta
+    settings, feature_names, meta
         As :func:`fit_code_model`.
 
     Returns
@@ -345,7 +358,7 @@ def select_code_model(counts, descriptor, rows, *, l2_grid, smoothing_counts=0.5
         block, ``"unigram_cross_entropy_nats"`` (n_codebooks,), ``"chosen_l2"`` (n_codebooks,).
     """
     grid = sorted((float(v) for v in l2_grid), reverse=True)
-    options = dict(smoothing_counts=smoothing_counts, max_iter=max_iter, device=device, feature_names=feature_names)
+    options = dict(settings=settings, feature_names=feature_names)
     n_codebooks = counts.shape[1]
     validation = {"l2_grid": grid}
     if len(grid) == 1:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from giblet.audio.code_model import CodeModel, select_code_model
+from giblet.audio.code_model import CodeModel, FitSettings, select_code_model
 from giblet.audio.code_scores import code_counts, score_code_model
 from giblet.audio.codes import CodeStream, codes_by_tr
 from giblet.compute import resolve_device
@@ -17,7 +17,8 @@ from giblet.features import FeatureTable
 from giblet.io import write_json
 from giblet.splits import BLOCKS, GAP
 
-__all__ = ["CODE_MODEL_OUTPUTS", "CodeModelConfig", "code_model_rows", "run_fit_code_model", "run_score_code_model"]
+__all__ = ["CODE_MODEL_OUTPUTS", "CodeModelConfig", "CodeScoreConfig", "code_model_rows", "run_fit_code_model",
+           "run_score_code_model"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,35 @@ class CodeModelConfig:
         if unknown:
             raise ValueError(f"code_model: unknown keys {unknown}; known keys are {sorted(known)}")
         return cls(**section)
+
+
+@dataclass(frozen=True)
+class CodeScoreConfig:
+    """Settings of ``score-code-model`` (the config's ``evaluate`` section, ``seed`` and ``fmri.preshift_trs``).
+
+    Attributes
+    ----------
+    preshift_trs : int, default=0
+        ``fmri.preshift_trs``: the split's labels are moved onto the stimulus clock.
+    seed : int, default=0
+        Seed of the bootstrap and the null.
+    n_bootstrap : int, default=1000
+    bootstrap_block_trs : int, default=5
+    n_permutations : int, default=1000
+    """
+
+    preshift_trs: int = 0
+    seed: int = 0
+    n_bootstrap: int = 1000
+    bootstrap_block_trs: int = 5
+    n_permutations: int = 1000
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The settings of a validated config."""
+        ev = cfg["evaluate"]
+        return cls(preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"], n_bootstrap=ev["n_bootstrap"],
+                   bootstrap_block_trs=ev["bootstrap_block_trs"], n_permutations=ev["n_permutations"])
 
 
 def _contiguous(mask):
@@ -177,14 +207,13 @@ def run_fit_code_model(*, features_dir, prepared_path, out_dir, config=CodeModel
     rows = _rows_with_test(labels, prepared_path)
     meta = {**stream.meta, "descriptor": config.descriptor, "tr_s": tr_s, "preshift_trs": preshift_trs,
             "smoothing_counts": config.smoothing_counts, "fit_trs": np.flatnonzero(rows["fit"]).tolist()}
-    model, _ = select_code_model(
-        counts, table.values, rows, l2_grid=config.l2_grid, smoothing_counts=config.smoothing_counts,
-        max_iter=config.max_iter, device=device, feature_names=table.names, meta=meta)
+    settings = FitSettings(smoothing_counts=config.smoothing_counts, max_iter=config.max_iter, device=device)
+    model, _ = select_code_model(counts, table.values, rows, l2_grid=config.l2_grid, settings=settings,
+                                 feature_names=table.names, meta=meta)
     return model.save(Path(out_dir) / CODE_MODEL_OUTPUTS["model"])
 
 
-def run_score_code_model(*, features_dir, prepared_path, model_path, out_dir, preshift_trs=0, seed=0,
-                         n_bootstrap=1000, bootstrap_block_trs=5, n_permutations=1000):
+def run_score_code_model(*, features_dir, prepared_path, model_path, out_dir, config=CodeScoreConfig()):
     """Score the code model on the test block from the true descriptor (the ``score-code-model`` stage).
 
     The oracle every brain decoder is compared with: cross-entropy and bits per code gained over the
@@ -193,16 +222,13 @@ def run_score_code_model(*, features_dir, prepared_path, model_path, out_dir, pr
 
     Parameters
     ----------
-    features_dir, prepared_path, preshift_trs
+    features_dir, prepared_path
         As for :func:`run_fit_code_model`.
     model_path : path
         Its ``code_model.npz``.
     out_dir : path
-    seed : int, default=0
-        Seed of the bootstrap and the null.
-    n_bootstrap : int, default=1000
-    bootstrap_block_trs : int, default=5
-    n_permutations : int, default=1000
+    config : CodeScoreConfig
+        Pre-shift, seed, bootstrap and null.
 
     Returns
     -------
@@ -211,11 +237,12 @@ def run_score_code_model(*, features_dir, prepared_path, model_path, out_dir, pr
     """
     model = CodeModel.load(model_path)
     descriptor = model.meta["descriptor"]
-    stream, table, counts, labels, tr_s = _read_inputs(features_dir, prepared_path, descriptor, preshift_trs)
+    stream, table, counts, labels, tr_s = _read_inputs(features_dir, prepared_path, descriptor, config.preshift_trs)
     rows = _rows_with_test(labels, prepared_path)
     test = rows["test"]
-    scores = score_code_model(model, counts[test], table.values[test], n_bootstrap=n_bootstrap,
-                              block_trs=bootstrap_block_trs, n_permutations=n_permutations, seed=seed,
+    block_trs = config.bootstrap_block_trs
+    scores = score_code_model(model, counts[test], table.values[test], n_bootstrap=config.n_bootstrap,
+                              block_trs=block_trs, n_permutations=config.n_permutations, seed=config.seed,
                               frame_rate_hz=stream.frame_rate_hz)
     path = write_json(Path(out_dir) / CODE_MODEL_OUTPUTS["scores"], {
         **stream.meta,
@@ -226,8 +253,8 @@ def run_score_code_model(*, features_dir, prepared_path, model_path, out_dir, pr
         "test_trs": [int(t) for t in np.flatnonzero(test)[[0, -1]] + [0, 1]],
         "validation": model.meta.get("validation"),
         "smoothing_counts": model.meta.get("smoothing_counts"),
-        "bootstrap": {"n_bootstrap": n_bootstrap, "block_trs": bootstrap_block_trs, "level": 0.95, "seed": seed},
-        "null": {"method": "circular shift of the descriptor", "min_shift_trs": bootstrap_block_trs},
+        "bootstrap": {"n_bootstrap": config.n_bootstrap, "block_trs": block_trs, "level": 0.95, "seed": config.seed},
+        "null": {"method": "circular shift of the descriptor", "min_shift_trs": block_trs},
         "test": scores,
     })
     bits = scores["bits_per_code"]

@@ -37,6 +37,7 @@ from transformers.audio_utils import hertz_to_mel, mel_filter_bank, mel_to_hertz
 
 from giblet.audio.codes import tr_frame_spans
 from giblet.features import FeatureTable
+from giblet.text.tr_grid import tr_run_ids
 
 __all__ = ["audio_descriptors", "frame_tr_means", "sounding_frames", "N_MELS", "FLOOR_DB", "ENVELOPE_EDGES_HZ",
            "SILENCE_BELOW_PEAK_DB"]
@@ -132,26 +133,23 @@ def sounding_frames(log_mel_db, below_peak_db=SILENCE_BELOW_PEAK_DB):
     return level_db > level_db.max() - below_peak_db
 
 
-def audio_descriptors(waveform, sample_rate_hz, hop_length, *, tr_s, n_trs, frame_runs=None, tr_runs=None,
-                      n_mels=N_MELS, n_fft=1024, floor_db=FLOOR_DB):
+def audio_descriptors(waveform, sample_rate_hz, hop_length, timing, *, frame_runs=None, n_mels=N_MELS, n_fft=1024,
+                      floor_db=FLOOR_DB):
     """Log-mel spectrogram per codec frame, and log-mel and band envelope per TR.
 
     Parameters
     ----------
     waveform : ndarray, shape (n_samples,), float32
         Mono sound at ``sample_rate_hz``, sample 0 at the first fMRI frame (what
-        :func:`~giblet.audio.load.load_audio` returns), covering ``n_trs * tr_s`` seconds.
+        :func:`~giblet.audio.load.load_audio` returns), covering ``timing.n_trs * timing.tr_s`` seconds.
     sample_rate_hz : int
         Sample rate, in hertz (the codec's, 24000).
     hop_length : int
         Samples per codec frame (320 at 24 kHz: 75 Hz frames).
-    tr_s : float
-        Repetition time, in seconds.
-    n_trs : int
+    timing : giblet.timing.ScanTiming
+        The scan's TRs and runs (which label the per-TR tables' ``runs``); ``start_offset_s`` is not used.
     frame_runs : ndarray of int, shape (n_frames,), optional
         Run of each frame, ``n_frames = ceil(n_samples / hop_length)``.
-    tr_runs : ndarray of int, shape (n_trs,), optional
-        Run of each TR.
     n_mels : int, default=32
         Slaney mel bands from 0 Hz to Nyquist.
     n_fft : int, default=1024
@@ -175,6 +173,8 @@ def audio_descriptors(waveform, sample_rate_hz, hop_length, *, tr_s, n_trs, fram
     if waveform.ndim != 1 or n_fft < hop_length:
         raise ValueError(f"need a mono waveform (n_samples,) and n_fft >= hop_length, got waveform "
                          f"{waveform.shape}, n_fft={n_fft}, hop_length={hop_length}")
+    tr_s, n_trs = timing.tr_s, timing.n_trs
+    tr_runs = tr_run_ids(n_trs, timing.run_n_trs)
     frame_rate_hz = sample_rate_hz / hop_length
     nyquist_hz = sample_rate_hz / 2
     powers = _band_powers(waveform, hop_length, n_fft, _filters(sample_rate_hz, n_fft, n_mels))

@@ -174,8 +174,7 @@ def run_extract_audio(stimulus_path, out_dir, timing, config, *, seed=0, device=
     quantized_latent(stream, vectors, runs=frame_runs).save(paths["frames"])
     pooled_embeddings(stream, vectors, tr_s, n_trs, runs=tr_runs).save(paths["pooled"])
     code_histograms(stream, codec.codebook_size, tr_s, n_trs, runs=tr_runs).save(paths["histograms"])
-    descriptors = audio_descriptors(waveform, codec.sample_rate_hz, codec.hop_length, tr_s=tr_s, n_trs=n_trs,
-                                    frame_runs=frame_runs, tr_runs=tr_runs)
+    descriptors = audio_descriptors(waveform, codec.sample_rate_hz, codec.hop_length, timing, frame_runs=frame_runs)
     for name, table in descriptors.items():
         table.save(paths[name])
     save_npz(paths["codebooks"], vectors=vectors, meta=np.asarray(json.dumps(stream.meta, sort_keys=True)))

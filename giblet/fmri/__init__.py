@@ -1,6 +1,6 @@
 """fMRI inputs: checks, loading, masks and ROI table, quality checks, cleaning, standardisation and ISC."""
 
-from giblet.fmri.clean import FILTERS, clean_pieces, fill_nan_samples, standardize
+from giblet.fmri.clean import FILTERS, CleanConfig, clean_pieces, fill_nan_samples, standardize
 from giblet.fmri.isc import isc_vs_group_mean, loso_isc
 from giblet.fmri.load import (
     HEADER_TR,
@@ -22,6 +22,7 @@ __all__ = [
     "FILTERS",
     "HEADER_TR",
     "MATRIX_FORMATS",
+    "CleanConfig",
     "MaskSpec",
     "PrepareFmriConfig",
     "PreparedFmri",

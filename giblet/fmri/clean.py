@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from nilearn import signal
@@ -33,11 +34,31 @@ from nilearn import signal
 from giblet.blocks import column_blocks
 from giblet.config import check_choice
 
-__all__ = ["FILTERS", "clean_pieces", "fill_nan_samples", "standardize"]
+__all__ = ["FILTERS", "CleanConfig", "clean_pieces", "fill_nan_samples", "standardize"]
 
 log = logging.getLogger(__name__)
 
 FILTERS = ("cosine", "butterworth")  # nilearn.signal.clean ``filter`` options
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """What :func:`clean_pieces` removes (``fmri`` keys; see ``PrepareFmriConfig.cleaning``).
+
+    Attributes
+    ----------
+    detrend : bool, default=True
+        Remove each piece's mean and linear trend.
+    high_pass_hz, low_pass_hz : float, optional
+        Filter cut-offs, in Hz (None: no filter).
+    filter : {"cosine", "butterworth"}, default="cosine"
+        nilearn's filter; ``"cosine"`` (drift regressors, high-pass only) works on pieces of any length.
+    """
+
+    detrend: bool = True
+    high_pass_hz: float | None = None
+    low_pass_hz: float | None = None
+    filter: str = "cosine"
 
 
 def fill_nan_samples(values, pieces, usable):
@@ -75,8 +96,7 @@ def fill_nan_samples(values, pieces, usable):
     return n_filled, unfillable
 
 
-def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=None, low_pass_hz=None,
-                 filter="cosine", confounds=None, out=None):
+def clean_pieces(values, pieces, usable, *, tr_s, config=CleanConfig(), confounds=None, out=None):
     """Clean every piece of the TR axis on its own with ``nilearn.signal.clean``.
 
     Parameters
@@ -88,12 +108,8 @@ def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=Non
         TRs to keep; the others are censored.
     tr_s : float
         Repetition time, in seconds.
-    detrend : bool, default=True
-        Remove each piece's mean and linear trend.
-    high_pass_hz, low_pass_hz : float, optional
-        Filter cut-offs, in Hz.
-    filter : {"cosine", "butterworth"}, default="cosine"
-        nilearn's filter; ``"cosine"`` (drift regressors, high-pass only) works on pieces of any length.
+    config : CleanConfig, default=CleanConfig()
+        Detrending and filter (default: detrend only).
     confounds : ndarray, shape (n_trs, n_confounds), optional
         Nuisance regressors, regressed out within each piece.
     out : ndarray, shape (n_trs, n_voxels), float32, optional
@@ -104,10 +120,11 @@ def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=Non
     ndarray, shape (n_trs, n_voxels), float32
         ``out``: cleaned values; NaN on TRs that are not usable or in no piece.
     """
-    check_choice("fmri.filter", filter, FILTERS)
-    if filter == "cosine" and low_pass_hz is not None:
+    high_pass_hz, low_pass_hz = config.high_pass_hz, config.low_pass_hz
+    check_choice("fmri.filter", config.filter, FILTERS)
+    if config.filter == "cosine" and low_pass_hz is not None:
         raise ValueError("fmri.low_pass_hz needs fmri.filter: butterworth (the cosine filter is high-pass only)")
-    filter_or_none = filter if high_pass_hz is not None or low_pass_hz is not None else False
+    filter_or_none = config.filter if high_pass_hz is not None or low_pass_hz is not None else False
     out = np.empty(values.shape, dtype=np.float32) if out is None else out
     for piece in np.unique(pieces[pieces >= 0]):
         rows = np.flatnonzero(pieces == piece)
@@ -120,7 +137,7 @@ def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=Non
                 warnings.filterwarnings("ignore", message="From release 0.14.0, confounds", category=DeprecationWarning)
                 try:
                     cleaned = signal.clean(
-                        values[rows, block].astype(np.float64), detrend=detrend, standardize=None,
+                        values[rows, block].astype(np.float64), detrend=config.detrend, standardize=None,
                         sample_mask=None if keep.all() else np.flatnonzero(keep),
                         confounds=None if confounds is None else confounds[rows],
                         filter=filter_or_none, low_pass=low_pass_hz, high_pass=high_pass_hz, t_r=tr_s,
@@ -134,7 +151,7 @@ def clean_pieces(values, pieces, usable, *, tr_s, detrend=True, high_pass_hz=Non
             out[rows[keep], block] = cleaned
     out[pieces < 0] = np.nan
     log.info("cleaned %d pieces (detrend=%s, high-pass %s Hz, low-pass %s Hz, %s filter)",
-             len(np.unique(pieces[pieces >= 0])), detrend, high_pass_hz, low_pass_hz, filter)
+             len(np.unique(pieces[pieces >= 0])), config.detrend, high_pass_hz, low_pass_hz, config.filter)
     return out
 
 

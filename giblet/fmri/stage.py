@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from giblet.blocks import column_blocks, keep_columns
-from giblet.fmri.clean import clean_pieces, fill_nan_samples, standardize
+from giblet.fmri.clean import CleanConfig, clean_pieces, fill_nan_samples, standardize
 from giblet.fmri.isc import isc_vs_group_mean, loso_isc, published_isc
 from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
 from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_means
@@ -79,6 +79,11 @@ class PrepareFmriConfig:
                 object.__setattr__(self, name, mask_spec(getattr(self, name)))
         object.__setattr__(self, "rois", {str(k): mask_spec(v) for k, v in self.rois.items()})
 
+    @property
+    def cleaning(self) -> CleanConfig:
+        """The detrending and filter options, for :func:`~giblet.fmri.clean.clean_pieces`."""
+        return CleanConfig(self.detrend, self.high_pass_hz, self.low_pass_hz, self.filter)
+
     @classmethod
     def from_dict(cls, section) -> "PrepareFmriConfig":
         """Take this stage's keys from the config's ``fmri`` section (other keys belong to other stages)."""
@@ -118,8 +123,8 @@ def _read_input(inputs, config, tr_s, run_n_trs):
     return keep_columns(values, inside), ijk[inside], affine, grid_shape, masks, masks_qc, excluded
 
 
-def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitConfig(),
-                     config=PrepareFmriConfig(), confounds=None, published=None) -> Path:
+def run_prepare_fmri(subject, inputs, out_path, timing, *, split=SplitConfig(), config=PrepareFmriConfig(),
+                     confounds=None, published=None) -> Path:
     """Read, check, clean and standardise one subject's fMRI; write a :class:`PreparedFmri` ``.npz``.
 
     Parameters
@@ -130,10 +135,8 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
         (``.npy``/``.npz``/``.mat``/``.h5``, voxels x TRs).
     out_path : path
         Output ``.npz`` (written atomically).
-    tr_s : float
-        Repetition time, in seconds.
-    run_n_trs : sequence of int
-        TRs of each run, in playback order.
+    timing : giblet.timing.ScanTiming
+        Repetition time and TRs of each run, in playback order (``start_offset_s`` is not used).
     split : SplitConfig
         Train/val/test blocks; statistics of the z-score come from the training block only.
     config : PrepareFmriConfig
@@ -151,7 +154,7 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
         voxels, training statistics and the QC summary (``PreparedFmri.qc``).
     """
     inputs = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
-    run_n_trs = [int(n) for n in run_n_trs]
+    tr_s, run_n_trs = timing.tr_s, list(timing.run_n_trs)
     runs = np.repeat(np.arange(len(run_n_trs)), run_n_trs)
     the_split = make_split(len(runs), tr_s, split)
     # cross-validation folds: their chunks are cleaned on their own too, so no filter crosses a fold's block either
@@ -181,12 +184,8 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
     mean_epi = np.empty(values.shape[1], np.float32)  # the raw image, before cleaning: the report's background
     for block in column_blocks(values.shape[1]):
         mean_epi[block] = values[valid & train, block].mean(axis=0)
-    clean_pieces(
-        values, pieces, valid, tr_s=tr_s,
-        detrend=config.detrend, high_pass_hz=config.high_pass_hz, low_pass_hz=config.low_pass_hz,
-        filter=config.filter, confounds=None if confounds is None else read_confounds(confounds, len(runs)),
-        out=values,
-    )
+    clean_pieces(values, pieces, valid, tr_s=tr_s, config=config.cleaning,
+                 confounds=None if confounds is None else read_confounds(confounds, len(runs)), out=values)
     fit = valid & train
     flat = constant_voxels(values, fit)  # constant once detrended/filtered: nothing left to model
     voxel_reasons[kept[flat]] = "constant"
@@ -220,10 +219,7 @@ def run_prepare_fmri(subject, inputs, out_path, *, tr_s, run_n_trs, split=SplitC
         "split": the_split.to_dict(),
         "masks": masks_qc,
         "rois": {name: int(n) for name, n in zip(roi_names, membership.sum(axis=0))},
-        "cleaning": {
-            "detrend": config.detrend, "high_pass_hz": config.high_pass_hz, "low_pass_hz": config.low_pass_hz,
-            "filter": config.filter, "confounds": None if confounds is None else str(confounds),
-        },
+        "cleaning": {**asdict(config.cleaning), "confounds": None if confounds is None else str(confounds)},
         "published_isc": published,
         "block_mean_sd": {  # training: 0 and 1 by construction; val/test: as a model sees them
             b: _mean_sd(z, rows) for b in BLOCKS if (rows := valid & the_split.mask(b)).any()

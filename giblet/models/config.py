@@ -29,6 +29,8 @@ __all__ = ["AutoencoderConfig", "MODALITY_INPUTS", "ROUTE_BANDS", "MODALITY_TARG
 
 #: Modality -> batch keys its input tower reads.
 MODALITY_INPUTS = {"audio": ("audio_codes", "audio_mask", "audio_descriptor"), "video": ("video",), "text": ("text",)}
+#: How the encoder routes are fitted (:attr:`AutoencoderConfig.route_mode`).
+ROUTE_MODES = ("best_band", "joint")
 #: Feature band of an encoder route -> (its modality, the batch key whose columns it reads): sound's log-mel, the
 #: low-level video features, the text embedding and the annotation labels (the text input's last columns).
 ROUTE_BANDS = {"audio": ("audio", "audio_descriptor"), "video": ("video", "video"), "text": ("text", "text"),
@@ -72,6 +74,11 @@ class AutoencoderConfig:
         Width of the ``text`` input and text-head output (MiniLM: 384, plus any label fractions).
     route_bands : tuple of str, default=modalities
         Feature bands with an encoder route each (:data:`ROUTE_BANDS`).
+    route_mode : {"best_band", "joint"}, default="best_band"
+        How the routes are fitted (:func:`giblet.training.routes.fit_encoder_routes`): each voxel from the
+        one band that predicts it best out of sample (separable modalities, as on the demo), or every
+        voxel from all bands in one ridge, as the ridge baseline (weakly driven voxels that every band
+        predicts a little, as Sherlock's PMC).
     thumb_shape : tuple of 3 int, default=(3, 36, 64)
         (channels, height, width) of the thumbnails decoded from BOLD.
     n_thumb_components : int, default=8
@@ -134,6 +141,7 @@ class AutoencoderConfig:
     readout_rank: int | None = None
     modality_dropout_p: float = 0.2
     route_bands: tuple = ()
+    route_mode: str = "best_band"
 
     def __post_init__(self):
         for name in ("modalities", "thumb_shape", "encoder_delays_trs", "decoder_delays_trs", "route_bands"):
@@ -151,6 +159,7 @@ class AutoencoderConfig:
         for modality in self.modalities:
             _one_of("modalities", modality, MODALITY_INPUTS)
         _one_of("audio_merge", self.audio_merge, AUDIO_MERGES)
+        _one_of("route_mode", self.route_mode, ROUTE_MODES)
         if not self.route_bands:
             object.__setattr__(self, "route_bands", self.modalities)
         bad_bands = [b for b in self.route_bands if b not in ROUTE_BANDS or ROUTE_BANDS[b][0] not in self.modalities]

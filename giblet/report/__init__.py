@@ -1,5 +1,11 @@
 """HTML reports: one page per subject and a group page."""
 
-from giblet.report.html import get_template, run_group_report, run_report
+from giblet.report.html import (
+    ReportConfig,
+    ReportInputs,
+    get_template,
+    run_group_report,
+    run_report,
+)
 
-__all__ = ["get_template", "run_report", "run_group_report"]
+__all__ = ["ReportConfig", "ReportInputs", "get_template", "run_report", "run_group_report"]

@@ -8,6 +8,7 @@ import json
 import logging
 import platform
 import re
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from giblet.report.audio import audio_players, waveform_table
 from giblet.report.brain_maps import MAP_THRESHOLD, map_figures
 from giblet.splits import GAP
 
-__all__ = ["run_report", "run_group_report", "get_template"]
+__all__ = ["ReportConfig", "ReportInputs", "run_report", "run_group_report", "get_template"]
 
 log = logging.getLogger(__name__)
 _PACKAGES = ("giblet", "torch", "transformers", "nilearn", "nibabel", "numpy", "scipy", "scikit-learn", "himalaya",
@@ -218,14 +219,65 @@ def _neighbours(subject, subjects):
     return (subjects[i - 1] if i > 0 else None), (subjects[i + 1] if i + 1 < len(subjects) else None)
 
 
-def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, config_path, out_html, wave_dir=None,
-               subjects=None, ground_truth_path=None):
+@dataclass(frozen=True)
+class ReportInputs:
+    """What ``report`` reads for one subject.
+
+    Attributes
+    ----------
+    eval_dir, prepared_path, group_isc_path : path
+        The subject's ``evaluate`` folder and ``prepare-fmri`` file, and ``group_isc.npz``.
+    config_path : path
+        The config file (shown on the page).
+    wave_dir : path, optional
+        The subject's ``decode-audio`` folder (when audio is modelled).
+    ground_truth_path : path, optional
+        The demo's ``ground_truth.json``: a banner says the data are simulated, the known answers are checked.
+    """
+
+    eval_dir: Path
+    prepared_path: Path
+    group_isc_path: Path
+    config_path: Path
+    wave_dir: Path | None = None
+    ground_truth_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Settings of ``report``: ``dataset`` (the page title) and ``subjects`` (``fmri.subjects``, in order: the
+    previous/next links)."""
+
+    dataset: str
+    subjects: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "subjects", tuple(self.subjects))
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The settings of a validated config."""
+        return cls(dataset=cfg["dataset"], subjects=cfg["fmri"]["subjects"])
+
+
+def run_report(subject, inputs, out_html, config):
     """Write ``out_html`` (self-contained; WAVs in ``<stem>_audio/`` beside it) for one subject.
 
-    ``subjects`` (the dataset's, in order) gives the previous/next links; ``ground_truth_path`` (the demo's
-    ``ground_truth.json``) a banner saying the data are simulated and the known answers checked in the summary."""
-    eval_dir, out_html = Path(eval_dir), Path(out_html)
-    prepared = PreparedFmri.load(prepared_path)
+    Parameters
+    ----------
+    subject : str
+    inputs : ReportInputs
+    out_html : path
+    config : ReportConfig
+
+    Returns
+    -------
+    Path
+        ``out_html``.
+    """
+    eval_dir, out_html, wave_dir = Path(inputs.eval_dir), Path(out_html), inputs.wave_dir
+    group_isc_path, ground_truth_path, dataset = inputs.group_isc_path, inputs.ground_truth_path, config.dataset
+    prepared = PreparedFmri.load(inputs.prepared_path)
     summary = json.loads((eval_dir / EVALUATE_OUTPUTS["summary"]).read_text()) if (eval_dir / EVALUATE_OUTPUTS["summary"]).exists() else {}
     encoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["encoding_rois"])
     lesions = _read_tsv(eval_dir / EVALUATE_OUTPUTS["lesions"])
@@ -247,7 +299,7 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
         "summary_decoding": _table(summary_decoding), "summary_encoding": _table(summary_encoding),
         "title": f"{dataset} {subject}", "dataset": dataset, "subject": subject,
         "simulated": ground_truth_path is not None, "ground_truth_table": None if checks is None else _table(checks),
-        "neighbours": _neighbours(subject, subjects),
+        "neighbours": _neighbours(subject, config.subjects),
         "codec_status": summary.get("codec_status"),
         "versions": _versions(),
         "data_table": _table(_data_table(prepared)),
@@ -269,7 +321,7 @@ def run_report(subject, *, dataset, eval_dir, prepared_path, group_isc_path, con
         "lesion_figures": [_png(f) for f in _lesion_figures(lesions)],
         "lesion_table": _table(lesions),
         "versions_table": _table(pd.DataFrame(list(_versions().items()), columns=["package", "version"])),
-        "config_text": Path(config_path).read_text(),
+        "config_text": Path(inputs.config_path).read_text(),
     }
     with atomic_path(out_html) as tmp:
         tmp.write_text(get_template("subject.html").render(**context))

@@ -55,9 +55,10 @@ from giblet.blocks import column_blocks
 from giblet.models.config import ROUTE_BANDS
 from giblet.splits import BLOCKS
 from giblet.training.baselines import ALPHAS, RidgeMap, decoding_design, decoding_rows, fit_ridge
+from giblet.training.encoder_routes import encoding_rows, fit_encoder_routes, fit_joint_routes, lagged_weights
 
 __all__ = ["N_VOXELS_GRID", "CONFIDENCE_GRID", "WindowFit", "encoding_rows", "voxel_encoding_scores",
-           "fit_window_decoders", "fit_encoder_routes", "picture_descriptor", "fit_routes"]
+           "fit_window_decoders", "fit_joint_routes", "fit_encoder_routes", "picture_descriptor", "fit_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +96,7 @@ class WindowFit:
 
     def weights(self):
         """Keyword arguments of :meth:`giblet.models.LaggedLinear.set_weights` (voxels -> every feature)."""
-        return _lagged_weights(self.selected, np.arange(self.ridge.coef_.shape[1]), self.ridge)
-
-
-def _lagged_weights(inputs, outputs, ridge):
-    return {"inputs": inputs, "outputs": outputs, "mean": ridge.mean_, "scale": ridge.scale_, "weight": ridge.coef_,
-            "bias": ridge.intercept_}
-
-
-def encoding_rows(valid, labels, runs, block, delays):
-    """TRs ``u`` of ``block`` with valid BOLD whose every ``u - d`` lies in the same run and block."""
-    n = len(labels)
-    inside = labels == BLOCKS.index(block)
-    rows = valid & inside
-    for d in delays:
-        rows &= np.r_[np.zeros(d, bool), inside[: n - d] & (runs[: n - d] == runs[d:])]
-    return rows
+        return lagged_weights(self.selected, np.arange(self.ridge.coef_.shape[1]), self.ridge)
 
 
 def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5, block_voxels=16384):
@@ -225,60 +211,6 @@ def fit_window_decoders(data, descriptor, delays, scores, grid=N_VOXELS_GRID, n_
     return out, best
 
 
-def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
-    """Per subject and feature band, ridge from the band's features at ``t - d`` to the voxels it predicts best.
-
-    Parameters
-    ----------
-    data : MovieData
-    inputs : dict of str to ndarray, shape (n_trs, n_features)
-        Band -> the features its route reads (as the autoencoder reads them).
-    delays : sequence of int
-        Encoder delays (>= 1: causal).
-    scores : dict of str to dict of str to ndarray
-        Band -> subject -> every voxel's cross-validated encoding r from those features
-        (:func:`encoding_scores`).
-    n_folds : int, default=5
-    columns : dict of str to ndarray of int, optional
-        Band -> the columns of the model input its features are (the weights' ``inputs``; default: all).
-
-    Returns
-    -------
-    dict of str to dict of str to dict
-        Band -> subject -> :meth:`giblet.models.LaggedLinear.set_weights` keyword arguments.
-        A voxel goes to the band of highest cross-validated r (if positive), and keeps it only if
-        the route, fitted on the training block, also predicts the validation block (r > 0). Each
-        route's penalty is chosen per voxel by :func:`~giblet.training.baselines.fit_ridge` (as the
-        ridge baseline's): a voxel the band barely predicts gets a heavily shrunk route.
-    """
-    lags = tuple(-int(d) for d in delays)
-    out = {m: {} for m in inputs}
-    for subject in data.subjects:
-        bold, valid, target = data.bold[subject], data.bold_valid[subject], data.encoding_target(subject)
-        rows = encoding_rows(valid, data.labels, data.runs, "train", delays)
-        val = np.flatnonzero(encoding_rows(valid, data.labels, data.runs, "val", delays))
-        passing = np.stack([np.where(scores[m][subject] > 0, scores[m][subject], -np.inf) for m in inputs])
-        owner = np.where(np.isfinite(passing).any(axis=0), passing.argmax(axis=0), -1)
-        for index, (band, X) in enumerate(inputs.items()):
-            voxels = np.flatnonzero(owner == index)
-            width = X.shape[1] * len(lags)
-            ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0),
-                             np.zeros(0))
-            if len(voxels):
-                ridge = fit_ridge(X, target[:, voxels], rows, lags=lags, n_folds=n_folds)
-            if len(voxels) and len(val):  # keep the voxels whose route also predicts the validation block
-                predicted = ridge.predict(np.concatenate([X[val + lag] for lag in lags], axis=1))
-                keep = np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
-                                                    predicted.astype(np.float64))) > 0
-                voxels, ridge = voxels[keep], RidgeMap(ridge.mean_, ridge.scale_, ridge.coef_[:, keep],
-                                                       ridge.intercept_[keep], ridge.alphas_[keep])
-            read = np.arange(X.shape[1]) if columns is None else np.asarray(columns[band])
-            out[band][subject] = _lagged_weights(read, voxels, ridge)
-        log.info("%s: encoder routes drive %s of %d voxels", subject,
-                 {m: len(out[m][subject]["outputs"]) for m in inputs}, bold.shape[1])
-    return out
-
-
 def _validation_bits(head, data, fits, confidence):
     """Bits per code the tempered code model gains over its prior on the validation block, mean over subjects."""
     prior = head.log_prior.double().cpu().numpy()[None]
@@ -357,9 +289,12 @@ def _fit_encoder_routes(model, data, known_scores):
                for band in model.config.route_bands}
     inputs = {band: data.stimulus[ROUTE_BANDS[band][1]][:, columns[band]].astype(np.float64)
               for band in model.config.route_bands}
-    scores = {band: known_scores[band] if band in known_scores else encoding_scores(data, X, delays)
-              for band, X in inputs.items()}
-    routes = fit_encoder_routes(data, inputs, delays, scores, columns=columns)
+    if model.config.route_mode == "joint":
+        routes = fit_joint_routes(data, inputs, delays, columns=columns)
+    else:
+        scores = {band: known_scores[band] if band in known_scores else encoding_scores(data, X, delays)
+                  for band, X in inputs.items()}
+        routes = fit_encoder_routes(data, inputs, delays, scores, columns=columns)
     for band, by_subject in routes.items():
         for subject, weights in by_subject.items():
             model.encoder_routes[band][subject].set_weights(**weights)

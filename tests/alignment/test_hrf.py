@@ -3,7 +3,7 @@ import pytest
 from nilearn.glm.first_level import compute_regressor, glover_hrf, spm_hrf
 from nilearn.glm.first_level.hemodynamic_models import orthogonalize
 
-from giblet.alignment import HRF_MODELS, convolve_hrf, hrf_kernel
+from giblet.alignment import HRF_MODELS, Hrf, convolve_hrf, hrf_kernel
 
 CANONICAL = ["glover", "spm"]
 
@@ -71,7 +71,7 @@ def test_convolve_hrf_matches_nilearn_compute_regressor(model, tr, duration_s, r
     onset_s = step * np.round(rng.uniform(3.0, 3.0 + tr) / step) - 1e-7  # off the TR grid
     duration_s = step * np.round(duration_s / step)
     frame_times = np.arange(int((onset_s + duration_s + 34) / tr)) * tr
-    ours = convolve_hrf(*_boxcar(onset_s, duration_s), frame_times, model, dtype=np.float64)
+    ours = convolve_hrf(*_boxcar(onset_s, duration_s), frame_times, Hrf(model), dtype=np.float64)
     reference = _nilearn_exact(onset_s, duration_s, model, frame_times, oversampling)
     assert np.abs(ours - reference).max() <= 1e-4
     assert np.abs(ours - reference).max() <= 1e-3 * np.abs(ours).max()  # also relative to the response
@@ -80,7 +80,7 @@ def test_convolve_hrf_matches_nilearn_compute_regressor(model, tr, duration_s, r
 @pytest.mark.parametrize("model", ["glover+derivative", "spm+derivative"])
 def test_convolve_hrf_derivative_matches_nilearn(model):
     onset_s, duration_s, frame_times = 4.0 - 1e-7, 2.0, np.arange(30) * 1.5
-    ours = orthogonalize(convolve_hrf(*_boxcar(onset_s, duration_s), frame_times, model, dtype=np.float64))
+    ours = orthogonalize(convolve_hrf(*_boxcar(onset_s, duration_s), frame_times, Hrf(model), dtype=np.float64))
     reference = _nilearn_exact(onset_s, duration_s, model.replace("+", " + "), frame_times, 60)
     assert np.abs(ours - reference).max() <= 1e-4
 
@@ -90,7 +90,7 @@ def test_convolve_hrf_impulse_peaks_4_to_6_5_s_later(model):
     stimulus_s = 10.37
     frame_times = np.arange(0, 60, 0.01)
     impulse = np.array([[0.0], [100.0], [0.0]])  # unit area over 10 ms
-    response = convolve_hrf(impulse, [0.0, stimulus_s, stimulus_s + 0.01], frame_times, model)[:, 0]
+    response = convolve_hrf(impulse, [0.0, stimulus_s, stimulus_s + 0.01], frame_times, Hrf(model))[:, 0]
     assert 4.0 <= frame_times[np.argmax(response)] - stimulus_s <= 6.5
     assert not response[frame_times <= stimulus_s].any()
     assert response.max() > 0.1
@@ -110,6 +110,12 @@ def test_convolve_hrf_constant_input_reaches_one():
     times = np.arange(0, 80, 0.5)
     response = convolve_hrf(np.ones((times.size, 1)), times, np.arange(0, 80, 2.0))[:, 0]
     np.testing.assert_allclose(response[np.arange(0, 80, 2.0) >= 32], 1.0, rtol=1e-6)
+
+
+def test_convolve_hrf_kernel_length_is_hrf_duration():
+    impulse, frame_times = np.array([[0.0], [100.0], [0.0]]), np.arange(0, 60, 0.5)
+    response = convolve_hrf(impulse, [0.0, 10.0, 10.01], frame_times, Hrf(duration=16.0))[:, 0]
+    assert response[frame_times < 26.0].any() and not response[frame_times >= 26.01].any()
 
 
 def test_convolve_hrf_linear_and_superposes(rng):
@@ -177,11 +183,11 @@ def test_convolve_hrf_slice_time_ref_samples_later(rng):
 def test_convolve_hrf_float32_and_many_features(rng):
     times = np.arange(50) * 0.5
     x = rng.standard_normal((50, 100_000)).astype(np.float32)
-    out = convolve_hrf(x, times, np.arange(15) * 2.0, "glover+derivative")
+    out = convolve_hrf(x, times, np.arange(15) * 2.0, Hrf("glover+derivative"))
     assert out.dtype == np.float32
     assert out.shape == (15, 200_000)
     for j in (0, 54_321, 99_999):
-        one = convolve_hrf(x[:, [j]], times, np.arange(15) * 2.0, "glover+derivative")
+        one = convolve_hrf(x[:, [j]], times, np.arange(15) * 2.0, Hrf("glover+derivative"))
         np.testing.assert_allclose(out[:, [j, 100_000 + j]], one, rtol=1e-5, atol=1e-6)
 
 

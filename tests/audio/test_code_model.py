@@ -9,10 +9,11 @@ import torch
 import yaml
 from scipy.special import softmax
 
-from giblet.audio.code_model import CodeModel, fit_code_model, select_code_model
+from giblet.audio.code_model import CodeModel, FitSettings, fit_code_model, select_code_model
 from giblet.audio.code_model_stage import (
     CODE_MODEL_OUTPUTS,
     CodeModelConfig,
+    CodeScoreConfig,
     code_model_rows,
     run_fit_code_model,
     run_score_code_model,
@@ -161,7 +162,7 @@ def test_unigram_prior_is_the_smoothed_training_code_frequencies(rng):
     classes = _sound_classes(rng, n_trs)
     stream, _ = _class_codes(rng, classes, codebook_size=size)
     counts, descriptor = _counts(stream, n_trs, size), _descriptor(rng, classes)
-    model = fit_code_model(counts, descriptor, l2=1e6, smoothing_counts=0.5)
+    model = fit_code_model(counts, descriptor, l2=1e6, settings=FitSettings(smoothing_counts=0.5))
     expected = (counts.sum(axis=0) + 0.5) / (counts[:, 0].sum() + 0.5 * size)
     np.testing.assert_allclose(model.unigram, expected)
     # an infinitely penalised model is the prior whatever the descriptor
@@ -216,7 +217,7 @@ def test_fit_code_model_never_trains_on_the_test_block(tmp_path, rng):
         features, prepared = _write_inputs(folder, codes, descriptor, split, runs, 16)
         model = run_fit_code_model(features_dir=features, prepared_path=prepared, out_dir=folder / "out", config=config)
         scores = run_score_code_model(features_dir=features, prepared_path=prepared, model_path=model,
-                                      out_dir=folder / "out", n_bootstrap=50, n_permutations=20)
+                                      out_dir=folder / "out", config=CodeScoreConfig(n_bootstrap=50, n_permutations=20))
         return {"model": model, "scores": scores}
 
     paths = fit_and_score(tmp_path / "a", stream, descriptor)
@@ -276,7 +277,7 @@ def test_save_load_round_trip(tmp_path, rng):
     classes = _sound_classes(rng, n_trs)
     stream, _ = _class_codes(rng, classes, codebook_size=size)
     descriptor = _descriptor(rng, classes)
-    model = fit_code_model(_counts(stream, n_trs, size), descriptor, l2=[1e-2, 1e-1], max_iter=20,
+    model = fit_code_model(_counts(stream, n_trs, size), descriptor, l2=[1e-2, 1e-1], settings=FitSettings(max_iter=20),
                            feature_names=("a", "b", "c", "d"), meta={"codec_status": "untrained"})
     loaded = CodeModel.load(model.save(tmp_path / "code_model.npz"))
     for name in ("weight", "bias", "mean", "scale", "unigram", "l2"):
@@ -291,7 +292,8 @@ def _small_model(rng, n_trs=40, size=8):
     classes = _sound_classes(rng, n_trs)
     stream, _ = _class_codes(rng, classes, codebook_size=size)
     descriptor = _descriptor(rng, classes)
-    return fit_code_model(_counts(stream, n_trs, size), descriptor, l2=1e-2, max_iter=30), descriptor
+    model = fit_code_model(_counts(stream, n_trs, size), descriptor, l2=1e-2, settings=FitSettings(max_iter=30))
+    return model, descriptor
 
 
 def test_head_matches_the_model_and_is_differentiable_in_the_descriptor(rng):

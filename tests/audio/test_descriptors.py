@@ -3,6 +3,7 @@ import pytest
 
 from giblet.audio import audio_descriptors, frame_tr_means, sounding_frames
 from giblet.audio.descriptors import FLOOR_DB
+from giblet.timing import ScanTiming
 
 SR, HOP = 24_000, 320  # 75 Hz frames: a 1.5 s TR holds 112.5 of them
 
@@ -13,7 +14,7 @@ def _tone(freq_hz, n_samples, amplitude=0.5, sample_rate_hz=SR):
 
 @pytest.mark.parametrize("freq_hz", [150.0, 1000.0, 3000.0, 8000.0])
 def test_audio_descriptors_tone_peaks_in_its_mel_band(freq_hz):
-    tables = audio_descriptors(_tone(freq_hz, 3 * SR), SR, HOP, tr_s=1.5, n_trs=2)
+    tables = audio_descriptors(_tone(freq_hz, 3 * SR), SR, HOP, ScanTiming(1.5, (2,)))
     frames = tables["logmel_frames"]
     centres_hz = np.array(frames.meta["band_centres_hz"])
     assert frames.values.shape == (225, 32) and len(centres_hz) == 32
@@ -29,7 +30,7 @@ def test_audio_descriptors_onset_lands_in_its_frames_and_trs():
     """A tone from 1.5 s (mid-frame 112, TR 1's first frame) to 3.0 s (frame 225, TR 2's first frame)."""
     waveform = np.zeros(6 * SR, np.float32)
     waveform[round(1.5 * SR) : 3 * SR] = _tone(1000.0, round(1.5 * SR))
-    tables = audio_descriptors(waveform, SR, HOP, tr_s=1.5, n_trs=4)
+    tables = audio_descriptors(waveform, SR, HOP, ScanTiming(1.5, (4,)))
     band = tables["logmel_frames"].names.index("mel09_1035hz")
     frames = tables["logmel_frames"].values[:, band]
     steady = frames[150]
@@ -53,7 +54,7 @@ def test_audio_descriptors_clicks_do_not_drift_over_1000_trs():
     starts = np.round((click_trs * 1.5 + 0.1) * sample_rate_hz).astype(int)
     for start in starts:
         waveform[start : start + 24] = _tone(300.0, 24, sample_rate_hz=sample_rate_hz)  # 10 ms
-    tables = audio_descriptors(waveform, sample_rate_hz, hop, tr_s=1.5, n_trs=n_trs, n_mels=8, n_fft=128)
+    tables = audio_descriptors(waveform, sample_rate_hz, hop, ScanTiming(1.5, (n_trs,)), n_mels=8, n_fft=128)
     level = tables["envelope_tr"].values[:, tables["envelope_tr"].names.index("level_db")]
     np.testing.assert_array_equal(np.flatnonzero(level > FLOOR_DB), click_trs)
     frames = tables["logmel_frames"].values
@@ -63,7 +64,7 @@ def test_audio_descriptors_clicks_do_not_drift_over_1000_trs():
 
 
 def test_audio_descriptors_silence_reads_the_floor():
-    tables = audio_descriptors(np.zeros(3 * SR, np.float32), SR, HOP, tr_s=1.5, n_trs=2, floor_db=-80.0)
+    tables = audio_descriptors(np.zeros(3 * SR, np.float32), SR, HOP, ScanTiming(1.5, (2,)), floor_db=-80.0)
     for table in tables.values():
         assert np.isfinite(table.values).all()
     assert (tables["logmel_frames"].values == -80.0).all() and (tables["logmel_tr"].values == -80.0).all()
@@ -71,8 +72,8 @@ def test_audio_descriptors_silence_reads_the_floor():
 
 
 def test_audio_descriptors_tables_carry_clock_runs_and_units():
-    tables = audio_descriptors(np.zeros(3 * SR + 100, np.float32), SR, HOP, tr_s=1.5, n_trs=2,
-                               frame_runs=np.repeat([0, 1], [112, 114]), tr_runs=np.array([0, 1]))
+    tables = audio_descriptors(np.zeros(3 * SR + 100, np.float32), SR, HOP, ScanTiming(1.5, (1, 1)),
+                               frame_runs=np.repeat([0, 1], [112, 114]))
     frames, per_tr = tables["logmel_frames"], tables["logmel_tr"]
     assert frames.values.shape == (226, 32)  # ceil(72100 / 320)
     np.testing.assert_allclose(frames.times_s[[0, 1, 225]], [0.0, 1 / 75, 3.0])

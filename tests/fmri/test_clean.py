@@ -3,7 +3,7 @@ import pytest
 from nilearn import signal
 from sklearn.preprocessing import StandardScaler
 
-from giblet.fmri.clean import clean_pieces, fill_nan_samples, standardize
+from giblet.fmri.clean import CleanConfig, clean_pieces, fill_nan_samples, standardize
 
 TR_S = 2.0
 # the nilearn reference calls below raise nilearn's own note to its developers
@@ -19,7 +19,8 @@ def pieces():
 @pytest.mark.parametrize("filter_, cut", [("cosine", None), ("butterworth", 0.1)])
 def test_clean_pieces_equals_nilearn_per_piece(rng, pieces, filter_, cut):
     values = rng.standard_normal((200, 4)) + np.linspace(0, 5, 200)[:, None]
-    out = clean_pieces(values, pieces, np.ones(200, bool), tr_s=TR_S, high_pass_hz=0.01, low_pass_hz=cut, filter=filter_)
+    out = clean_pieces(values, pieces, np.ones(200, bool), tr_s=TR_S,
+                       config=CleanConfig(high_pass_hz=0.01, low_pass_hz=cut, filter=filter_))
     for piece in (0, 1, 2):
         rows = pieces == piece
         expected = signal.clean(values[rows], detrend=True, standardize=None, filter=filter_, high_pass=0.01,
@@ -33,8 +34,8 @@ def test_clean_pieces_test_block_never_reaches_training(rng, pieces):
     changed = values.copy()
     changed[156:] += 100.0 * rng.standard_normal((44, 3))
     usable = np.ones(200, bool)
-    a = clean_pieces(values, pieces, usable, tr_s=TR_S, high_pass_hz=0.01)
-    b = clean_pieces(changed, pieces, usable, tr_s=TR_S, high_pass_hz=0.01)
+    a = clean_pieces(values, pieces, usable, tr_s=TR_S, config=CleanConfig(high_pass_hz=0.01))
+    b = clean_pieces(changed, pieces, usable, tr_s=TR_S, config=CleanConfig(high_pass_hz=0.01))
     assert np.array_equal(a[:140], b[:140]) and not np.allclose(a[156:], b[156:])
 
 
@@ -45,7 +46,7 @@ def test_clean_pieces_censors_unusable_trs(rng, pieces, filter_):
     values[195:] = values[194]  # a copied tail
     usable = np.ones(200, bool)
     usable[[30, 195, 196, 197, 198, 199]] = False
-    out = clean_pieces(values, pieces, usable, tr_s=TR_S, high_pass_hz=0.01, filter=filter_)
+    out = clean_pieces(values, pieces, usable, tr_s=TR_S, config=CleanConfig(high_pass_hz=0.01, filter=filter_))
     assert np.isnan(out[~usable]).all() and np.isfinite(out[usable & (pieces >= 0)]).all()
     censored = np.r_[0:30, 31:100]  # nilearn censors (cosine) or interpolates (Butterworth) on the piece's time base
     expected = signal.clean(values[:100], sample_mask=censored, detrend=True, standardize=None, filter=filter_,
@@ -68,7 +69,7 @@ def test_clean_pieces_removes_confound(rng, pieces):
 def test_clean_pieces_bad_options_raise(rng, kwargs, message):
     pieces = np.array([0] * 80 + [1] * 3)  # a 3-TR piece: too short for a Butterworth filter
     with pytest.raises(ValueError, match=message):
-        clean_pieces(rng.standard_normal((83, 2)), pieces, np.ones(83, bool), tr_s=TR_S, **kwargs)
+        clean_pieces(rng.standard_normal((83, 2)), pieces, np.ones(83, bool), tr_s=TR_S, config=CleanConfig(**kwargs))
 
 
 def test_standardize_fits_training_trs_only(rng):
@@ -104,8 +105,8 @@ def test_clean_pieces_in_place_by_blocks_equals_one_shot(rng, pieces, small_bloc
         expected[rows] = signal.clean(values[pieces == piece], sample_mask=np.flatnonzero(usable[pieces == piece]),
                                       detrend=True, standardize=None, confounds=confound[pieces == piece],
                                       filter=filter_, high_pass=0.01, low_pass=cut, t_r=TR_S, extrapolate=False)
-    out = clean_pieces(values, pieces, usable, tr_s=TR_S, high_pass_hz=0.01, low_pass_hz=cut, filter=filter_,
-                       confounds=confound, out=values)
+    cleaning = CleanConfig(high_pass_hz=0.01, low_pass_hz=cut, filter=filter_)
+    out = clean_pieces(values, pieces, usable, tr_s=TR_S, config=cleaning, confounds=confound, out=values)
     assert out is values
     np.testing.assert_allclose(out, expected, atol=1e-5)
 

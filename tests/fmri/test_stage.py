@@ -5,9 +5,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from giblet.fmri import PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
+from giblet.fmri import CleanConfig, PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
 from giblet.fmri.masks import grid_ijk
 from giblet.splits import GAP, SplitConfig, fold_chunks, make_split, pieces
+from giblet.timing import ScanTiming
 from tests.conftest import SHARED_DATA
 from tests.fmri.conftest import AFFINE, GRID
 
@@ -16,6 +17,7 @@ TR_S = 2.0
 pytestmark = pytest.mark.filterwarnings("ignore:Cosine filter was not created:UserWarning")
 RUN_N_TRS = [100, 100]
 N_TRS = sum(RUN_N_TRS)
+TIMING = ScanTiming(TR_S, RUN_N_TRS)
 NAN_TR, CONSTANT_VOXEL, NAN_VOXEL, FILLED_VOXEL = 50, (2, 3, 2), (3, 3, 2), (4, 4, 3)
 
 
@@ -73,8 +75,7 @@ def _config(dataset, **kwargs):
 
 def _prepare(dataset, subject, out=None, **kwargs):
     out = out or dataset["root"] / f"{subject}.npz"
-    return run_prepare_fmri(subject, dataset["subjects"][subject], out, tr_s=TR_S, run_n_trs=RUN_N_TRS,
-                            config=_config(dataset, **kwargs))
+    return run_prepare_fmri(subject, dataset["subjects"][subject], out, TIMING, config=_config(dataset, **kwargs))
 
 
 def test_run_prepare_fmri_flags_and_masks_bad_data(dataset):
@@ -100,8 +101,8 @@ def _variant(dataset, name, change):
 
 
 def _prepare_files(dataset, paths, name, **kwargs):
-    return PreparedFmri.load(run_prepare_fmri("sub-1", paths, dataset["root"] / f"{name}.npz", tr_s=TR_S,
-                                              run_n_trs=RUN_N_TRS, config=_config(dataset, **kwargs)))
+    return PreparedFmri.load(run_prepare_fmri("sub-1", paths, dataset["root"] / f"{name}.npz", TIMING,
+                                              config=_config(dataset, **kwargs)))
 
 
 def test_run_prepare_fmri_zero_volume_is_excluded(dataset, caplog):
@@ -167,10 +168,9 @@ def test_run_prepare_fmri_header_tr_ignore_trusts_config(dataset, tmp_path):
     img.header.set_xyzt_units("mm", "sec")
     nib.save(img, tmp_path / "tr1.nii.gz")
     with pytest.raises(ValueError, match=r"tr1.nii.gz: the header gives a TR of 1 s \(pixdim\[4\]\) but fmri.tr_s is 2 s"):
-        run_prepare_fmri("sub-1", tmp_path / "tr1.nii.gz", tmp_path / "p.npz", tr_s=TR_S, run_n_trs=RUN_N_TRS,
-                         config=_config(dataset))
-    p = PreparedFmri.load(run_prepare_fmri("sub-1", tmp_path / "tr1.nii.gz", tmp_path / "p.npz", tr_s=TR_S,
-                                           run_n_trs=RUN_N_TRS, config=_config(dataset, header_tr="ignore")))
+        run_prepare_fmri("sub-1", tmp_path / "tr1.nii.gz", tmp_path / "p.npz", TIMING, config=_config(dataset))
+    p = PreparedFmri.load(run_prepare_fmri("sub-1", tmp_path / "tr1.nii.gz", tmp_path / "p.npz", TIMING,
+                                           config=_config(dataset, header_tr="ignore")))
     assert p.tr_s == TR_S
 
 
@@ -209,8 +209,8 @@ def test_run_prepare_fmri_matrix_equals_nifti(dataset):
     data = dataset["subjects"]["sub-1_data"]
     np.savez(root / "sub-1_matrix.npz", data=data[dataset["brain"]])  # voxels x TRs, C order
     config = _config(dataset, matrix_mask={"path": str(dataset["masks"]["brain"]), "threshold": 0.5})
-    from_matrix = PreparedFmri.load(run_prepare_fmri("sub-1", root / "sub-1_matrix.npz", root / "m.npz", tr_s=TR_S,
-                                                     run_n_trs=RUN_N_TRS, config=config))
+    from_matrix = PreparedFmri.load(run_prepare_fmri("sub-1", root / "sub-1_matrix.npz", root / "m.npz", TIMING,
+                                                     config=config))
     from_nifti = PreparedFmri.load(_prepare(dataset, "sub-1", out=root / "n.npz"))
     assert np.array_equal(from_matrix.values, from_nifti.values, equal_nan=True)
     assert np.array_equal(from_matrix.roi_membership, from_nifti.roi_membership)
@@ -260,7 +260,7 @@ def test_run_prepare_fmri_bad_input_raises(dataset, change, message):
     fields["rois"] = {k: (root / v if k in ("far", "outside", "cut") else v) for k, v in fields["rois"].items()}
     inputs = root / change["inputs"] if "inputs" in change else dataset["subjects"]["sub-2"]
     with pytest.raises(ValueError, match=message):
-        run_prepare_fmri("sub-2", inputs, root / "bad.npz", tr_s=TR_S, run_n_trs=change.get("run_n_trs", RUN_N_TRS),
+        run_prepare_fmri("sub-2", inputs, root / "bad.npz", ScanTiming(TR_S, change.get("run_n_trs", RUN_N_TRS)),
                          config=PrepareFmriConfig(**fields))
     assert not (root / "bad.npz").exists()
 
@@ -297,6 +297,7 @@ def test_prepare_config_from_dict_takes_stage_keys():
     config = PrepareFmriConfig.from_dict(section)
     assert config.brain_mask.path == "brain.nii.gz" and config.rois["pmc"].threshold == 0.5
     assert config.high_pass_hz == 0.01 and config.filter == "butterworth"  # None keeps the default
+    assert config.cleaning == CleanConfig(detrend=True, high_pass_hz=0.01, low_pass_hz=None, filter="butterworth")
 
 
 @pytest.mark.real
@@ -306,8 +307,8 @@ def test_run_prepare_fmri_sherlock_s5(tmp_path):
     config = PrepareFmriConfig(matrix_mask=str(sherlock / "masks" / "pmc_nn.nii.gz"), matrix_key="rdata",
                                kept_key="keptvox", rois={"pmc": str(sherlock / "masks" / "pmc_nn.nii.gz")})
     p = PreparedFmri.load(run_prepare_fmri(
-        "s5", sherlock / "pmc_voxels" / "pmc_nn_sherlock_movie_s5.mat", tmp_path / "s5.npz", tr_s=1.5,
-        run_n_trs=[946, 1030], split=SplitConfig(), config=config,
+        "s5", sherlock / "pmc_voxels" / "pmc_nn_sherlock_movie_s5.mat", tmp_path / "s5.npz",
+        ScanTiming(tr_s=1.5, run_n_trs=(946, 1030)), split=SplitConfig(), config=config,
     ))
     assert p.qc["bad_tr_ranges"] == {"nan": [], "constant": [], "repeated": [[1926, 1976]], "outlier": []}
     assert p.qc["n_valid_trs"] == {"train": 1546, "val": 193, "test": 143}  # test loses the 50 copies
@@ -316,8 +317,8 @@ def test_run_prepare_fmri_sherlock_s5(tmp_path):
 
 def test_run_prepare_fmri_cleans_every_cross_validation_chunk_on_its_own(dataset):
     folds = SplitConfig(folds=4)
-    p = PreparedFmri.load(run_prepare_fmri("sub-1", dataset["subjects"]["sub-1"], dataset["root"] / "cv.npz",
-                                           tr_s=TR_S, run_n_trs=RUN_N_TRS, split=folds,
+    p = PreparedFmri.load(run_prepare_fmri("sub-1", dataset["subjects"]["sub-1"], dataset["root"] / "cv.npz", TIMING,
+                                           split=folds,
                                            config=_config(dataset, detrend=True, high_pass_hz=None)))
     chunks = fold_chunks(N_TRS, TR_S, folds)
     assert p.qc["split_folds"] == 4

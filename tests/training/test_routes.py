@@ -5,11 +5,13 @@ import dataclasses
 import numpy as np
 
 from giblet.splits import BLOCKS
+from giblet.training.baselines import fit_ridge
 from giblet.training.data import MovieData
 from giblet.training.routes import (
     encoding_rows,
     encoding_scores,
     fit_encoder_routes,
+    fit_joint_routes,
     fit_window_decoders,
     voxel_encoding_scores,
 )
@@ -138,3 +140,21 @@ def test_fit_encoder_routes_learn_the_group_target_and_predict_a_noisy_subject_b
         r[weight] = np.mean([np.corrcoef(_route_prediction(w, descriptor, test)[:, i], bold[s][test][:, v])[0, 1]
                              for s, w in routes.items() for i, v in enumerate(w["outputs"])])
     assert r[0.75] > 1.1 * r[0.0], r  # 0.27 vs 0.23
+
+
+def test_fit_joint_routes_sum_to_the_joint_ridge_for_every_voxel():
+    movie, sound = _driven(tiny_movie(n_per_run=150), gain=1.0)
+    text = np.random.default_rng(2).standard_normal((movie.n_trs, 2))
+    routes = fit_joint_routes(movie, {"audio": sound, "text": text}, (1, 2, 3))
+    test = np.flatnonzero(movie.labels == BLOCKS.index("test"))[3:]
+    joint = np.concatenate([sound, text], axis=1)
+    for subject in movie.subjects:
+        assert all(routes[m][subject]["outputs"].tolist() == list(range(40)) for m in ("audio", "text"))
+        summed = _route_prediction(routes["audio"][subject], sound, test) + _route_prediction(
+            routes["text"][subject], text, test)
+        rows = encoding_rows(movie.bold_valid[subject], movie.labels, movie.runs, "train", (1, 2, 3))
+        ridge = fit_ridge(joint, movie.bold[subject], rows, lags=(-1, -2, -3))
+        np.testing.assert_allclose(summed, ridge.predict(np.concatenate([joint[test - d] for d in (1, 2, 3)], axis=1)),
+                                   rtol=1e-4, atol=1e-4)
+        r = [np.corrcoef(summed[:, v], movie.bold[subject][test, v])[0, 1] for v in range(5)]
+        assert min(r) > 0.3, subject
