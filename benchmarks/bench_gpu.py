@@ -79,7 +79,7 @@ def timed_training(movie, device, epochs, workdir):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    history = train(model, movie, cfg, workdir, seed=0, device=device, resume=False)
+    history = train(model, movie, cfg, workdir, seed=0, device=device)
     if device == "cuda":
         torch.cuda.synchronize()
     return model, history, (time.perf_counter() - started) / len(history)

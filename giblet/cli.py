@@ -132,28 +132,26 @@ def _align(args):
     )
 
 
+def _training_inputs(args):
+    from giblet.training.stage import TrainingInputs
+
+    return TrainingInputs(args.features, tuple(args.aligned), tuple(args.fmri), args.code_model)
+
+
 def _train(args):
-    from giblet.training import run_train
+    from giblet.training.stage import TrainingSetup, run_train
 
     cfg = load_config(args.config)
-    run_train(
-        args.features, args.aligned, args.fmri, args.out, modalities=cfg["modalities"],
-        code_model_path=args.code_model, train_options=cfg["train"],
-        model_options=cfg["model"], preshift_trs=cfg["fmri"]["preshift_trs"], seed=cfg["seed"],
-        device=cfg["device"], resume=not args.restart,
-    )
+    run_train(_training_inputs(args), args.out, TrainingSetup.from_config(cfg), restart=args.restart)
 
 
 def _cross_validate(args):
     from giblet.evaluation.cross_validation import run_cross_validate
+    from giblet.training.stage import TrainingSetup
 
     cfg = load_config(args.config)
-    run_cross_validate(
-        args.features, args.aligned, args.fmri, args.out, modalities=cfg["modalities"], split=_split_config(cfg),
-        seeds=cfg["cross_validation"]["seeds"] or [cfg["seed"]], code_model_path=args.code_model,
-        train_options=cfg["train"], model_options=cfg["model"], preshift_trs=cfg["fmri"]["preshift_trs"],
-        device=cfg["device"],
-    )
+    run_cross_validate(_training_inputs(args), args.out, TrainingSetup.from_config(cfg), _split_config(cfg),
+                       cfg["cross_validation"]["seeds"] or [cfg["seed"]])
 
 
 def _fit_code_model(args):

@@ -65,6 +65,7 @@ def test_shipped_configs_give_stage_settings(name):
     from giblet.report import ReportConfig
     from giblet.text.stage import TextConfig
     from giblet.timing import ScanTiming
+    from giblet.training import TrainingSetup
     from giblet.video.stage import VideoConfig
     from tests.conftest import REPO_ROOT
 
@@ -78,6 +79,10 @@ def test_shipped_configs_give_stage_settings(name):
     scoring = CodeScoreConfig.from_config(cfg)
     assert (scoring.n_bootstrap, scoring.seed) == (cfg["evaluate"]["n_bootstrap"], cfg["seed"])
     assert ReportConfig.from_config(cfg) == ReportConfig(cfg["dataset"], tuple(cfg["fmri"]["subjects"]))
+    setup = TrainingSetup.from_config(cfg)
+    assert setup.train.group_target_weight == (0.5 if name.startswith("sherlock") else 0.0)
+    assert (setup.model_options["route_mode"], setup.preshift_trs) == (
+        ("joint", 3) if name.startswith("sherlock") else ("best_band", 0))
 
 
 def test_stage_settings_reject_unknown_keys():

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from giblet.audio.code_model import CodeModel
 from giblet.evaluation.encoding import ceiling_floor, predict_bold, ridge_bold
 from giblet.evaluation.metrics import pearson_columns
 from giblet.evaluation.outputs import CV_OUTPUTS
@@ -29,9 +28,8 @@ from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path, write_json
 from giblet.splits import BLOCKS, fold_splits
 from giblet.training.baselines import encoding_design, fit_encoder
-from giblet.training.data import load_movie_data
 from giblet.training.routes import fit_routes
-from giblet.training.trainer import TrainConfig, build_model, train
+from giblet.training.trainer import build_model, train
 
 __all__ = ["loo_ceiling", "fold_scores", "summarise_folds", "run_cross_validate"]
 
@@ -115,53 +113,47 @@ def summarise_folds(table):
     return {"seeds": [int(s) for s in seeds], "subjects": subjects, "group": group}
 
 
-def _fold_table(fold, split, seeds, *, features_dir, aligned_paths, prepared_paths, modalities, code_model,
-                train_config, model_options, preshift_trs, device):
-    descriptor = code_model.meta.get("descriptor", "audio_logmel_tr.npz") if code_model else "audio_logmel_tr.npz"
-    data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs, audio_descriptor=descriptor,
-                           split=split, group_target_weight=train_config.group_target_weight)
-    design = encoding_design(aligned_paths)
-    ridge = {s: ridge_bold(fit_encoder(data, design, s, preshift_trs), design, data.runs, preshift_trs)
-             for s in data.subjects}
+def _fold_table(fold, split, seeds, inputs, setup):
+    data, code_model = setup.load_data(inputs, split=split)
+    design = encoding_design(inputs.aligned_paths)
+    preshift = setup.preshift_trs
+    ridge = {s: ridge_bold(fit_encoder(data, design, s, preshift), design, data.runs, preshift) for s in data.subjects}
     table = []
     for seed in seeds:
         torch.manual_seed(seed)
-        model = build_model(data, model_options, modalities, code_model)
+        model = build_model(data, setup.model_options, setup.modalities, code_model)
         fit_routes(model, data)
         with tempfile.TemporaryDirectory() as scratch:  # no checkpoint outlives its fold
-            history = train(model, data, train_config, scratch, seed=seed, device=device, resume=False)
+            history = train(model, data, setup.train, scratch, seed=seed, device=setup.device)
         log.info("fold %d, seed %d: %d epochs", fold + 1, seed, len(history))
         for subject in data.subjects:
-            predictions = {"autoencoder": predict_bold(model, data, subject, "test", device), "ridge": ridge[subject]}
+            predictions = {"autoencoder": predict_bold(model, data, subject, "test", setup.device),
+                           "ridge": ridge[subject]}
             table += [{**row, "seed": seed} for row in fold_scores(data, subject, predictions, fold)]
     return table
 
 
-def run_cross_validate(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, split, seeds,
-                       code_model_path=None, train_options=None, model_options=None, preshift_trs=0, device=None):
+def run_cross_validate(inputs, out_dir, setup, split, seeds):
     """Retrain and score both encoders on every fold (see the module docstring); write ``CV_OUTPUTS``.
 
-    ``split`` is the config's :class:`~giblet.splits.SplitConfig` (``folds`` >= 3; the prepared files must
-    have been cleaned with the same folds); ``seeds`` the autoencoder's seeds (its spread is reported).
-    With audio, ``code_model_path`` is the audio head (encoding does not read it).
+    ``inputs`` and ``setup`` as ``train``'s (:class:`~giblet.training.stage.TrainingInputs`,
+    :class:`~giblet.training.stage.TrainingSetup`; with audio, the code model is the audio head, which
+    encoding does not read); ``split`` is the config's :class:`~giblet.splits.SplitConfig` (``folds`` >= 3;
+    the prepared files must have been cleaned with the same folds); ``seeds`` the autoencoder's seeds (its
+    spread is reported).
     """
     out_dir = Path(out_dir)
-    first = PreparedFmri.load(prepared_paths[0])
+    first = PreparedFmri.load(inputs.prepared_paths[0])
     if first.qc.get("split_folds") != split.folds:
-        raise ValueError(f"{prepared_paths[0]} was prepared with split.folds {first.qc.get('split_folds', 1)}, the "
-                         f"config says {split.folds}: rerun prepare-fmri so that every fold's chunks are cleaned on "
-                         "their own")
+        raise ValueError(f"{inputs.prepared_paths[0]} was prepared with split.folds {first.qc.get('split_folds', 1)}, "
+                         f"the config says {split.folds}: rerun prepare-fmri so that every fold's chunks are cleaned "
+                         "on their own")
     splits = fold_splits(len(first.runs), first.tr_s, split)
     del first
-    code_model = CodeModel.load(code_model_path) if code_model_path else None
-    train_config = TrainConfig(**(train_options or {}))
     table = []
     for fold, fold_split in enumerate(splits):
         log.info("fold %d of %d: test TRs %s", fold + 1, len(splits), fold_split.ranges()["test"])
-        table += _fold_table(fold, fold_split, seeds, features_dir=features_dir, aligned_paths=aligned_paths,
-                             prepared_paths=prepared_paths, modalities=modalities, code_model=code_model,
-                             train_config=train_config, model_options=model_options or {},
-                             preshift_trs=preshift_trs, device=device)
+        table += _fold_table(fold, fold_split, seeds, inputs, setup)
     table = pd.DataFrame(table)
     summary = summarise_folds(table)
     for roi, numbers in summary["group"].items():

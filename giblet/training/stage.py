@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import joblib
@@ -22,7 +22,7 @@ from giblet.training.data import load_movie_data
 from giblet.training.routes import fit_routes
 from giblet.training.trainer import TrainConfig, build_model, train
 
-__all__ = ["run_train", "save_model", "load_model"]
+__all__ = ["TrainingInputs", "TrainingSetup", "run_train", "save_model", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -73,22 +73,74 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
     return out
 
 
-def _inputs_key(features_dir, aligned_paths, prepared_paths, code_model_path, modalities, preshift_trs):
+def _inputs_key(inputs, setup):
     """Key of the training data: every feature, aligned, prepared fMRI and code model file's content, the
     modalities and clock."""
-    features = [p for p in Path(features_dir).iterdir() if p.is_file() and not p.name.startswith(".")]
-    code_model = [code_model_path] if code_model_path else []
-    return run_key([*features, *aligned_paths, *prepared_paths, *code_model],
-                   {"modalities": list(modalities), "preshift_trs": preshift_trs})
+    features = [p for p in Path(inputs.features_dir).iterdir() if p.is_file() and not p.name.startswith(".")]
+    code_model = [inputs.code_model_path] if inputs.code_model_path else []
+    return run_key([*features, *inputs.aligned_paths, *inputs.prepared_paths, *code_model],
+                   {"modalities": list(setup.modalities), "preshift_trs": setup.preshift_trs})
 
 
-def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalities, code_model_path=None,
-              train_options=None, model_options=None, preshift_trs=0, seed=0, device=None, resume=True):
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What ``train`` and ``cross-validate`` read.
+
+    Attributes
+    ----------
+    features_dir : path
+        Feature stages' folder.
+    aligned_paths : tuple of path
+        The ``align`` stage's FIR tables (the ridge encoder's design, stored clock).
+    prepared_paths : tuple of path
+        ``prepare-fmri`` files, one per subject.
+    code_model_path : path, optional
+        ``fit-code-model``'s ``code_model.npz`` (needed with audio).
+    """
+
+    features_dir: Path
+    aligned_paths: tuple
+    prepared_paths: tuple
+    code_model_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """How the autoencoder is built and trained: the config's ``modalities``, ``train``, ``model``,
+    ``fmri.preshift_trs``, ``seed`` and ``device``."""
+
+    modalities: tuple
+    train: TrainConfig = TrainConfig()
+    model_options: dict = field(default_factory=dict)
+    preshift_trs: int = 0
+    seed: int = 0
+    device: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(tuple(cfg["modalities"]), TrainConfig(**cfg["train"]), dict(cfg["model"]),
+                   cfg["fmri"]["preshift_trs"], cfg["seed"], cfg["device"])
+
+    def load_data(self, inputs, split=None):
+        """The :class:`~giblet.training.data.MovieData` these settings train on, and the code model (or None)."""
+        code_model = CodeModel.load(inputs.code_model_path) if inputs.code_model_path else None
+        data = load_movie_data(inputs.features_dir, inputs.prepared_paths, self.modalities, self.preshift_trs,
+                               audio_descriptor=_descriptor(code_model), split=split,
+                               group_target_weight=self.train.group_target_weight)
+        return data, code_model
+
+
+def _descriptor(code_model):
+    """The per-TR audio descriptor table the code model reads (the 32-band log-mel without one)."""
+    return code_model.meta.get("descriptor", "audio_logmel_tr.npz") if code_model else "audio_logmel_tr.npz"
+
+
+def run_train(inputs, out_dir, setup, restart=False):
     """Fit the ridge baselines and the autoencoder's routes for sound and pictures, then train the autoencoder.
 
-    With audio, ``code_model_path`` (``fit-code-model``'s ``code_model.npz``) is the audio head
+    With audio, ``inputs.code_model_path`` (``fit-code-model``'s ``code_model.npz``) is the audio head
     and names the descriptor of the audio routes (:mod:`giblet.training.routes`). Gradient
-    training stops early on the validation block.
+    training stops early on the validation block; ``restart`` ignores an existing checkpoint.
 
     Writes ``autoencoder.pt`` (config + best weights), ``checkpoint.pt`` (state that only a rerun
     on the same inputs, settings and code resumes),
@@ -98,27 +150,25 @@ def run_train(features_dir, aligned_paths, prepared_paths, out_dir, *, modalitie
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(**(train_options or {}))
-    code_model = CodeModel.load(code_model_path) if code_model_path else None
-    descriptor = code_model.meta.get("descriptor", "audio_logmel_tr.npz") if code_model else "audio_logmel_tr.npz"
-    data = load_movie_data(features_dir, prepared_paths, modalities, preshift_trs, audio_descriptor=descriptor,
-                           group_target_weight=cfg.group_target_weight)
-    torch.manual_seed(seed)
-    model = build_model(data, model_options or {}, modalities, code_model)
+    if restart:
+        (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    cfg = setup.train
+    data, code_model = setup.load_data(inputs)
+    torch.manual_seed(setup.seed)
+    model = build_model(data, setup.model_options, setup.modalities, code_model)
     routes = fit_routes(model, data)
     log.info("autoencoder: %d trainable parameters, %d subjects, modalities %s",
-             count_parameters(model, trainable_only=True), len(data.subjects), list(modalities))
+             count_parameters(model, trainable_only=True), len(data.subjects), list(setup.modalities))
     with atomic_path(out_dir / "baselines.joblib") as tmp:  # first: their coefficients are not held while training
-        joblib.dump(_fit_baselines(data, features_dir, aligned_paths, model.config.decoder_delays_trs, preshift_trs),
-                    tmp)
+        joblib.dump(_fit_baselines(data, inputs.features_dir, inputs.aligned_paths, model.config.decoder_delays_trs,
+                                   setup.preshift_trs), tmp)
     started = time.perf_counter()
-    history = train(model, data, cfg, out_dir, seed=seed, device=device, resume=resume,
-                    inputs_key=_inputs_key(features_dir, aligned_paths, prepared_paths, code_model_path, modalities,
-                                           preshift_trs))
+    history = train(model, data, cfg, out_dir, seed=setup.seed, device=setup.device,
+                    inputs_key=_inputs_key(inputs, setup))
     train_s = time.perf_counter() - started
     model.cpu()
-    save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=preshift_trs,
-               audio_descriptor=descriptor)
+    save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=setup.preshift_trs,
+               audio_descriptor=_descriptor(code_model))
     with atomic_path(out_dir / "history.tsv") as tmp:
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     write_json(out_dir / "summary.json", {

@@ -223,7 +223,7 @@ def _validate(model, data, cfg, device, state):
     return record, improved
 
 
-def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_after_epochs=None, inputs_key=""):
+def train(model, data, cfg, out_dir, *, seed=0, device=None, stop_after_epochs=None, inputs_key=""):
     """Train ``model`` on the training block, selecting each half on the validation block.
 
     Before the first epoch and after every epoch, the encoder keeps its weights if the validation
@@ -236,9 +236,10 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
     A checkpoint (model, optimizer, scheduler, RNG states, history) is written after every
     epoch to ``out_dir/checkpoint.pt`` under a key of everything the run depends on
     (``inputs_key``: the content of its input files, see :func:`giblet.provenance.run_key`;
-    the train and model configs; the seed; giblet's code). With ``resume``, a run with the same
-    key continues from it and ends exactly as an uninterrupted one would (``stop_after_epochs``
-    interrupts a run on purpose); a checkpoint of any other run is ignored and overwritten.
+    the train and model configs; the seed; giblet's code). A run with the same key continues from
+    it and ends exactly as an uninterrupted one would (``stop_after_epochs`` interrupts a run on
+    purpose; delete the checkpoint to start afresh); a checkpoint of any other run is ignored and
+    overwritten.
     Returns the history (list of dicts) and leaves each half's best validation weights in ``model``.
     """
     device = resolve_device(device)
@@ -251,7 +252,7 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, resume=True, stop_a
              "history": []}
     checkpoint = Path(out_dir) / "checkpoint.pt"
     key = run_key([], {"train": asdict(cfg), "model": model.config.to_dict(), "seed": seed, "inputs": inputs_key})
-    saved = _resumable(checkpoint, key, device) if resume else None
+    saved = _resumable(checkpoint, key, device)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])

@@ -17,7 +17,8 @@ from giblet.fmri.prepared import PreparedFmri
 from giblet.fmri.stage import run_group_isc
 from giblet.splits import SplitConfig, make_split
 from giblet.timing import ScanTiming
-from giblet.training.stage import run_train
+from giblet.training.stage import TrainingInputs, TrainingSetup, run_train
+from giblet.training.trainer import TrainConfig
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack
 
 TR_S = 1.5
@@ -131,9 +132,9 @@ def pipeline(tmp_path_factory):
     code_model = run_fit_code_model(features_dir=features, prepared_path=prepared[0], out_dir=model,
                                     config=CodeModelConfig(max_iter=30))
     torch.manual_seed(0)
-    run_train(features, aligned, prepared, model, modalities=MODALITIES, code_model_path=code_model,
-              train_options={"max_epochs": 2, "window_trs": 12, "stride_trs": 6, "batch_windows": 4},
-              model_options={"hidden": 8, "n_layers": 1, "encoder_delays_trs": (1, 2), "decoder_delays_trs": (1, 2)})
+    run_train(TrainingInputs(features, tuple(aligned), tuple(prepared), code_model), model, TrainingSetup(
+        MODALITIES, TrainConfig(max_epochs=2, window_trs=12, stride_trs=6, batch_windows=4),
+        {"hidden": 8, "n_layers": 1, "encoder_delays_trs": (1, 2), "decoder_delays_trs": (1, 2)}))
     return {"features_dir": features, "prepared_paths": prepared, "aligned_paths": aligned, "root": root,
             "model_path": model / "autoencoder.pt", "baselines_path": model / "baselines.joblib",
             "group_isc_path": fmri / "group_isc.npz", "code_model_path": code_model, "movie": movie, "split": split,

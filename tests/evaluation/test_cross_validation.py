@@ -13,11 +13,17 @@ from giblet.evaluation.outputs import CV_OUTPUTS
 from giblet.fmri.prepared import PreparedFmri
 from giblet.splits import SplitConfig, fold_chunks
 from giblet.training.data import MovieData
+from giblet.training.stage import TrainingInputs, TrainingSetup
+from giblet.training.trainer import TrainConfig
 from tests.evaluation.conftest import SUBJECTS, TR_S
 
 FOLDS = SplitConfig(gap_s=6.0, min_gap_s=6.0, folds=3)
-TINY = {"train_options": {"max_epochs": 2, "window_trs": 12, "stride_trs": 6, "batch_windows": 4},
-        "model_options": {"hidden": 8, "n_layers": 1, "encoder_delays_trs": (1, 2), "decoder_delays_trs": (1, 2)}}
+TINY = TrainingSetup(("video", "text"), TrainConfig(max_epochs=2, window_trs=12, stride_trs=6, batch_windows=4),
+                     {"hidden": 8, "n_layers": 1, "encoder_delays_trs": (1, 2), "decoder_delays_trs": (1, 2)})
+
+
+def _inputs(pipeline, prepared):
+    return TrainingInputs(pipeline["features_dir"], tuple(pipeline["aligned_paths"]), tuple(prepared))
 
 
 class _Grid:
@@ -77,8 +83,7 @@ def _with_folds(paths, folder, folds):
 
 def test_run_cross_validate_scores_every_chunk_once_with_both_models(pipeline, tmp_path):
     prepared = _with_folds(pipeline["prepared_paths"], tmp_path, folds=3)
-    out = run_cross_validate(pipeline["features_dir"], pipeline["aligned_paths"], prepared, tmp_path / "cv",
-                             modalities=("video", "text"), split=FOLDS, seeds=[0, 1], **TINY)
+    out = run_cross_validate(_inputs(pipeline, prepared), tmp_path / "cv", TINY, FOLDS, [0, 1])
     table = pd.read_csv(out / CV_OUTPUTS["scores"], sep="\t")
     assert len(table) == 3 * 2 * len(SUBJECTS) * 3  # folds x seeds x subjects x ROIs
     chunks = fold_chunks(len(PreparedFmri.load(prepared[0]).runs), TR_S, FOLDS)
@@ -95,8 +100,7 @@ def test_run_cross_validate_scores_every_chunk_once_with_both_models(pipeline, t
 def test_run_cross_validate_refuses_data_prepared_without_the_folds(pipeline, tmp_path):
     prepared = _with_folds(pipeline["prepared_paths"], tmp_path, folds=1)
     with pytest.raises(ValueError, match="prepared with split.folds 1, the config says 3: rerun prepare-fmri"):
-        run_cross_validate(pipeline["features_dir"], pipeline["aligned_paths"], prepared, tmp_path / "cv",
-                           modalities=("video", "text"), split=FOLDS, seeds=[0], **TINY)
+        run_cross_validate(_inputs(pipeline, prepared), tmp_path / "cv", TINY, FOLDS, [0])
 
 
 def test_load_movie_data_with_a_fold_split_restandardises_on_its_training_trs(pipeline, tmp_path):
