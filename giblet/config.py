@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -106,3 +107,16 @@ def check_choice(name, value, allowed):
         choices = list(allowed) if isinstance(allowed, (tuple, list)) else sorted(allowed)
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_keys(name, section, known):
+    """A ValueError naming the config section ``name``'s keys that are not in ``known``, and the known ones."""
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise ValueError(f"{name}: unknown keys {unknown}; known keys are {sorted(known)}")
+
+
+def from_section(cls, name, section):
+    """The dataclass ``cls`` built from the config section ``name`` (unknown keys are an error)."""
+    check_keys(name, section, [f.name for f in dataclasses.fields(cls)])
+    return cls(**section)

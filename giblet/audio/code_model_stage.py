@@ -4,11 +4,12 @@ validation block) and ``score-code-model`` (the oracle: the test block from the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from giblet.config import from_section
 from giblet.audio.code_model import CodeModel, FitSettings, select_code_model
 from giblet.audio.code_scores import code_counts, score_code_model
 from giblet.audio.codes import CodeStream, codes_by_tr
@@ -66,11 +67,7 @@ class CodeModelConfig:
     @classmethod
     def from_dict(cls, section):
         """The config from the ``code_model`` section of a validated config (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"code_model: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**section)
+        return from_section(cls, "code_model", section)
 
 
 @dataclass(frozen=True)

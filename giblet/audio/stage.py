@@ -8,13 +8,14 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.io import wavfile
 from transformers import EncodecModel
 
+from giblet.config import from_section
 from giblet.audio.codec import CODEC_FALLBACKS, PRETRAINED_STATUS, CodecUnavailableError, EncodecCodec
 from giblet.audio.codes import CodeStream, tr_frame_spans
 from giblet.audio.descriptors import audio_descriptors
@@ -74,11 +75,7 @@ class CodecConfig:
     @classmethod
     def from_dict(cls, section):
         """The codec from the ``codec`` section of a validated config (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"codec: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**section)
+        return from_section(cls, "codec", section)
 
 
 def _load_codec(config, seed, device):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from giblet.config import check_keys
 from giblet.features import FeatureTable
 from giblet.io import write_json
 from giblet.text.annotations import AnnotationFormat, read_annotations
@@ -56,9 +57,7 @@ class TextConfig:
         """The settings from the ``text`` section of a validated config (unknown keys are an error)."""
         own = {f.name for f in fields(cls)} - {"annotation_format"}
         layout = {f.name for f in fields(AnnotationFormat)}
-        unknown = sorted(set(section) - own - layout)
-        if unknown:
-            raise ValueError(f"text: unknown keys {unknown}; known keys are {sorted(own | layout)}")
+        check_keys("text", section, own | layout)
         return cls(annotation_format=AnnotationFormat(**{k: v for k, v in section.items() if k in layout}),
                    **{k: v for k, v in section.items() if k in own})
 

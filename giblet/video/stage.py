@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from av.video.reformatter import VideoReformatter
 
+from giblet.config import from_section
 from giblet.features import FeatureTable
 from giblet.text.tr_grid import TRAccumulator, overlap_mean, run_bounds_s, tr_run_ids
 from giblet.video.frames import iter_frames
@@ -60,11 +61,7 @@ class VideoConfig:
     @classmethod
     def from_dict(cls, section):
         """The settings from the ``video`` section of a validated config (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"video: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**section)
+        return from_section(cls, "video", section)
 
 
 def run_extract_video(stimulus_path, out_dir, timing, config, *, device=None, progress=True):
