@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from giblet.stats import pearson_columns
+from giblet.stats import block_resamples, pearson_columns
 
-__all__ = ["loso_isc", "isc_vs_group_mean", "published_isc"]
+__all__ = ["loso_isc", "isc_vs_group_mean", "published_isc", "shifted_null_isc", "bootstrap_isc"]
 
 
 def loso_isc(data):
@@ -104,3 +104,29 @@ def published_isc(roi_values, table_path, column):
     own = (own - own.mean()) / own.std(ddof=1)
     return {"published": float(roicorr[column]), "reproduced": float(isc_vs_group_mean(own, meantc, len(roicorr))),
             "n_group": int(len(roicorr))}
+
+
+#: Circular-shift draws of the ROI ISC null.
+N_ISC_SHIFTS = 200
+#: Moving-block bootstrap of the ROI ISC: draws, and TRs per block (15 s at Sherlock's 1.5 s TR: BOLD stays
+#: autocorrelated over about that long).
+N_ISC_BOOTSTRAP, ISC_BLOCK_TRS = 1000, 10
+
+
+def bootstrap_isc(data):
+    """Leave-one-out ROI ISC of ``data`` (n_subjects, n_trs, n_rois) on moving-block resamples of its TRs (the
+    same for every subject): (N_ISC_BOOTSTRAP, n_subjects, n_rois)."""
+    index = block_resamples(data.shape[1], n_bootstrap=N_ISC_BOOTSTRAP, block_trs=min(ISC_BLOCK_TRS, data.shape[1]))
+    return np.stack([loso_isc(data[:, rows]) for rows in index])
+
+
+def shifted_null_isc(data, n_shifts, rng):
+    """Leave-one-out ROI ISC with every subject circularly shifted by its own random offset (between a tenth and
+    nine tenths of the block), ``n_shifts`` times: (n_shifts, n_subjects, n_rois)."""
+    n, n_trs = data.shape[:2]
+    low = max(1, n_trs // 10)
+    out = []
+    for _ in range(n_shifts):
+        offsets = rng.integers(low, max(low + 1, n_trs - low), size=n)
+        out.append(loso_isc(np.stack([np.roll(d, int(k), axis=0) for d, k in zip(data, offsets)])))
+    return np.stack(out)

@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 
 from giblet.blocks import column_blocks, keep_columns
 from giblet.fmri.clean import CleanConfig, clean_pieces, fill_nan_samples, standardize
-from giblet.fmri.isc import isc_vs_group_mean, loso_isc, published_isc
+from giblet.fmri.isc import (N_ISC_SHIFTS, bootstrap_isc, isc_vs_group_mean, loso_isc, published_isc,
+                             shifted_null_isc)
 from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
 from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_means
 from giblet.fmri.prepared import PreparedFmri
@@ -282,7 +283,10 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         its chance reference ``roi_isc_null`` (same: the mean over ``N_ISC_SHIFTS`` draws with every
         subject circularly shifted by its own random offset) and ``roi_isc_null_band`` (n_blocks, 2,
         n_subjects, n_rois: the draws' 2.5 and 97.5 percentiles) and ``roi_isc_null_group_band`` (n_blocks,
-        2, n_rois: the same of the subjects' mean ISC), every subject's ROI-mean time courses ``roi_timecourses``
+        2, n_rois: the same of the subjects' mean ISC), the ROI ISC's moving-block bootstrap 95 % intervals
+        ``roi_isc_ci`` (n_blocks, 2, n_subjects, n_rois) and ``roi_isc_group_ci`` (n_blocks, 2, n_rois: of the
+        subjects' mean; ``N_ISC_BOOTSTRAP`` draws of blocks of ``ISC_BLOCK_TRS`` TRs, the same TRs for every
+        subject), every subject's ROI-mean time courses ``roi_timecourses``
         (n_subjects, n_trs, n_rois) float32 (NaN on its invalid TRs; for ceilings on other TRs) and a
         JSON ``summary`` (group means per block; with published
         tables, ``published_isc`` rows: the published ISC, it recomputed, and this group's whole-scan ISC).
@@ -328,10 +332,13 @@ def run_group_isc(prepared_paths, out_path) -> Path:
     own_rois = np.stack(own_rois)  # (n_subjects, n_trs, n_rois)
     roi_isc = np.stack([loso_isc(own_rois[:, rows]) for rows in blocks.values()])
     rng = np.random.default_rng(0)
-    roi_nulls = np.stack([_shifted_null(own_rois[:, rows], N_ISC_SHIFTS, rng) for rows in blocks.values()])
+    roi_nulls = np.stack([shifted_null_isc(own_rois[:, rows], N_ISC_SHIFTS, rng) for rows in blocks.values()])
     roi_null = roi_nulls.mean(axis=1)  # (n_blocks, n_subjects, n_rois)
     roi_null_band = np.percentile(roi_nulls, [2.5, 97.5], axis=1).transpose(1, 0, 2, 3)
     group_null_band = np.percentile(roi_nulls.mean(axis=2), [2.5, 97.5], axis=1).transpose(1, 0, 2)
+    draws = [bootstrap_isc(own_rois[:, rows]) for rows in blocks.values()]  # (n_draws, n_subjects, n_rois) each
+    roi_ci = np.stack([np.nanpercentile(d, [2.5, 97.5], axis=0) for d in draws])
+    group_ci = np.stack([np.nanpercentile(d.mean(axis=1), [2.5, 97.5], axis=0) for d in draws])
     summary = {
         "subjects": subjects,
         "n_voxels": int(common.sum()),
@@ -364,22 +371,8 @@ def run_group_isc(prepared_paths, out_path) -> Path:
         roi_isc_null=roi_null.astype(np.float32),
         roi_isc_null_band=roi_null_band.astype(np.float32),
         roi_isc_null_group_band=group_null_band.astype(np.float32),
+        roi_isc_ci=roi_ci.astype(np.float32),
+        roi_isc_group_ci=group_ci.astype(np.float32),
         roi_timecourses=own_rois.astype(np.float32),
         summary=np.asarray(json.dumps(summary, sort_keys=True)),
     )
-
-
-#: Circular-shift draws of the ROI ISC null.
-N_ISC_SHIFTS = 200
-
-
-def _shifted_null(data, n_shifts, rng):
-    """Leave-one-out ROI ISC with every subject circularly shifted by its own random offset (between a tenth and
-    nine tenths of the block), ``n_shifts`` times: (n_shifts, n_subjects, n_rois)."""
-    n, n_trs = data.shape[:2]
-    low = max(1, n_trs // 10)
-    out = []
-    for _ in range(n_shifts):
-        offsets = rng.integers(low, max(low + 1, n_trs - low), size=n)
-        out.append(loso_isc(np.stack([np.roll(d, int(k), axis=0) for d, k in zip(data, offsets)])))
-    return np.stack(out)

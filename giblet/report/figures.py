@@ -13,12 +13,16 @@ __all__ = ["encoding_bars", "group_encoding_bars", "isc_bars", "spectrograms", "
            "voxel_scatter"]
 
 
-def isc_bars(roi_names, isc, null_band=None, title="Leave-one-subject-out ISC", subjects=None):
-    """ISC per ROI (bars), the circular-shift null's 95 % band (grey span) and, for a group, every subject's ISC
-    (``subjects``: (n_subjects, n_rois), dots)."""
+def isc_bars(roi_names, isc, null_band=None, title="Leave-one-subject-out ISC", subjects=None, ci=None):
+    """ISC per ROI (bars) with its 95 % interval (``ci``: (2, n_rois), error bars), the circular-shift null's 95 %
+    band (grey span) and, for a group, every subject's ISC (``subjects``: (n_subjects, n_rois), dots)."""
     fig, ax = plt.subplots(figsize=(6, 3))
     x = np.arange(len(roi_names))
     ax.bar(x, isc, color="tab:blue", label="ISC (noise ceiling)")
+    if ci is not None and np.isfinite(ci).all():
+        low, high = np.asarray(ci)
+        ax.errorbar(x, isc, yerr=[np.asarray(isc) - low, high - np.asarray(isc)], fmt="none", ecolor="k", capsize=3,
+                    label="95 % block bootstrap")
     if subjects is not None:
         for row in subjects:
             ax.plot(x, row, "o", color="k", markersize=2.5, alpha=0.6)

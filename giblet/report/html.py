@@ -181,8 +181,9 @@ def _isc_figure(group_isc_path, subject):
         subjects, blocks = [str(s) for s in z["subjects"]], [str(b) for b in z["blocks"]]
         block = blocks.index("test") if "test" in blocks else 0
         s = subjects.index(subject)
+        ci = z["roi_isc_ci"][block, :, s] if "roi_isc_ci" in z.files else None
         return figures.isc_bars([str(r) for r in z["roi_names"]], z["roi_isc"][block, s],
-                                _null_band(z)[block, :, s], title=f"{subject}: ISC by ROI ({blocks[block]} block)")
+                                _null_band(z)[block, :, s], title=f"{subject}: ISC by ROI ({blocks[block]} block)", ci=ci)
 
 
 def _lesion_figures(table):
@@ -379,7 +380,8 @@ def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, o
         block = blocks.index("test") if "test" in blocks else 0
         isc = figures.isc_bars([str(r) for r in z["roi_names"]], z["roi_isc"][block].mean(axis=0),
                                _null_band(z, "roi_isc_null_group_band")[block], title=f"group mean ISC ({blocks[block]} block)",
-                               subjects=z["roi_isc"][block])
+                               subjects=z["roi_isc"][block],
+                               ci=z["roi_isc_group_ci"][block] if "roi_isc_group_ci" in z.files else None)
     with np.load(group_isc_path, allow_pickle=False) as z:
         published = pd.DataFrame(json.loads(str(z["summary"])).get("published_isc", []))
     statuses = group.get("codec_status")

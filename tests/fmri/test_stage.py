@@ -279,6 +279,11 @@ def test_run_group_isc_recovers_shared_signal(dataset):
     assert np.all(high[:, 0] < roi_all[:, 0]) and np.all(high - low > 0.05)
     group_low, group_high = out["roi_isc_null_group_band"][0]  # the mean over subjects varies less
     assert np.all(group_high - group_low < (high - low).mean(axis=0))
+    ci_low, ci_high = out["roi_isc_ci"][0]  # the ISC's own 95 % block-bootstrap interval holds it
+    assert np.all(ci_low < roi_all) and np.all(roi_all < ci_high) and np.all(ci_high[:, 1] - ci_low[:, 1] > 0.05)
+    assert np.all(ci_low[:, 0] > high[:, 0])  # the signal ROI's interval clears the null band
+    mean_low, mean_high = out["roi_isc_group_ci"][0]
+    assert np.all(mean_low < roi_all.mean(axis=0)) and np.all(roi_all.mean(axis=0) < mean_high)
     signal = np.isin(out["voxel_ijk"].tolist(), grid_ijk(dataset["signal"]).tolist()).all(axis=1)
     assert np.median(out["voxel_isc"][0][:, signal]) > 0.4 > np.median(out["voxel_isc"][0][:, ~signal]) + 0.3
     summary = json.loads(str(out["summary"]))
