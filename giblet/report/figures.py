@@ -7,7 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import signal  # noqa: E402
+from scipy import signal, stats  # noqa: E402
 
 __all__ = ["encoding_bars", "group_encoding_bars", "isc_bars", "spectrograms", "thumbnail_grid", "lesion_heatmap", "brain_map",
            "voxel_scatter"]
@@ -74,15 +74,18 @@ def encoding_bars(table):
 
 
 def group_encoding_bars(table):
-    """Group mean encoding r per ROI and model (bars) with every subject's r (dots) and the mean ceiling (grey).
+    """Group mean encoding r per ROI and model (bars, with the 95 % t interval of the mean over subjects) with
+    every subject's r (dots) and the mean ceiling (grey).
 
     ``table``: long rows ``roi, model, subject, r, ceiling``.
     """
     fig, ax, rois, models, x, width = _roi_model_axes(table)
     for i, model in enumerate(models):
         rows = table[table["model"] == model]
-        means = rows.groupby("roi")["r"].mean().reindex(rois)
-        ax.bar(x + i * width, means, width, label=f"{model} (mean)")
+        by_roi = rows.groupby("roi")["r"]
+        means, n = by_roi.mean().reindex(rois), by_roi.count().reindex(rois)
+        half = (by_roi.sem().reindex(rois) * stats.t.ppf(0.975, np.maximum(n - 1, 1))).where(n > 1)
+        ax.bar(x + i * width, means, width, yerr=half.to_numpy(), capsize=2, label=f"{model} (mean, 95 % CI)")
         for j, roi in enumerate(rois):
             values = rows.loc[rows["roi"] == roi, "r"].to_numpy()
             ax.plot(np.full(len(values), x[j] + i * width), values, "o", color="k", markersize=2.5, alpha=0.6)

@@ -74,3 +74,19 @@ def test_group_encoding_gathers_every_subjects_roi_r_with_its_ceiling():
         "encoding/ridge/rois/visual/p": {"values": {"s1": 0.01, "s2": 0.2}}}}
     table = _group_encoding(group)
     assert table.to_dict("records") == [{"roi": "visual", "model": "ridge", "subject": "s1", "r": 0.4, "ceiling": 0.6}]
+
+
+def test_group_charts_show_uncertainty_and_every_subject():
+    import pandas as pd
+
+    from giblet.report.figures import group_encoding_bars, isc_bars
+
+    rows = [{"roi": roi, "model": model, "subject": s, "r": r, "ceiling": 0.5}
+            for roi in ("a", "b") for model in ("autoencoder", "ridge") for s, r in enumerate((0.1, 0.2, 0.3))]
+    ax = group_encoding_bars(pd.DataFrame(rows)).axes[0]
+    caps = [c for c in ax.containers if getattr(c, "errorbar", None) is not None]
+    segments = caps[0].errorbar.lines[2][0].get_segments()  # the mean 0.2 +- t(0.975, 2) * SE 0.0577
+    assert len(caps) == 2 and np.allclose([s[:, 1] for s in segments], [[0.2 - 0.2484, 0.2 + 0.2484]] * 2, atol=1e-3)
+    assert sum(len(line.get_xdata()) for line in ax.lines if line.get_marker() == "o") == 12  # every subject's dot
+    fig = isc_bars(["a", "b"], np.array([0.4, 0.1]), ci=np.array([[0.3, 0.0], [0.5, 0.2]]))
+    assert any(c.__class__.__name__ == "ErrorbarContainer" for c in fig.axes[0].containers)
