@@ -117,7 +117,8 @@ def _fold_table(fold, split, seeds, inputs, setup):
     data, code_model = setup.load_data(inputs, split=split)
     design = encoding_design(inputs.aligned_paths)
     preshift = setup.preshift_trs
-    ridge = {s: ridge_bold(fit_encoder(data, design, s, preshift), design, data.runs, preshift) for s in data.subjects}
+    ridge = {s: ridge_bold(fit_encoder(data, design, s, preshift).materialise(design), design, data.runs, preshift)
+             for s in data.subjects}
     table = []
     for seed in seeds:
         torch.manual_seed(seed)

@@ -36,7 +36,7 @@ from giblet.fmri.prepared import subject_prepared_path
 from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES
 from giblet.splits import BLOCKS
-from giblet.training.baselines import encoder_rows, encoding_design
+from giblet.training.baselines import StoredRidge, encoder_rows, encoding_design
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
 
@@ -135,10 +135,10 @@ class EvaluateInputs:
 
 def _check_design(design, encoder, stored_rows, aligned_paths):
     """The FIR design must be the one the ridge encoder was fitted on: same columns, same training means."""
-    if design.shape[1] != encoder.n_features_in_ or not np.allclose(
+    if design.shape[1] != len(encoder.mean_) or not np.allclose(
             design[stored_rows].astype(np.float64).mean(axis=0), encoder.mean_, rtol=1e-5, atol=1e-6):
         raise ValueError(f"aligned tables {[str(p) for p in aligned_paths]} ({design.shape[1]} columns) are not the "
-                         f"design the ridge encoder was trained on ({encoder.n_features_in_} columns); pass the train "
+                         f"design the ridge encoder was trained on ({len(encoder.mean_)} columns); pass the train "
                          "stage's --aligned files in the same order")
 
 
@@ -153,7 +153,7 @@ def _encoding(model, data, subject, inputs, baselines, config, device, out_dir):
                   aligned_paths)
     predictions = {
         "autoencoder": predict_bold(model, data, subject, "test", device)[rows],
-        "ridge": ridge_bold(baselines["encoder"], design, data.runs, preshift_trs)[rows],
+        "ridge": ridge_bold(baselines["encoder"].materialise(design), design, data.runs, preshift_trs)[rows],
     }
     scores = {name: score_encoding(p, measured, prepared.roi_membership, n_permutations=config.n_permutations,
                                    seed=config.seed, n_bootstrap=config.n_bootstrap,
@@ -245,7 +245,11 @@ def run_evaluate(subject, inputs, out_dir, config):
     if subject not in all_baselines:
         raise ValueError(f"{inputs.baselines_path} has no ridge baselines for {subject!r} (has "
                          f"{sorted(all_baselines)}); retrain with this subject")
-    baselines = all_baselines[subject]
+    stored = all_baselines[subject]
+    if not isinstance(stored["encoder"], StoredRidge):
+        raise ValueError(f"{inputs.baselines_path} was written by an older giblet (primal ridge weights); rerun the "
+                         "train stage")
+    baselines = {**stored, "decoders": {m: d.materialise(data.bold[subject]) for m, d in stored["decoders"].items()}}
     out_dir.mkdir(parents=True, exist_ok=True)
     codec_status = CodeStream.load(features_dir / "codes.npz").codec_status if "audio" in modalities else None
 

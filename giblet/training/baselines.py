@@ -2,7 +2,9 @@
 
 Both are fitted in the dual (kernel) form, which gives the predictions of primal ridge: the linear
 kernel ``K = Z Z.T`` of the standardised training design ``Z`` (n_train x n_train) is summed a block
-of columns at a time, and the primal coefficients ``Z.T @ dual`` are stored. Neither the design
+of columns at a time. The baselines are stored in that dual form (:class:`StoredRidge`: n_train x n_targets, a
+fraction of the primal weights when the design is wide) and turned into primal coefficients ``Z.T @ dual``
+(:class:`RidgeMap`) from the design when they predict. Neither the design
 (the decoder's is n_voxels x n_delays wide: 8 GiB for a whole-brain subject and 4 delays) nor the
 targets (the encoder's 271,633 voxels) are ever copied whole.
 """
@@ -10,6 +12,7 @@ targets (the encoder's 271,633 voxels) are ever copied whole.
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +24,7 @@ from giblet.blocks import column_blocks
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
 
-__all__ = ["ALPHAS", "CV_TARGETS", "RidgeMap", "fit_ridge", "encoding_design", "decoding_design", "decoding_rows",
+__all__ = ["ALPHAS", "CV_TARGETS", "RidgeMap", "StoredRidge", "fit_ridge", "fit_dual_ridge", "encoding_design", "decoding_design", "decoding_rows",
            "encoder_rows", "fit_encoder", "DECODING_TARGETS"]
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,86 @@ class RidgeMap:
         return out
 
 
+@dataclass(frozen=True)
+class StoredRidge:
+    """A fitted ridge map in its dual form, as stored (``baselines.joblib``): a fraction of the primal weights' size
+    when the design is wider than the training block (the demo's encoder: 370 training TRs x 3,800 voxels instead
+    of 2,124 FIR features x 3,800 voxels).
+
+    :meth:`materialise` rebuilds the :class:`RidgeMap` from the design it was fitted on: ``coef_ = Z.T @ dual_``
+    with ``Z`` the standardised design at the training rows.
+
+    Attributes
+    ----------
+    mean_, scale_, intercept_, alphas_
+        As :class:`RidgeMap`'s.
+    dual_ : ndarray, shape (n_train, n_targets), float64 (float32 once :meth:`compact`)
+        Dual coefficients.
+    index : ndarray, shape (n_train,), int
+        The training rows (of ``X``; the design's row ``t`` is ``[X[t + lag] for lag in lags]``).
+    lags : tuple of int
+    """
+
+    mean_: np.ndarray
+    scale_: np.ndarray
+    dual_: np.ndarray
+    index: np.ndarray
+    lags: tuple
+    intercept_: np.ndarray
+    alphas_: np.ndarray
+
+    def compact(self):
+        """This fit with float32 dual coefficients (what ``baselines.joblib`` stores)."""
+        return dataclasses.replace(self, dual_=self.dual_.astype(np.float32))
+
+    def materialise(self, X):
+        """The :class:`RidgeMap` of this fit, from ``X`` (n_trs, n_features): the array it was fitted on."""
+        if len(self.lags) * X.shape[1] != len(self.mean_):
+            raise ValueError(f"X has {X.shape[1]} columns and {len(self.lags)} lags, but this ridge was fitted on "
+                             f"{len(self.mean_)} design columns: pass the array it was fitted on")
+        coef = np.empty((len(self.mean_), self.dual_.shape[1]), np.float32)
+        for block, z in _standardised(X, self.index, self.lags, self.mean_, self.scale_):
+            if not np.allclose(z.mean(axis=0), 0.0, atol=1e-4):
+                raise ValueError("X's training rows do not have the means this ridge was fitted with: pass the array "
+                                 "it was fitted on")
+            coef[block] = z.T @ self.dual_.astype(np.float64)
+        return RidgeMap(self.mean_, self.scale_, coef, self.intercept_, self.alphas_)
+
+
+def _standardised(X, index, lags, mean, scale):
+    """(block of design columns, its training rows standardised in one float64 array), a block at a time."""
+    for lag, block, columns in _design_blocks(X.shape[1], lags):
+        z = X[index + lag, columns].astype(np.float64)
+        z -= mean[block]
+        z /= scale[block]
+        yield block, z
+
+
+def fit_dual_ridge(X, Y, rows, lags=(0,), n_folds=5):
+    """:func:`fit_ridge`'s fit, kept in its dual form (:class:`StoredRidge`)."""
+    index = np.flatnonzero(rows)
+    lags = tuple(int(lag) for lag in lags)
+    if index[0] + min(lags) < 0 or index[-1] + max(lags) >= len(X):
+        raise ValueError(f"training rows [{index[0]}, {index[-1]}] with lags {lags} reach outside X's {len(X)} TRs")
+    mean, scale, peak = np.empty((3, len(lags) * X.shape[1]))
+    for lag, block, columns in _design_blocks(X.shape[1], lags):
+        x = X[index + lag, columns].astype(np.float64)
+        mean[block], scale[block] = x.mean(axis=0), x.std(axis=0)
+        peak[block] = np.abs(X[:, columns]).max(axis=0)
+    scale[scale <= FLAT * peak] = 1.0  # constant on the training rows, up to float noise
+    kernel = sum(z @ z.T for _, z in _standardised(X, index, lags, mean, scale))
+    eigenvalues, eigenvectors = np.linalg.eigh(kernel)
+    alphas = _search_alphas(kernel, Y, index, n_folds)
+    dual = np.empty((len(index), Y.shape[1]))
+    intercept = np.empty(Y.shape[1])
+    for targets in column_blocks(Y.shape[1]):
+        y = Y[index, targets].astype(np.float64)
+        intercept[targets] = y.mean(axis=0)
+        dual[:, targets] = eigenvectors @ (eigenvectors.T @ (y - intercept[targets]) / (eigenvalues[:, None]
+                                                                                       + alphas[targets]))
+    return StoredRidge(mean, scale, dual, index, lags, intercept, alphas)
+
+
 def fit_ridge(X, Y, rows, lags=(0,), n_folds=5):
     """Standardise (training rows only) and fit ridge by contiguous K-fold search over ``ALPHAS``.
 
@@ -100,36 +183,7 @@ def fit_ridge(X, Y, rows, lags=(0,), n_folds=5):
     RidgeMap
         One alpha per target when there are at most ``CV_TARGETS`` targets, else one shared alpha.
     """
-    index = np.flatnonzero(rows)
-    lags = tuple(int(lag) for lag in lags)
-    if index[0] + min(lags) < 0 or index[-1] + max(lags) >= len(X):
-        raise ValueError(f"training rows [{index[0]}, {index[-1]}] with lags {lags} reach outside X's {len(X)} TRs")
-    mean, scale, peak = np.empty((3, len(lags) * X.shape[1]))
-    for lag, block, columns in _design_blocks(X.shape[1], lags):
-        x = X[index + lag, columns].astype(np.float64)
-        mean[block], scale[block] = x.mean(axis=0), x.std(axis=0)
-        peak[block] = np.abs(X[:, columns]).max(axis=0)
-    scale[scale <= FLAT * peak] = 1.0  # constant on the training rows, up to float noise
-
-    def standardised():  # (block of design columns, its training rows standardised in one float64 array)
-        for lag, block, columns in _design_blocks(X.shape[1], lags):
-            z = X[index + lag, columns].astype(np.float64)
-            z -= mean[block]
-            z /= scale[block]
-            yield block, z
-
-    kernel = sum(z @ z.T for _, z in standardised())
-    eigenvalues, eigenvectors = np.linalg.eigh(kernel)
-    alphas = _search_alphas(kernel, Y, index, n_folds)
-    coef = np.empty((len(mean), Y.shape[1]), np.float32)
-    intercept = np.empty(Y.shape[1])
-    for targets in column_blocks(Y.shape[1]):
-        y = Y[index, targets].astype(np.float64)
-        intercept[targets] = y.mean(axis=0)
-        dual = eigenvectors @ (eigenvectors.T @ (y - intercept[targets]) / (eigenvalues[:, None] + alphas[targets]))
-        for block, z in standardised():
-            coef[block, targets] = z.T @ dual
-    return RidgeMap(mean, scale, coef, intercept, alphas)
+    return fit_dual_ridge(X, Y, rows, lags, n_folds).materialise(X)
 
 
 def _design_blocks(n_features, lags):
@@ -173,9 +227,9 @@ def encoder_rows(data, subject):
 
 
 def fit_encoder(data, design, subject, preshift_trs=0):
-    """The ridge encoder of ``subject``: :func:`encoding_design` (stored clock) -> its BOLD on the model clock,
-    fitted on :func:`encoder_rows`."""
-    return fit_ridge(design, data.bold[subject], encoder_rows(data, subject), lags=(-preshift_trs,))
+    """The ridge encoder of ``subject`` (:class:`StoredRidge`): :func:`encoding_design` (stored clock) -> its BOLD on
+    the model clock, fitted on :func:`encoder_rows`; ``.materialise(design)`` gives its :class:`RidgeMap`."""
+    return fit_dual_ridge(design, data.bold[subject], encoder_rows(data, subject), lags=(-preshift_trs,))
 
 
 def decoding_rows(valid, labels, runs, block, delays):

@@ -16,8 +16,8 @@ from giblet.features import FeatureTable
 from giblet.io import atomic_path, write_json
 from giblet.models import count_parameters
 from giblet.provenance import run_key
-from giblet.training.baselines import (DECODING_TARGETS, decoding_rows, encoder_rows, encoding_design, fit_encoder,
-                                      fit_ridge)
+from giblet.training.baselines import (DECODING_TARGETS, decoding_rows, encoder_rows, encoding_design,
+                                      fit_dual_ridge, fit_encoder)
 from giblet.training.data import load_movie_data
 from giblet.training.routes import fit_routes
 from giblet.training.trainer import TrainConfig, build_model, train
@@ -63,9 +63,9 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
     targets.update(data.descriptors)
     out = {}
     for subject in data.subjects:
-        encoder = fit_encoder(data, X_enc, subject, preshift_trs)
+        encoder = fit_encoder(data, X_enc, subject, preshift_trs).compact()
         dec_rows = decoding_rows(data.bold_valid[subject], data.labels, data.runs, "train", decoder_delays)
-        decoders = {modality: fit_ridge(data.bold[subject], target, dec_rows, lags=decoder_delays)
+        decoders = {modality: fit_dual_ridge(data.bold[subject], target, dec_rows, lags=decoder_delays).compact()
                     for modality, target in targets.items()}
         out[subject] = {"encoder": encoder, "decoders": decoders, "decoder_delays_trs": tuple(decoder_delays)}
         log.info("%s: ridge encoder on %d TRs x %d features, decoders for %s", subject, encoder_rows(data, subject).sum(),

@@ -218,7 +218,8 @@ def test_ridge_views_predict_each_modality(pipeline, movie_data, targets):
     baselines = joblib.load(pipeline["baselines_path"])["sub-a"]
     design = decoding_design(movie_data.bold["sub-a"], movie_data.bold_valid["sub-a"], movie_data.labels,
                              movie_data.runs, "test", baselines["decoder_delays_trs"])[0]
-    views = ridge_views(baselines["decoders"], design[targets.rows], targets)
+    decoders = {m: d.materialise(movie_data.bold["sub-a"]) for m, d in baselines["decoders"].items()}
+    views = ridge_views(decoders, design[targets.rows], targets)
     assert views["video"]["lowlevel"].shape == targets.views["lowlevel"].shape
     assert views["text"]["embedding"].shape == targets.views["embedding"].shape
     assert views["audio"]["descriptor"].shape == targets.views["descriptor"].shape

@@ -9,7 +9,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from giblet.training.baselines import ALPHAS, decoding_design, decoding_rows, fit_ridge
+from giblet.training.baselines import ALPHAS, decoding_design, decoding_rows, fit_dual_ridge, fit_ridge
 
 
 def _data(rng, n_trs, n_features, n_targets):
@@ -92,3 +92,18 @@ def test_fit_ridge_column_flat_on_training_rows_keeps_predictions_finite(rng):
     predicted = fitted.predict(X)
     assert np.isfinite(predicted).all()
     np.testing.assert_allclose(predicted, fit_ridge(X[:, 1:], Y, rows).predict(X[:, 1:]), rtol=1e-4, atol=1e-4)
+
+
+def test_stored_ridge_keeps_the_dual_form_and_materialises_the_same_map(rng, small_blocks):
+    X, Y = _data(rng, 100, 150, 40)  # a wide design: the dual form (80 x 40) is half the primal weights (150 x 40)
+    rows = np.arange(100) < 80
+    stored = fit_dual_ridge(X, Y, rows, lags=(0, 1)).compact()
+    assert stored.dual_.shape == (80, 40) and stored.dual_.dtype == np.float32
+    assert stored.dual_.nbytes < 0.3 * (300 * 40 * 4)  # two lags: 300 design columns
+    expected = fit_ridge(X, Y, rows, lags=(0, 1))
+    design = np.concatenate([X[:-1], X[1:]], axis=1)
+    np.testing.assert_allclose(stored.materialise(X).predict(design), expected.predict(design), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="the array it was fitted on"):
+        stored.materialise(X[:, :100])
+    with pytest.raises(ValueError, match="training rows do not have the means"):
+        stored.materialise(X + 1.0)
