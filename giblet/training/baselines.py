@@ -16,9 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from himalaya.kernel_ridge import KernelRidgeCV
 from sklearn.model_selection import KFold
-from threadpoolctl import threadpool_limits
 
 from giblet.blocks import column_blocks
 from giblet.features import FeatureTable
@@ -193,20 +191,40 @@ def _design_blocks(n_features, lags):
 
 
 def _search_alphas(kernel, Y, index, n_folds):
-    """Alpha of every target (n_targets,): himalaya's contiguous K-fold search on the (centred) linear kernel."""
+    """Alpha of every target (n_targets,): contiguous K-fold search over ``ALPHAS`` on the linear kernel.
+
+    himalaya's ``KernelRidgeCV(kernel="precomputed", fit_intercept=True)`` search (each fold's kernel centred
+    on its training rows, mean squared error on the held-out rows averaged over folds, ties to the larger
+    alpha), computed in each fold's eigenbasis without forming a resolution matrix per alpha and without
+    himalaya's refit on all rows (:func:`fit_dual_ridge` does its own): the same alphas, several times faster.
+    """
     n_targets = Y.shape[1]
     shared = n_targets > CV_TARGETS
     sample = np.linspace(0, n_targets - 1, CV_TARGETS).astype(int) if shared else np.arange(n_targets)
-    search = KernelRidgeCV(kernel="precomputed", alphas=ALPHAS, fit_intercept=True, cv=KFold(n_splits=n_folds),
-                           solver_params={"local_alpha": not shared})
-    # One BLAS thread: many small products, and parallel Snakemake jobs share the cores.
-    with threadpool_limits(1, user_api="blas"):
-        search.fit(kernel, Y[np.ix_(index, sample)].astype(np.float64))
-    alphas = np.asarray(search.best_alphas_, dtype=np.float64)
+    loss = np.zeros((len(ALPHAS), len(sample)))
+    for train, test in KFold(n_splits=n_folds).split(index):
+        K = kernel[np.ix_(train, train)]
+        column_mean = K.mean(axis=0)
+        centred = K - column_mean - column_mean[:, None] + column_mean.mean()
+        held_out = kernel[np.ix_(test, train)]
+        held_out = held_out - column_mean - held_out.mean(axis=1, keepdims=True) + column_mean.mean()
+        eigenvalues, eigenvectors = np.linalg.eigh(centred)
+        eigenvalues = np.maximum(eigenvalues, 0.0)
+        projected = held_out @ eigenvectors
+        for targets in column_blocks(len(sample)):
+            y = Y[np.ix_(index[train], sample[targets])].astype(np.float64)
+            mean = y.mean(axis=0)
+            coordinates = eigenvectors.T @ (y - mean)
+            truth = Y[np.ix_(index[test], sample[targets])] - mean
+            for i, alpha in enumerate(ALPHAS):
+                predicted = projected @ (coordinates / (eigenvalues + alpha)[:, None])
+                loss[i, targets] += ((truth - predicted) ** 2).mean(axis=0)
+    loss -= np.log(ALPHAS)[:, None] * 1e-10 * n_folds  # equal scores: the larger alpha (as himalaya)
     if shared:
-        log.info("ridge: one alpha (%g) for %d targets, chosen on %d of them", alphas[0], n_targets, CV_TARGETS)
-        return np.full(n_targets, alphas[0])
-    return alphas
+        alpha = ALPHAS[loss.mean(axis=1).argmin()]
+        log.info("ridge: one alpha (%g) for %d targets, chosen on %d of them", alpha, n_targets, CV_TARGETS)
+        return np.full(n_targets, alpha)
+    return ALPHAS[loss.argmin(axis=0)]
 
 
 def encoding_design(aligned_paths):
