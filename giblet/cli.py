@@ -224,7 +224,8 @@ def _group_report(args):
 
     cfg = load_config(args.config)
     run_group_report(dataset=cfg["dataset"], subjects=cfg["fmri"]["subjects"], group_summary_path=args.summary,
-                     group_isc_path=args.group_isc, out_html=args.out, cross_validation_path=args.cross_validation)
+                     group_isc_path=args.group_isc, out_html=args.out, cross_validation_path=args.cross_validation,
+                     encoding_voxels=args.encoding_voxels, prepared_path=args.fmri)
 
 
 def _positive_int(text):
@@ -326,6 +327,9 @@ def build_parser():
     grep_.add_argument("--summary", required=True, type=Path, help="group-summary output .json")
     grep_.add_argument("--group-isc", required=True, type=Path, help="group_isc.npz")
     grep_.add_argument("--cross-validation", type=Path, help="cross-validate's cv_encoding.json (with cross_validation.folds)")
+    grep_.add_argument("--encoding-voxels", nargs="*", default=(), type=Path,
+                       help="every subject's encoding_voxels.npz (evaluate): the group map of mean voxel r")
+    grep_.add_argument("--fmri", type=Path, help="one subject's prepare-fmri output: the group map's background")
     grep_.add_argument("--out", required=True, type=Path, help="output .html")
     prep = _add(sub, "prepare-fmri", _prepare_fmri,
                 "read, check, clean and standardise one subject's fMRI (training-block statistics only)")

@@ -5,7 +5,8 @@ import pandas as pd
 
 from giblet.report.figures import _pool
 from giblet.report.audio import lesion_label
-from giblet.report.html import _ground_truth_checks, _group_encoding, _lesion_figures, _neighbours, _per_subject
+from giblet.report.group_page import _group_encoding, _per_subject
+from giblet.report.html import _ground_truth_checks, _lesion_figures, _neighbours
 
 
 def test_neighbours_link_the_previous_and_next_subject():

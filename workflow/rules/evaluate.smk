@@ -165,6 +165,8 @@ rule group_report:
         group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
         pages=expand(str(REPORTS / "{subject}.html"), subject=SUBJECTS),
         cross_validation=cross_validation_summary,
+        encoding_voxels=expand(str(EVAL / "{subject}" / EVALUATE_OUTPUTS["encoding_voxels"]), subject=SUBJECTS),
+        fmri=str(DERIVED / "fmri" / f"{SUBJECTS[0]}.npz"),  # the group map's background
     output:
         report(str(REPORTS / "index.html"), category="Group"),
     params:
@@ -173,4 +175,4 @@ rule group_report:
         str(LOGS / "group_report.log"),
     shell:
         "giblet group-report --config {CONFIG_FILE} --threads {threads} --summary {input.summary} --group-isc {input.group_isc} "
-        "{params.cross_validation} --out {output} 2> {log}"
+        "{params.cross_validation} --encoding-voxels {input.encoding_voxels} --fmri {input.fmri} --out {output} 2> {log}"
