@@ -31,7 +31,7 @@ def block_batch(model, data, subject, block, device):
         The subject's BOLD, zero outside ``block`` (no held-out measurement enters).
     """
     config = model.config
-    spans = windows(data, block, None, None, max(config.encoder_delays_trs), max(config.decoder_delays_trs))
+    spans = windows(data, block, None, None, config.encoder_past_trs, max(config.decoder_delays_trs))
     if not spans:
         raise ValueError(f"the split has no {block!r} TRs; give split.fractions a share for it")
     stimulus, _, bold, *_ = make_batch(one_subject(data, subject), spans, block)

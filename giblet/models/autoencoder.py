@@ -119,7 +119,8 @@ class GibletAutoencoder(nn.Module):
         self.heads = nn.ModuleDict({m: HEADS[m](config) for m in config.modalities if m in HEADS})
         encoder_lags = [-d for d in config.encoder_delays_trs]
         self.encoder_routes = nn.ModuleDict({
-            band: nn.ModuleDict({s: LaggedLinear(self._input_width(ROUTE_BANDS[band][1]), n, encoder_lags)
+            band: nn.ModuleDict({s: LaggedLinear(self._input_width(ROUTE_BANDS[band][1]), n, encoder_lags,
+                                                 config.route_context_trs)
                                  for s, n in config.n_voxels.items()})
             for band in config.route_bands})
         if "video" in config.modalities:

@@ -79,6 +79,11 @@ class AutoencoderConfig:
         one band that predicts it best out of sample (separable modalities, as on the demo), or every
         voxel from all bands in one ridge, as the ridge baseline (weakly driven voxels that every band
         predicts a little, as Sherlock's PMC).
+    route_context_trs : tuple of int, default=()
+        Trailing windows (TRs, each >= 2): the encoder routes also read every feature's mean over the
+        last ``k`` TRs, at every encoder delay (:class:`~giblet.models.LaggedLinear`'s ``context``):
+        long-timescale context for regions that integrate the story over tens of seconds (on Sherlock's
+        PMC, ``(8, 24)``).
     thumb_shape : tuple of 3 int, default=(3, 36, 64)
         (channels, height, width) of the thumbnails decoded from BOLD.
     n_thumb_components : int, default=8
@@ -142,9 +147,11 @@ class AutoencoderConfig:
     modality_dropout_p: float = 0.2
     route_bands: tuple = ()
     route_mode: str = "best_band"
+    route_context_trs: tuple = ()
 
     def __post_init__(self):
-        for name in ("modalities", "thumb_shape", "encoder_delays_trs", "decoder_delays_trs", "route_bands"):
+        for name in ("modalities", "thumb_shape", "encoder_delays_trs", "decoder_delays_trs", "route_bands",
+                     "route_context_trs"):
             object.__setattr__(self, name, tuple(getattr(self, name)))  # JSON round trips give lists
         object.__setattr__(self, "n_voxels", {str(s): int(n) for s, n in dict(self.n_voxels).items()})
         if not self.n_voxels:
@@ -160,6 +167,9 @@ class AutoencoderConfig:
             _one_of("modalities", modality, MODALITY_INPUTS)
         _one_of("audio_merge", self.audio_merge, AUDIO_MERGES)
         _one_of("route_mode", self.route_mode, ROUTE_MODES)
+        if any(int(k) < 2 for k in self.route_context_trs) or len(set(self.route_context_trs)) != len(self.route_context_trs):
+            raise ValueError(f"AutoencoderConfig.route_context_trs must be distinct windows of >= 2 TRs, got "
+                             f"{self.route_context_trs}")
         if not self.route_bands:
             object.__setattr__(self, "route_bands", self.modalities)
         bad_bands = [b for b in self.route_bands if b not in ROUTE_BANDS or ROUTE_BANDS[b][0] not in self.modalities]
@@ -188,6 +198,11 @@ class AutoencoderConfig:
         for name in ("dropout", "modality_dropout_p"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"AutoencoderConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def encoder_past_trs(self) -> int:
+        """TRs of stimulus a chunk needs before its first predicted TR: the deepest delay and route context."""
+        return max(self.encoder_delays_trs) + max(self.route_context_trs, default=1) - 1
 
     @property
     def subjects(self) -> tuple:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["shift_trs", "DelayMixer"]
+__all__ = ["shift_trs", "trailing_means", "DelayMixer"]
 
 
 def shift_trs(x, shift):
@@ -31,6 +31,32 @@ def shift_trs(x, shift):
     n_trs = x.shape[1]
     before, after = max(shift, 0), max(-shift, 0)
     return F.pad(x, (0, 0, before, after))[:, after : after + n_trs]
+
+
+def trailing_means(x, windows_trs):
+    """``x`` beside its trailing means: ``[x, mean(x[t - k + 1 .. t]) for k in windows_trs]`` along features.
+
+    The mean at ``t`` is over the last ``k`` TRs of the chunk up to ``t`` (fewer at the chunk's start, as at a
+    run's start: :func:`giblet.training.encoder_routes.trailing_means` gives the same on whole runs).
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, T, n_features)
+    windows_trs : sequence of int
+
+    Returns
+    -------
+    Tensor, shape (B, T, n_features * (1 + len(windows_trs)))
+    """
+    if not windows_trs:
+        return x
+    total = F.pad(torch.cumsum(x, dim=1), (0, 0, 1, 0))
+    t = torch.arange(x.shape[1], device=x.device)
+    parts = [x]
+    for k in windows_trs:
+        start = (t + 1 - int(k)).clamp(min=0)
+        parts.append((total[:, t + 1] - total[:, start]) / (t + 1 - start).to(x.dtype)[:, None])
+    return torch.cat(parts, dim=-1)
 
 
 class DelayMixer(nn.Module):

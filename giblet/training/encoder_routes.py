@@ -3,7 +3,8 @@
 See :mod:`giblet.training.routes` (step 2) for why they exist; :func:`fit_encoder_routes` gives each voxel
 the one band that predicts it best, :func:`fit_joint_routes` every voxel all bands (``model.route_mode``).
 Both are fitted to the subject's encoding target (:meth:`~giblet.training.data.MovieData.encoding_target`)
-on the training block.
+on the training block. With ``model.route_context_trs``, every band's features are read beside their trailing
+means over that many TRs (:func:`trailing_means`), at every encoder delay.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from himalaya.scoring import correlation_score
 from giblet.splits import BLOCKS
 from giblet.training.baselines import RidgeMap, fit_ridge
 
-__all__ = ["lagged_weights", "encoding_rows", "fit_joint_routes", "fit_encoder_routes"]
+__all__ = ["lagged_weights", "encoding_rows", "trailing_means", "fit_joint_routes", "fit_encoder_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,23 @@ def lagged_weights(inputs, outputs, ridge):
     """:meth:`giblet.models.LaggedLinear.set_weights` keyword arguments of a fitted ridge map."""
     return {"inputs": inputs, "outputs": outputs, "mean": ridge.mean_, "scale": ridge.scale_, "weight": ridge.coef_,
             "bias": ridge.intercept_}
+
+
+def trailing_means(X, runs, windows_trs):
+    """``[X, mean(X[t - k + 1 .. t]) for k in windows_trs]`` side by side, each mean inside ``t``'s run (over fewer
+    TRs at a run's start), as :func:`giblet.models.temporal.trailing_means` computes it on a chunk; float64."""
+    X = np.asarray(X, dtype=np.float64)
+    parts = [X]
+    for k in windows_trs:
+        means = np.empty_like(X)
+        for run in np.unique(runs):
+            rows = np.flatnonzero(runs == run)
+            total = np.concatenate([np.zeros((1, X.shape[1])), np.cumsum(X[rows], axis=0)])
+            t = np.arange(len(rows))
+            start = np.maximum(t + 1 - int(k), 0)
+            means[rows] = (total[t + 1] - total[start]) / (t + 1 - start)[:, None]
+        parts.append(means)
+    return np.concatenate(parts, axis=1)
 
 
 def encoding_rows(valid, labels, runs, block, delays):
@@ -72,7 +90,8 @@ def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
     ----------
     data : MovieData
     inputs : dict of str to ndarray, shape (n_trs, n_features)
-        Band -> the features its route reads (as the autoencoder reads them).
+        Band -> the features its route reads (as the autoencoder reads them; with route context, beside their
+        :func:`trailing_means`).
     delays : sequence of int
         Encoder delays (>= 1: causal).
     scores : dict of str to dict of str to ndarray
@@ -80,7 +99,8 @@ def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
         (:func:`encoding_scores`).
     n_folds : int, default=5
     columns : dict of str to ndarray of int, optional
-        Band -> the columns of the model input its features are (the weights' ``inputs``; default: all).
+        Band -> the columns of the model input its features are (the weights' ``inputs``; default: all, which
+        holds only without route context).
 
     Returns
     -------

@@ -55,7 +55,8 @@ from giblet.blocks import column_blocks
 from giblet.models.config import ROUTE_BANDS
 from giblet.splits import BLOCKS
 from giblet.training.baselines import ALPHAS, RidgeMap, decoding_design, decoding_rows, fit_ridge
-from giblet.training.encoder_routes import encoding_rows, fit_encoder_routes, fit_joint_routes, lagged_weights
+from giblet.training.encoder_routes import (encoding_rows, fit_encoder_routes, fit_joint_routes, lagged_weights,
+                                            trailing_means)
 
 __all__ = ["N_VOXELS_GRID", "CONFIDENCE_GRID", "WindowFit", "encoding_rows", "voxel_encoding_scores",
            "fit_window_decoders", "fit_joint_routes", "fit_encoder_routes", "picture_descriptor", "fit_routes"]
@@ -284,15 +285,15 @@ def _fit_picture_routes(model, data, known_scores):
 
 
 def _fit_encoder_routes(model, data, known_scores):
-    delays = model.config.encoder_delays_trs
+    delays, context = model.config.encoder_delays_trs, model.config.route_context_trs
     columns = {band: data.feature_bands.get(band, np.arange(data.stimulus[ROUTE_BANDS[band][1]].shape[1]))
                for band in model.config.route_bands}
-    inputs = {band: data.stimulus[ROUTE_BANDS[band][1]][:, columns[band]].astype(np.float64)
+    inputs = {band: trailing_means(data.stimulus[ROUTE_BANDS[band][1]][:, columns[band]], data.runs, context)
               for band in model.config.route_bands}
     if model.config.route_mode == "joint":
         routes = fit_joint_routes(data, inputs, delays, columns=columns)
     else:
-        scores = {band: known_scores[band] if band in known_scores else encoding_scores(data, X, delays)
+        scores = {band: known_scores[band] if band in known_scores and not context else encoding_scores(data, X, delays)
                   for band, X in inputs.items()}
         routes = fit_encoder_routes(data, inputs, delays, scores, columns=columns)
     for band, by_subject in routes.items():

@@ -121,7 +121,7 @@ def _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_out=None):
 
 def _spans(model, data, block, cfg):
     config = model.config
-    before, after = max(config.encoder_delays_trs), max(config.decoder_delays_trs)
+    before, after = config.encoder_past_trs, max(config.decoder_delays_trs)
     if block == "train":
         return windows(data, block, cfg.window_trs, cfg.stride_trs, before, after)
     return windows(data, block, None, None, before, after)  # whole pieces

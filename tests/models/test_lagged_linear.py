@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from giblet.models import LaggedLinear
+from giblet.models import LaggedLinear, temporal
+from giblet.training.encoder_routes import trailing_means
 
 
 def _fitted(rng, n_in=7, n_out=3, lags=(1, 2, 3), inputs=(1, 4, 6), outputs=(0, 1, 2)):
@@ -57,3 +58,31 @@ def test_lagged_linear_state_dict_resizes_on_load(rng):
     assert empty.inputs.tolist() == [1, 4, 6]
     x = torch.randn(2, 6, 7)
     torch.testing.assert_close(empty(x), lagged(x))
+
+
+def test_trailing_means_on_a_chunk_equal_those_of_the_whole_run(rng):
+    x = rng.standard_normal((60, 3))
+    runs = np.repeat([0, 1], 30)
+    whole = trailing_means(x, runs, (4, 9))
+    assert whole.shape == (60, 9)
+    np.testing.assert_allclose(whole[10, 3:6], x[7:11].mean(axis=0))  # TR 10: the mean of TRs 7-10
+    np.testing.assert_allclose(whole[31, 6:], x[30:32].mean(axis=0))  # a run's start: only its own TRs
+    chunk = torch.from_numpy(x[30:]).unsqueeze(0)  # the second run as one chunk
+    np.testing.assert_allclose(temporal.trailing_means(chunk, (4, 9))[0].numpy(), whole[30:], rtol=1e-10)
+
+
+def test_lagged_linear_reads_the_trailing_means_of_its_inputs_at_every_lag(rng):
+    lagged = LaggedLinear(4, 2, (-1, -2), context=(3,))
+    inputs, width = np.array([0, 2]), 2 * 2 * 2  # 2 inputs and their 3-TR means, at 2 lags
+    w = {"inputs": inputs, "outputs": np.array([0, 1]), "mean": rng.standard_normal(width),
+         "scale": rng.uniform(0.5, 2, width), "weight": rng.standard_normal((width, 2)), "bias": rng.standard_normal(2)}
+    lagged.set_weights(**w)
+    x = rng.standard_normal((1, 12, 4))
+    z = trailing_means(x[0][:, inputs], np.zeros(12, int), (3,))
+    rows = np.arange(2, 12)
+    window = np.concatenate([z[rows - 1], z[rows - 2]], axis=1)
+    expected = (window - w["mean"]) / w["scale"] @ w["weight"] + w["bias"]
+    got = lagged(torch.from_numpy(x).float()).numpy()[0, rows]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"context \(3,\)"):
+        lagged.set_weights(inputs, [0, 1], np.zeros(4), np.ones(4), np.zeros((4, 2)), np.zeros(2))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from giblet.audio.code_model import CodeModel
+from giblet.splits import BLOCKS
 from giblet.training.data import MovieData
 from giblet.training.routes import fit_routes, picture_descriptor
 from giblet.training.trainer import TrainConfig, build_model, encoder_score, evaluate_loss, train
@@ -234,3 +235,24 @@ def test_train_keeps_the_routes_alone_when_the_trunk_learns_only_noise(tmp_path)
     history = train(model, noise, CFG, tmp_path, seed=0, device="cpu")
     assert max(h["val_fmri_r"] for h in history[1:]) > history[0]["val_fmri_r"]  # by chance a later epoch is higher (0.028)
     assert all(float(p.abs().max()) == 0.0 for p in model.readouts.parameters() if p.dim() == 2)  # yet epoch 0 kept
+
+
+def test_routes_with_context_predict_each_block_from_the_stimulus_before_it(movie):
+    """Evaluation chunks carry enough past for the trailing means: the model's test-block prediction is the
+    joint ridge on the whole runs' features beside their trailing means."""
+    from giblet.evaluation.encoding import predict_bold
+    from giblet.training.baselines import fit_ridge
+    from giblet.training.encoder_routes import encoding_rows, trailing_means
+
+    torch.manual_seed(0)
+    options = {**OPTIONS, "route_mode": "joint", "route_context_trs": (6, 12), "route_bands": ("text",)}
+    model = build_model(movie, options, ("video", "text"))
+    assert model.config.encoder_past_trs == 3 + 12 - 1
+    fit_routes(model, movie)
+    predicted = predict_bold(model, movie, "sub-a", "test", "cpu")
+    test = np.flatnonzero(movie.labels == BLOCKS.index("test"))
+    features = trailing_means(movie.stimulus["text"], movie.runs, (6, 12))
+    rows = encoding_rows(movie.bold_valid["sub-a"], movie.labels, movie.runs, "train", (1, 2, 3))
+    ridge = fit_ridge(features, movie.bold["sub-a"], rows, lags=(-1, -2, -3))
+    expected = ridge.predict(np.concatenate([features[test - d] for d in (1, 2, 3)], axis=1))
+    np.testing.assert_allclose(predicted[test], expected, rtol=1e-4, atol=1e-4)
