@@ -119,11 +119,13 @@ def _fold_table(fold, split, seeds, inputs, setup):
     preshift = setup.preshift_trs
     ridge = {s: ridge_bold(fit_encoder(data, design, s, preshift).materialise(design), design, data.runs, preshift)
              for s in data.subjects}
+    routed = build_model(data, setup.model_options, setup.modalities, code_model)
+    fit_routes(routed, data)  # closed form: fitted once per fold, the same for every seed
     table = []
     for seed in seeds:
         torch.manual_seed(seed)
         model = build_model(data, setup.model_options, setup.modalities, code_model)
-        fit_routes(model, data)
+        model.load_state_dict(dict(routed.named_buffers()), strict=False)  # the routes are buffers
         with tempfile.TemporaryDirectory() as scratch:  # no checkpoint outlives its fold
             history = train(model, data, setup.train, scratch, seed=seed, device=setup.device)
         log.info("fold %d, seed %d: %d epochs", fold + 1, seed, len(history))

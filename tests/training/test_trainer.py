@@ -256,3 +256,19 @@ def test_routes_with_context_predict_each_block_from_the_stimulus_before_it(movi
     ridge = fit_ridge(features, movie.bold["sub-a"], rows, lags=(-1, -2, -3))
     expected = ridge.predict(np.concatenate([features[test - d] for d in (1, 2, 3)], axis=1))
     np.testing.assert_allclose(predicted[test], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_routes_are_buffers_that_another_seeds_model_takes_over(movie):
+    """Cross-validation fits the closed-form routes once per fold and copies them into every seed's model."""
+    movie = _with_audio(movie)
+    fitted = build_model(movie, OPTIONS, movie.modalities, _code_model())
+    fit_routes(fitted, movie)
+    torch.manual_seed(1)
+    other = build_model(movie, OPTIONS, movie.modalities, _code_model())
+    other.load_state_dict(dict(fitted.named_buffers()), strict=False)
+    stim = {k: torch.from_numpy(np.ascontiguousarray(v[None, :40])) for k, v in movie.stimulus.items()}
+    with torch.no_grad():
+        for subject in movie.subjects:
+            assert fitted.stimulus_routes(stim, subject).abs().max() > 0
+            torch.testing.assert_close(other.encode(stim, subject), fitted.encode(stim, subject))
+        assert other.audio_confidence == fitted.audio_confidence
