@@ -18,7 +18,7 @@ SUBJECTS = ["s1", "s2", "s3"]
 SHORT = {
     "fmri": {"subjects": SUBJECTS},
     "train": {"max_epochs": 2},
-    "cross_validation": {"folds": 3},
+    "cross_validation": {"folds": 3, "seeds": [0]},
     "evaluate": {"n_permutations": 20, "n_bootstrap": 20, "n_examples": 2},
 }
 
