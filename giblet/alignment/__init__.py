@@ -8,22 +8,8 @@ counts every second of stimulus once, ``delay`` builds FIR designs, and ``run_al
 """
 
 from giblet.alignment.delay import delay
-from giblet.alignment.hrf import HRF_COMPONENTS, HRF_MODELS, Hrf, convolve_hrf, hrf_kernel
-from giblet.alignment.resample import RESAMPLE_METHODS, resample_to_trs
-from giblet.alignment.stage import CLOCK, OUTPUT_SUFFIXES, RESAMPLE_BY_KIND, run_align, scan_frame_times
+from giblet.alignment.hrf import HRF_MODELS, Hrf, convolve_hrf
+from giblet.alignment.resample import resample_to_trs
+from giblet.alignment.stage import run_align, scan_frame_times
 
-__all__ = [
-    "HRF_MODELS",
-    "HRF_COMPONENTS",
-    "Hrf",
-    "hrf_kernel",
-    "convolve_hrf",
-    "RESAMPLE_METHODS",
-    "resample_to_trs",
-    "delay",
-    "scan_frame_times",
-    "run_align",
-    "RESAMPLE_BY_KIND",
-    "OUTPUT_SUFFIXES",
-    "CLOCK",
-]
+__all__ = ["run_align", "convolve_hrf", "resample_to_trs", "delay", "scan_frame_times", "Hrf", "HRF_MODELS"]

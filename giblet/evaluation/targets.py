@@ -58,7 +58,7 @@ class DecodingTargets:
     views : dict of str to ndarray
         The true views, ``code_log_probs`` from the true descriptor (the oracle), the true
         ``code_counts`` (n_trs, n_codebooks, codebook_size): how often each code sits in each TR,
-        and ``sounding_counts``, the same over the frames that sound (:func:`~giblet.audio.sounding_frames`).
+        and ``sounding_counts``, the same over the frames that sound (:func:`~giblet.audio.descriptors.sounding_frames`).
     train_mean : dict of str to ndarray
         Training-TR mean of every continuous view (the constant baseline prediction).
     audio_head : CodeModelHead or None

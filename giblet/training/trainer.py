@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from giblet.compute import resolve_device
 from giblet.io import atomic_path
-from giblet.models import AutoencoderConfig, GibletAutoencoder, fmri_losses, reconstruction_losses
+from giblet.models import AutoencoderConfig, GibletAutoencoder
+from giblet.models.losses import fmri_losses, reconstruction_losses
 from giblet.provenance import run_key
 from giblet.stats import block_resamples, pearson_columns
 from giblet.training.data import make_batch, windows

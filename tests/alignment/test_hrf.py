@@ -3,7 +3,8 @@ import pytest
 from nilearn.glm.first_level import compute_regressor, glover_hrf, spm_hrf
 from nilearn.glm.first_level.hemodynamic_models import orthogonalize
 
-from giblet.alignment import HRF_MODELS, Hrf, convolve_hrf, hrf_kernel
+from giblet.alignment import HRF_MODELS, Hrf, convolve_hrf
+from giblet.alignment.hrf import hrf_kernel
 
 CANONICAL = ["glover", "spm"]
 

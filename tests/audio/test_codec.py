@@ -9,7 +9,8 @@ from transformers import EncodecConfig, EncodecModel
 from transformers.models.encodec.modeling_encodec import EncodecConvTranspose1d
 
 from giblet.audio import codec as codec_module
-from giblet.audio import UNTRAINED_STATUS, CodecUnavailableError, CodeStream, EncodecCodec
+from giblet.audio import UNTRAINED_STATUS, CodeStream, EncodecCodec
+from giblet.audio.codec import CodecUnavailableError
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack
 
 SAMPLE_RATE_HZ = 24_000
@@ -57,7 +58,7 @@ def test_encode_chunked_codes_match_single_pass(tiny_codec, sound):
 
 
 def test_encode_resamples_other_rates(tiny_codec, sound):
-    from giblet.audio import resample
+    from giblet.audio.load import resample
 
     stream = tiny_codec.encode(resample(sound, SAMPLE_RATE_HZ, 16_000), 16_000)
     assert stream.n_frames == 300

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from giblet.audio import PAD_CODE, CodeStream, codes_by_tr, frame_trs, stream_from_trs, tr_frame_spans
+from giblet.audio import CodeStream, codes_by_tr
+from giblet.audio.codes import PAD_CODE, frame_trs, stream_from_trs, tr_frame_spans
 
 TRS_S = [0.8, 1.49, 1.5, 2.0]
 FRAME_RATES_HZ = [50.0, 75.0, 150.0]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from giblet.audio import audio_descriptors, frame_tr_means, sounding_frames
+from giblet.audio.descriptors import audio_descriptors, frame_tr_means, sounding_frames
 from giblet.audio.descriptors import FLOOR_DB
 from giblet.timing import ScanTiming
 

@@ -3,7 +3,8 @@ import pytest
 import soxr
 from scipy.io import wavfile
 
-from giblet.audio import load_audio, resample
+from giblet.audio import load_audio
+from giblet.audio.load import resample
 from tests.audio.conftest import make_soundtrack, write_clip
 from tests.conftest import SHARED_DATA
 

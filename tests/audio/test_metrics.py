@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from giblet.audio import (
+from giblet.audio import score_audio
+from giblet.audio.metrics import (
     AUDIO_METRICS,
     log_mel_distance,
     multi_resolution_stft_distance,
-    score_audio,
     score_audio_pairs,
     si_sdr,
     stoi,

@@ -10,19 +10,18 @@ from transformers import EncodecConfig
 
 from giblet.alignment import run_align
 from giblet.audio import (
-    STAGE_OUTPUTS,
     UNTRAINED_STATUS,
     CodecConfig,
-    CodecUnavailableError,
     CodeStream,
     EncodecCodec,
     codes_by_tr,
-    frame_tr_means,
-    load_stage_codec,
     run_decode_audio,
     run_extract_audio,
-    stream_from_trs,
 )
+from giblet.audio.codec import CodecUnavailableError
+from giblet.audio.codes import stream_from_trs
+from giblet.audio.descriptors import frame_tr_means
+from giblet.audio.stage import STAGE_OUTPUTS, load_stage_codec
 from giblet.features import FeatureTable
 from giblet.timing import ScanTiming
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack, write_clip

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import giblet.audio
-from giblet.audio import CodeStream, code_histograms, pooled_embeddings, quantized_latent, tr_frame_spans
+from giblet.audio import CodeStream
+from giblet.audio.codes import tr_frame_spans
+from giblet.audio.views import code_histograms, pooled_embeddings, quantized_latent
 
 N_CODEBOOKS, CODEBOOK_SIZE, DIM = 4, 32, 6
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy.io import wavfile
 
-from giblet.audio import codes_by_tr, load_stage_codec
+from giblet.audio import codes_by_tr
+from giblet.audio.stage import load_stage_codec
 from giblet.audio.codes import CodeStream
 from giblet.evaluation.evaluate import EvaluateConfig, EvaluateInputs, run_evaluate
 from giblet.evaluation.outputs import EVALUATE_OUTPUTS, evaluate_outputs

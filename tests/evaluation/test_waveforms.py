@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from giblet.audio import CodeStream, codes_by_tr, load_stage_codec, tr_frame_spans
+from giblet.audio import CodeStream, codes_by_tr
+from giblet.audio.codes import tr_frame_spans
+from giblet.audio.stage import load_stage_codec
 from giblet.evaluation.waveforms import trs_waveform, write_wav
 from tests.evaluation.conftest import RUN_N_TRS, TR_S, read_json
 

@@ -5,7 +5,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from giblet.fmri import CleanConfig, PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
+from giblet.fmri import PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
+from giblet.fmri.clean import CleanConfig
 from giblet.fmri.masks import grid_ijk
 from giblet.splits import GAP, SplitConfig, fold_chunks, make_split, pieces
 from giblet.timing import ScanTiming

@@ -8,12 +8,8 @@ import torch
 from torch import nn
 
 import giblet.models
-from giblet.models import (
-    GibletAutoencoder,
-    fmri_losses,
-    lesion,
-    reconstruction_losses,
-)
+from giblet.models import GibletAutoencoder, lesion
+from giblet.models.losses import fmri_losses, reconstruction_losses
 from tests.models.conftest import DEVICES, fitted, make_batch, tiny_config
 
 STIM_KEYS = ("audio_codes", "audio_mask", "audio_descriptor", "video", "text")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from giblet.models import modality_keep_mask
+from giblet.models.dropout import modality_keep_mask
 
 
 def test_modality_keep_mask_keeps_at_least_one():

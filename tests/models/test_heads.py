@@ -1,6 +1,6 @@
 import torch
 
-from giblet.models import TextHead
+from giblet.models.heads import TextHead
 from tests.models.conftest import tiny_config
 
 

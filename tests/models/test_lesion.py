@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from giblet.models import lesion, roi_union
+from giblet.models import lesion
+from giblet.models.lesion import roi_union
 
 
 @pytest.fixture

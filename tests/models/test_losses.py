@@ -2,14 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from giblet.models import (
-    GibletAutoencoder,
-    fmri_losses,
-    reconstruction_losses,
-    text_cosine,
-    voxel_mse,
-    voxel_neg_pearson,
-)
+from giblet.models import GibletAutoencoder
+from giblet.models.losses import fmri_losses, reconstruction_losses, text_cosine, voxel_mse, voxel_neg_pearson
 from tests.models.conftest import make_batch, tiny_config
 
 

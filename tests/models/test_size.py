@@ -1,6 +1,7 @@
 import torch
 
-from giblet.models import AutoencoderConfig, GibletAutoencoder, count_parameters, parameter_counts
+from giblet.models import AutoencoderConfig, GibletAutoencoder, count_parameters
+from giblet.models.size import parameter_counts
 from tests.models.conftest import tiny_config
 
 

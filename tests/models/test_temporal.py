@@ -1,6 +1,6 @@
 import torch
 
-from giblet.models import DelayMixer, shift_trs
+from giblet.models.temporal import DelayMixer, shift_trs
 
 
 def test_shift_trs_past_future_and_zero_fill():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from giblet.models import AudioTower, CodebookEmbedding, FeatureTower
+from giblet.models.towers import AudioTower, CodebookEmbedding, FeatureTower
 from tests.models.conftest import make_batch, tiny_config
 
 

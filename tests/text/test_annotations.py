@@ -2,13 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from giblet.text import (
-    AnnotationFormat,
-    label_indicators,
-    overlap_mean,
-    read_annotations,
-    read_table,
-)
+from giblet.text import AnnotationFormat, read_annotations
+from giblet.text.annotations import read_table
+from giblet.text.labels import label_indicators
+from giblet.text.tr_grid import overlap_mean
 from giblet.timing import ScanTiming
 from tests.conftest import SHARED_DATA
 
@@ -54,7 +51,7 @@ def test_read_table_strips_headers(tmp_path):
 def test_read_annotations_segment_boundary_exact(tmp_path):
     rows = [(0.0, 1.5, "first", "x"), (1.5, 3.0, "second", "y")]
     annotations = _read(_write(tmp_path / "a.tsv", rows), 2)
-    from giblet.text import interval_tr_weights
+    from giblet.text.tr_grid import interval_tr_weights
 
     weights = interval_tr_weights(annotations.onset_s, annotations.offset_s, 2, 1.5).toarray()
     np.testing.assert_allclose(weights, [[1.5, 0.0], [0.0, 1.5]])  # a segment ending at a TR edge stays out of the next TR

