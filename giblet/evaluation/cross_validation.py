@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from giblet.evaluation.encoding import ceiling_floor, predict_bold, ridge_bold
+from giblet.evaluation.encoding import ceiling_floor, predict_bold
 from giblet.evaluation.metrics import pearson_columns
 from giblet.evaluation.outputs import CV_OUTPUTS
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path, write_json
 from giblet.splits import BLOCKS, fold_splits
-from giblet.training.baselines import encoding_design, fit_encoder
+from giblet.training.baselines import EncodingDesign
 from giblet.training.routes import fit_routes
 from giblet.training.trainer import build_model, train
 
@@ -115,10 +115,8 @@ def summarise_folds(table):
 
 def _fold_table(fold, split, seeds, inputs, setup):
     data, code_model = setup.load_data(inputs, split=split)
-    design = encoding_design(inputs.aligned_paths)
-    preshift = setup.preshift_trs
-    ridge = {s: ridge_bold(fit_encoder(data, design, s, preshift).materialise(design), design, data.runs, preshift)
-             for s in data.subjects}
+    design = EncodingDesign.load(inputs.aligned_paths, data.runs, setup.preshift_trs)
+    ridge = {s: design.predict(design.fit(data, s)) for s in data.subjects}
     routed = build_model(data, setup.model_options, setup.modalities, code_model)
     fit_routes(routed, data)  # closed form: fitted once per fold, the same for every seed
     table = []

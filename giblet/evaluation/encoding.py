@@ -16,7 +16,7 @@ from giblet.training.baselines import fit_ridge
 from giblet.training.data import shift_within_runs
 from giblet.training.routes import encoding_rows
 
-__all__ = ["predict_bold", "ridge_bold", "EncodingScores", "block_bootstrap_r", "score_encoding", "isc_ceiling", "roi_ceiling_on",
+__all__ = ["predict_bold", "EncodingScores", "block_bootstrap_r", "score_encoding", "isc_ceiling", "roi_ceiling_on",
            "ceiling_floor", "encoding_table",
            "codebook_feature_sets", "feature_set_encoding"]
 
@@ -41,28 +41,6 @@ def predict_bold(model, data, subject, block="test", device="cpu"):
     with torch.no_grad():
         predicted = model.encode(stimulus, subject)
     return scatter(spans, predicted.float(), data.n_trs, np.nan)
-
-
-def ridge_bold(encoder, design, runs, preshift_trs=0):
-    """The ridge encoder's predicted BOLD, moved from the stored clock to the model clock.
-
-    Parameters
-    ----------
-    encoder : RidgeMap
-        ``baselines.joblib[subject]["encoder"]``.
-    design : ndarray, shape (n_trs, n_features)
-        ``giblet.training.baselines.encoding_design(aligned_paths)`` (stored clock).
-    runs : ndarray, shape (n_trs,), int
-    preshift_trs : int, default=0
-        TRs the stored BOLD is shifted earlier (Sherlock: 3).
-
-    Returns
-    -------
-    ndarray, shape (n_trs, n_voxels), float32
-        NaN on the first ``preshift_trs`` TRs of each run.
-    """
-    predicted = encoder.predict(design)
-    return shift_within_runs(predicted, runs, preshift_trs, np.nan)
 
 
 @dataclass(frozen=True)

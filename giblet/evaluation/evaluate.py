@@ -23,7 +23,6 @@ from giblet.evaluation.encoding import (
     feature_set_encoding,
     isc_ceiling,
     predict_bold,
-    ridge_bold,
     roi_ceiling_on,
     score_encoding,
 )
@@ -36,7 +35,7 @@ from giblet.fmri.prepared import subject_prepared_path
 from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES
 from giblet.splits import BLOCKS
-from giblet.training.baselines import StoredRidge, encoder_rows, encoding_design
+from giblet.training.baselines import EncodingDesign, StoredRidge
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
 
@@ -133,34 +132,24 @@ class EvaluateInputs:
     group_isc_path: Path
 
 
-def _check_design(design, encoder, stored_rows, aligned_paths):
-    """The FIR design must be the one the ridge encoder was fitted on: same columns, same training means."""
-    if design.shape[1] != len(encoder.mean_) or not np.allclose(
-            design[stored_rows].astype(np.float64).mean(axis=0), encoder.mean_, rtol=1e-5, atol=1e-6):
-        raise ValueError(f"aligned tables {[str(p) for p in aligned_paths]} ({design.shape[1]} columns) are not the "
-                         f"design the ridge encoder was trained on ({len(encoder.mean_)} columns); pass the train "
-                         "stage's --aligned files in the same order")
-
-
 def _encoding(model, data, subject, inputs, baselines, config, device, out_dir):
     """Encoding scores of the autoencoder and the ridge encoder beside the ISC ceiling (tables, voxel maps, summary)."""
-    aligned_paths, preshift_trs = inputs.aligned_paths, config.preshift_trs
     prepared = data.prepared[subject]
     rows = np.flatnonzero((data.labels == BLOCKS.index("test")) & data.bold_valid[subject])
     measured = data.bold[subject][rows]
-    design = encoding_design(aligned_paths)
-    _check_design(design, baselines["encoder"], np.flatnonzero(encoder_rows(data, subject)) - preshift_trs,
-                  aligned_paths)
+    design = EncodingDesign.load(inputs.aligned_paths, data.runs, config.preshift_trs)
+    design.check(baselines["encoder"], data, subject, f"aligned tables {[str(p) for p in inputs.aligned_paths]}")
     predictions = {
         "autoencoder": predict_bold(model, data, subject, "test", device)[rows],
-        "ridge": ridge_bold(baselines["encoder"].materialise(design), design, data.runs, preshift_trs)[rows],
+        "ridge": design.predict(baselines["encoder"])[rows],
     }
     scores = {name: score_encoding(p, measured, prepared.roi_membership, n_permutations=config.n_permutations,
                                    seed=config.seed, n_bootstrap=config.n_bootstrap,
                                    block_trs=config.bootstrap_block_trs)
               for name, p in tqdm(predictions.items(), desc="encoding nulls", unit="model")}
     voxel_ceiling = isc_ceiling(inputs.group_isc_path, subject, prepared.voxel_ijk, prepared.roi_names)[0]
-    roi_ceiling = roi_ceiling_on(inputs.group_isc_path, subject, prepared.roi_names, rows, data.runs, preshift_trs)
+    roi_ceiling = roi_ceiling_on(inputs.group_isc_path, subject, prepared.roi_names, rows, data.runs,
+                                 config.preshift_trs)
     table = encoding_table(scores, prepared.roi_names, prepared.roi_membership, voxel_ceiling, roi_ceiling)
     write_tsv(table, out_dir / EVALUATE_OUTPUTS["encoding_rois"])
     per_voxel = {f"{field}_{name}": getattr(s, f"voxel_{field}").astype(np.float32)

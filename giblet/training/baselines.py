@@ -21,9 +21,10 @@ from sklearn.model_selection import KFold
 from giblet.blocks import column_blocks
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
+from giblet.training.data import shift_within_runs
 
-__all__ = ["ALPHAS", "CV_TARGETS", "RidgeMap", "StoredRidge", "fit_ridge", "fit_dual_ridge", "encoding_design", "decoding_design", "decoding_rows",
-           "encoder_rows", "fit_encoder", "DECODING_TARGETS"]
+__all__ = ["ALPHAS", "CV_TARGETS", "RidgeMap", "StoredRidge", "fit_ridge", "fit_dual_ridge", "EncodingDesign",
+           "decoding_design", "decoding_rows", "DECODING_TARGETS"]
 
 log = logging.getLogger(__name__)
 
@@ -227,27 +228,64 @@ def _search_alphas(kernel, Y, index, n_folds):
     return ALPHAS[loss.argmin(axis=0)]
 
 
-def encoding_design(aligned_paths):
-    """FIR-delayed stimulus features on the fMRI's stored clock, concatenated: (n_trs, n_features)."""
-    tables = [FeatureTable.load(p) for p in aligned_paths]
-    n = {len(t.values) for t in tables}
-    if len(n) != 1:
-        raise ValueError(f"aligned tables disagree on the number of volumes: {sorted(n)}")
-    return np.concatenate([t.values for t in tables], axis=1).astype(np.float32)
+@dataclass(frozen=True)
+class EncodingDesign:
+    """The ridge encoder's FIR design and the one place that moves between the fMRI's two clocks.
 
+    Row ``t`` of ``values`` holds the stimulus features at the FIR delays before *stored* volume ``t``
+    (the ``align`` stage's ``*_fir.npz`` tables side by side). The model clock (``MovieData``'s BOLD and
+    labels) puts every volume at its acquisition TR, ``preshift_trs`` later; the encoder reads model-clock
+    TR ``u`` from design row ``u - preshift_trs`` and its predictions move back by as much (as
+    voxelwise_tutorials' ``Delayer`` holds the delays, this object holds the design with its clock).
 
-def encoder_rows(data, subject):
-    """Model-clock TRs the ridge encoder is fitted on (valid training BOLD); shape (n_trs,), bool.
-
-    Their features sit ``preshift_trs`` rows earlier in :func:`encoding_design` (the stored clock).
+    Attributes
+    ----------
+    values : ndarray, shape (n_trs, n_features), float32
+    runs : ndarray, shape (n_trs,), int
+    preshift_trs : int
     """
-    return data.bold_valid[subject] & (data.labels == BLOCKS.index("train"))
 
+    values: np.ndarray
+    runs: np.ndarray
+    preshift_trs: int = 0
 
-def fit_encoder(data, design, subject, preshift_trs=0):
-    """The ridge encoder of ``subject`` (:class:`StoredRidge`): :func:`encoding_design` (stored clock) -> its BOLD on
-    the model clock, fitted on :func:`encoder_rows`; ``.materialise(design)`` gives its :class:`RidgeMap`."""
-    return fit_dual_ridge(design, data.bold[subject], encoder_rows(data, subject), lags=(-preshift_trs,))
+    @classmethod
+    def load(cls, aligned_paths, runs, preshift_trs=0):
+        """The FIR tables of ``aligned_paths`` side by side, on a scan of ``runs`` (one run index per TR)."""
+        tables = [FeatureTable.load(p) for p in aligned_paths]
+        n = {len(t.values) for t in tables}
+        if n != {len(runs)}:
+            raise ValueError(f"aligned tables {[str(p) for p in aligned_paths]} have {sorted(n)} volumes but the fMRI "
+                             f"has {len(runs)}; align the features with this dataset's fmri.run_n_trs")
+        values = np.concatenate([t.values for t in tables], axis=1).astype(np.float32)
+        return cls(values, np.asarray(runs), int(preshift_trs))
+
+    def fit(self, data, subject):
+        """The ridge encoder of ``subject`` (:class:`StoredRidge`): this design -> its BOLD, fitted on the valid
+        training TRs of the model clock."""
+        return fit_dual_ridge(self.values, data.bold[subject], self.training_rows(data, subject),
+                              lags=(-self.preshift_trs,))
+
+    @staticmethod
+    def training_rows(data, subject):
+        """Model-clock TRs the encoder is fitted on (valid training BOLD); shape (n_trs,), bool."""
+        return data.bold_valid[subject] & (data.labels == BLOCKS.index("train"))
+
+    def check(self, encoder, data, subject, source="the aligned tables"):
+        """Refuse an encoder (:class:`StoredRidge`) fitted on another design: other columns or training means."""
+        stored = np.flatnonzero(self.training_rows(data, subject)) - self.preshift_trs
+        if self.values.shape[1] != len(encoder.mean_) or not np.allclose(
+                self.values[stored].astype(np.float64).mean(axis=0), encoder.mean_, rtol=1e-5, atol=1e-6):
+            raise ValueError(f"{source} ({self.values.shape[1]} columns) are not the design the ridge encoder was "
+                             f"trained on ({len(encoder.mean_)} columns); pass the train stage's --aligned files in "
+                             "the same order")
+
+    def predict(self, encoder):
+        """The encoder's predicted BOLD on the model clock, (n_trs, n_voxels) float32, NaN on the first
+        ``preshift_trs`` TRs of each run (``encoder``: :class:`StoredRidge` or :class:`RidgeMap`)."""
+        if isinstance(encoder, StoredRidge):
+            encoder = encoder.materialise(self.values)
+        return shift_within_runs(encoder.predict(self.values), self.runs, self.preshift_trs, np.nan)
 
 
 def decoding_rows(valid, labels, runs, block, delays):

@@ -16,8 +16,7 @@ from giblet.features import FeatureTable
 from giblet.io import atomic_path, write_json
 from giblet.models import count_parameters
 from giblet.provenance import run_key
-from giblet.training.baselines import (DECODING_TARGETS, decoding_rows, encoder_rows, encoding_design,
-                                      fit_dual_ridge, fit_encoder)
+from giblet.training.baselines import DECODING_TARGETS, EncodingDesign, decoding_rows, fit_dual_ridge
 from giblet.training.data import load_movie_data
 from giblet.training.routes import fit_routes
 from giblet.training.trainer import TrainConfig, build_model, train
@@ -51,25 +50,23 @@ def load_model(path, device="cpu"):
 def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_trs):
     """Per subject: ridge encoder (FIR features -> voxels) and ridge decoders (BOLD window -> targets).
 
-    Both are fitted on the model clock (``data.bold``); the encoder's features are the stored-clock
-    FIR design ``preshift_trs`` rows earlier.
+    Both are fitted on the model clock (``data.bold``); the encoder reads the FIR design through its
+    clock (:class:`~giblet.training.baselines.EncodingDesign`).
     """
-    X_enc = encoding_design(aligned_paths)
-    if len(X_enc) != data.n_trs:
-        raise ValueError(f"aligned features have {len(X_enc)} volumes but the fMRI has {data.n_trs}")
+    design = EncodingDesign.load(aligned_paths, data.runs, preshift_trs)
     targets = {modality: FeatureTable.load(Path(features_dir) / file).values
                for modality, file in DECODING_TARGETS.items()
                if (Path(features_dir) / file).exists() and modality in data.modalities}
     targets.update(data.descriptors)
     out = {}
     for subject in data.subjects:
-        encoder = fit_encoder(data, X_enc, subject, preshift_trs).compact()
+        encoder = design.fit(data, subject).compact()
         dec_rows = decoding_rows(data.bold_valid[subject], data.labels, data.runs, "train", decoder_delays)
         decoders = {modality: fit_dual_ridge(data.bold[subject], target, dec_rows, lags=decoder_delays).compact()
                     for modality, target in targets.items()}
         out[subject] = {"encoder": encoder, "decoders": decoders, "decoder_delays_trs": tuple(decoder_delays)}
-        log.info("%s: ridge encoder on %d TRs x %d features, decoders for %s", subject, encoder_rows(data, subject).sum(),
-                 X_enc.shape[1], sorted(decoders))
+        log.info("%s: ridge encoder on %d TRs x %d features, decoders for %s", subject,
+                 design.training_rows(data, subject).sum(), design.values.shape[1], sorted(decoders))
     return out
 
 

@@ -10,7 +10,6 @@ from giblet.evaluation.encoding import (
     feature_set_encoding,
     isc_ceiling,
     predict_bold,
-    ridge_bold,
     roi_ceiling_on,
     score_encoding,
 )
@@ -116,18 +115,6 @@ def test_predict_bold_ignores_measured_bold(model, movie_data):
 
     other = dataclasses.replace(movie_data, bold={"sub-a": np.zeros_like(movie_data.bold["sub-a"])})
     np.testing.assert_array_equal(predict_bold(model, movie_data, "sub-a"), predict_bold(model, other, "sub-a"))
-
-
-class _Identity:
-    def predict(self, X):
-        return X
-
-
-def test_ridge_bold_moves_preshifted_predictions_later_within_runs():
-    design = np.arange(10, dtype=np.float32)[:, None]
-    runs = np.repeat([0, 1], 5)
-    moved = ridge_bold(_Identity(), design, runs, preshift_trs=2)[:, 0]
-    np.testing.assert_array_equal(moved, [np.nan, np.nan, 0, 1, 2, np.nan, np.nan, 5, 6, 7])
 
 
 def test_codebook_feature_sets_split_the_pooled_layout_per_level():

@@ -1,5 +1,7 @@
 """Ridge baselines in the dual form against the primal pipeline they replace (scaler + himalaya ridge)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from himalaya.kernel_ridge import KernelRidgeCV
@@ -9,7 +11,10 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from giblet.training.baselines import ALPHAS, decoding_design, decoding_rows, fit_dual_ridge, fit_ridge
+from giblet.features import FeatureTable
+from giblet.splits import BLOCKS
+from giblet.training.baselines import ALPHAS, EncodingDesign, decoding_design, decoding_rows, fit_dual_ridge, fit_ridge
+from tests.training.conftest import tiny_movie
 
 
 def _data(rng, n_trs, n_features, n_targets):
@@ -107,3 +112,46 @@ def test_stored_ridge_keeps_the_dual_form_and_materialises_the_same_map(rng, sma
         stored.materialise(X[:, :100])
     with pytest.raises(ValueError, match="training rows do not have the means"):
         stored.materialise(X + 1.0)
+
+
+class _Identity:
+    def predict(self, X):
+        return X
+
+
+def test_encoding_design_moves_stored_clock_predictions_later_within_runs():
+    design = EncodingDesign(np.arange(10, dtype=np.float32)[:, None], np.repeat([0, 1], 5), preshift_trs=2)
+    moved = design.predict(_Identity())[:, 0]
+    np.testing.assert_array_equal(moved, [np.nan, np.nan, 0, 1, 2, np.nan, np.nan, 5, 6, 7])
+
+
+def test_encoding_design_fits_model_clock_bold_from_the_stored_rows_before_it(rng, tmp_path):
+    movie = tiny_movie(n_per_run=120)
+    n, preshift = movie.n_trs, 3
+    values = rng.standard_normal((n, 6)).astype(np.float32)
+    bold = {}
+    for subject in movie.subjects:  # model-clock TR u follows design row u - 3 (within its run)
+        driven, weights = np.zeros((n, 4), np.float32), rng.standard_normal((6, 4))
+        for run in (0, 1):
+            rows = np.flatnonzero(movie.runs == run)
+            driven[rows[preshift:]] = values[rows[:-preshift]] @ weights
+        bold[subject] = driven + 0.3 * rng.standard_normal((n, 4)).astype(np.float32)
+    first = np.r_[True, movie.runs[1:] != movie.runs[:-1]]
+    shifted_in = ~np.convolve(first, np.ones(preshift, bool))[:n].astype(bool)  # as load_movie_data: the first
+    valid = {s: v & shifted_in for s, v in movie.bold_valid.items()}  # preshift TRs of a run hold no volume
+    movie = dataclasses.replace(movie, bold=bold, bold_valid=valid)
+    test = movie.labels == BLOCKS.index("test")
+    for shift, low, high in ((preshift, 0.9, 1.0), (0, -0.5, 0.5)):
+        design = EncodingDesign(values, movie.runs, shift)
+        predicted = design.predict(design.fit(movie, "sub-a"))
+        ok = test & np.isfinite(predicted).all(axis=1)
+        r = [np.corrcoef(predicted[ok, v], bold["sub-a"][ok, v])[0, 1] for v in range(4)]
+        assert low < min(r) and max(r) < high, (shift, r)
+    design = EncodingDesign(values, movie.runs, preshift)
+    encoder = design.fit(movie, "sub-a")
+    design.check(encoder, movie, "sub-a")
+    with pytest.raises(ValueError, match="not the design the ridge encoder was trained on"):
+        EncodingDesign(values[:, ::-1].copy(), movie.runs, preshift).check(encoder, movie, "sub-a")
+    FeatureTable(values, np.arange(n) * 1.5, [f"f{i}" for i in range(6)]).save(tmp_path / "fir.npz")
+    with pytest.raises(ValueError, match="have \\[240\\] volumes but the fMRI has 200"):
+        EncodingDesign.load([tmp_path / "fir.npz"], movie.runs[:200], preshift)
