@@ -168,14 +168,23 @@ def _check_trs(name, n, n_trs):
         raise ValueError(f"{name} has {n} TRs but the fMRI has {n_trs}; extract features with the same fmri.run_n_trs")
 
 
+#: A column whose training SD is at most this fraction of its largest magnitude there is constant up to rounding
+#: noise (the demo's log-mel bands above its 8 kHz soundtrack: SD 0.005 dB at -80 dB, where sounding bands vary
+#: by ~10 dB): it becomes 0, never noise scaled up to unit variance for the model to fit.
+FLAT_SD_FRACTION = 1e-3
+
+
 def _standardised(values, train, stats=None):
-    """``values`` z-scored with the mean and scale of the training rows (scale 1 for constant columns); ``stats``
-    receives them."""
+    """``values`` z-scored with the mean and scale of the training rows; columns flat there (``FLAT_SD_FRACTION``)
+    become 0. ``stats`` receives the mean, scale (1 where flat) and the flat columns."""
     mean, scale = values[train].mean(axis=0), values[train].std(axis=0)
-    scale[scale == 0] = 1.0
+    flat = scale <= FLAT_SD_FRACTION * np.abs(values[train]).max(axis=0)
+    scale[flat] = 1.0
     if stats is not None:
-        stats.update(mean=mean, scale=scale)
-    return (values - mean) / scale
+        stats.update(mean=mean, scale=scale, flat=flat)
+    out = (values - mean) / scale
+    out[:, flat] = 0.0
+    return out
 
 
 def load_movie_data(features_dir, prepared_paths, modalities, preshift_trs=0, audio_descriptor="audio_logmel_tr.npz",

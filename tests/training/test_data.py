@@ -7,7 +7,7 @@ import pytest
 
 from giblet.fmri.prepared import PreparedFmri
 from giblet.splits import BLOCKS, make_split
-from giblet.training.data import load_movie_data, make_batch, shift_within_runs, windows
+from giblet.training.data import _standardised, load_movie_data, make_batch, shift_within_runs, windows
 from tests.training.conftest import tiny_movie
 
 
@@ -131,3 +131,13 @@ def test_make_batch_trains_the_encoder_toward_the_group_target_and_scores_the_su
     assert not np.allclose(goal["b"], bold["b"])
     _, _, bold, _, goal = make_batch(movie, windows(movie, "val", None, None, 2, 2), "val")
     assert goal is bold
+
+
+def test_standardised_zeroes_columns_flat_up_to_rounding_noise(rng):
+    train = np.arange(100) < 70
+    values = np.c_[rng.normal(-40, 8, 100), rng.normal(-80, 0.005, 100), np.full(100, -80.0), rng.normal(5, 2, 100)]
+    stats = {}
+    out = _standardised(values, train, stats)
+    np.testing.assert_allclose(out[train][:, [0, 3]].std(axis=0), 1.0)
+    assert not out[:, 1:3].any()  # a floor band's 0.005 dB of noise is not scaled up into an input
+    assert stats["flat"].tolist() == [False, True, True, False]
