@@ -131,6 +131,9 @@ def _fold_table(fold, split, seeds, inputs, setup):
             predictions = {"autoencoder": predict_bold(model, data, subject, "test", setup.device),
                            "ridge": ridge[subject]}
             table += [{**row, "seed": seed} for row in fold_scores(data, subject, predictions, fold)]
+    for (roi, seed), rows in pd.DataFrame(table).groupby(["roi", "seed"], sort=False):
+        log.info("fold %d, seed %d, %s: mean voxel r over subjects, autoencoder %.4f, ridge %.4f, ceiling %.4f",
+                 fold + 1, seed, roi, rows["autoencoder_r"].mean(), rows["ridge_r"].mean(), rows["ceiling"].mean())
     return table
 
 
