@@ -6,7 +6,6 @@ keeps the graph when nothing is valid.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from giblet.models.config import MODALITY_TARGETS
