@@ -167,7 +167,8 @@ class AutoencoderConfig:
             _one_of("modalities", modality, MODALITY_INPUTS)
         _one_of("audio_merge", self.audio_merge, AUDIO_MERGES)
         _one_of("route_mode", self.route_mode, ROUTE_MODES)
-        if any(int(k) < 2 for k in self.route_context_trs) or len(set(self.route_context_trs)) != len(self.route_context_trs):
+        context = self.route_context_trs
+        if any(int(k) < 2 for k in context) or len(set(context)) != len(context):
             raise ValueError(f"AutoencoderConfig.route_context_trs must be distinct windows of >= 2 TRs, got "
                              f"{self.route_context_trs}")
         if not self.route_bands:

@@ -118,6 +118,6 @@ def group_map_figures(paths, prepared):
     subjects = [m for m in (VoxelMaps.load(Path(p)) for p in paths) if m is not None]
     if not subjects:
         return [], None, 0
-    figs, described = VoxelMaps.mean(subjects).figures(prepared.grid_shape, lambda image: background_image(prepared, image),
-                                                      title="mean encoding r over subjects")
-    return figs, f"{described.replace('the subject', f'subject {prepared.subject}', 1)}", len(subjects)
+    figs, described = VoxelMaps.mean(subjects).figures(
+        prepared.grid_shape, lambda image: background_image(prepared, image), title="mean encoding r over subjects")
+    return figs, described.replace("the subject", f"subject {prepared.subject}", 1), len(subjects)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 from himalaya.scoring import correlation_score
 
+from giblet.models import temporal
 from giblet.splits import BLOCKS
 from giblet.training.baselines import RidgeMap, fit_ridge
 
@@ -29,20 +31,14 @@ def lagged_weights(inputs, outputs, ridge):
 
 
 def trailing_means(X, runs, windows_trs):
-    """``[X, mean(X[t - k + 1 .. t]) for k in windows_trs]`` side by side, each mean inside ``t``'s run (over fewer
-    TRs at a run's start), as :func:`giblet.models.temporal.trailing_means` computes it on a chunk; float64."""
+    """:func:`giblet.models.temporal.trailing_means` of ``X`` (n_trs, n_features) with every run one chunk (each
+    mean inside its TR's run, over fewer TRs at a run's start); float64."""
     X = np.asarray(X, dtype=np.float64)
-    parts = [X]
-    for k in windows_trs:
-        means = np.empty_like(X)
-        for run in np.unique(runs):
-            rows = np.flatnonzero(runs == run)
-            total = np.concatenate([np.zeros((1, X.shape[1])), np.cumsum(X[rows], axis=0)])
-            t = np.arange(len(rows))
-            start = np.maximum(t + 1 - int(k), 0)
-            means[rows] = (total[t + 1] - total[start]) / (t + 1 - start)[:, None]
-        parts.append(means)
-    return np.concatenate(parts, axis=1)
+    out = np.empty((len(X), X.shape[1] * (1 + len(windows_trs))))
+    for run in np.unique(runs):
+        rows = runs == run
+        out[rows] = temporal.trailing_means(torch.from_numpy(X[rows])[None], windows_trs)[0].numpy()
+    return out
 
 
 def encoding_rows(valid, labels, runs, block, delays):
