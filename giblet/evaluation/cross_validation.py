@@ -9,6 +9,12 @@ are fitted from scratch on that fold's training TRs (BOLD z-scored again on them
 autoencoder's routes and trunk, the ridge encoder with its own penalty search), and each is
 scored on exactly the same test TRs as the leave-one-subject-out ceiling: r per voxel, averaged
 over a ROI's voxels. Scores are then averaged over folds (every TR of the chunks is tested once).
+
+Decoding is cross-validated the same way: on every fold, the autoencoder (each seed) and a ridge decoder
+fitted on the fold's training TRs decode the test chunk's stimulus from measured BOLD, scored by TR
+identification within the chunk (rank accuracy, chance 0.5). The per-TR scores are pooled over folds
+(about 1,900 TRs per subject on Sherlock instead of one ~190-TR block) and tested against a null that
+circularly shifts every fold's decoded sequence independently (:func:`~giblet.evaluation.nulls.pooled_shift_test`).
 """
 
 from __future__ import annotations
@@ -21,17 +27,25 @@ import numpy as np
 import pandas as pd
 import torch
 
+from giblet.evaluation.decoding import autoencoder_views, ridge_views, shifted_identification
 from giblet.evaluation.encoding import ceiling_floor, predict_bold
 from giblet.evaluation.metrics import pearson_columns
+from giblet.evaluation.nulls import pooled_shift_test
 from giblet.evaluation.outputs import CV_OUTPUTS
+from giblet.evaluation.predict import scored_design
+from giblet.evaluation.targets import decoding_targets
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path, write_json
 from giblet.splits import BLOCKS, fold_splits
-from giblet.training.baselines import EncodingDesign
+from giblet.training.baselines import EncodingDesign, decoder_targets, fit_decoders
 from giblet.training.routes import fit_routes
 from giblet.training.trainer import build_model, train
 
-__all__ = ["loo_ceiling", "fold_scores", "summarise_folds", "run_cross_validate"]
+__all__ = ["loo_ceiling", "fold_scores", "summarise_folds", "identification_rows", "summarise_identification",
+           "run_cross_validate"]
+
+#: Null draws of the pooled identification test (each draws one circular shift per fold).
+N_NULL_DRAWS = 10000
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +127,77 @@ def summarise_folds(table):
     return {"seeds": [int(s) for s in seeds], "subjects": subjects, "group": group}
 
 
+def identification_rows(views_by_model, targets, **keys):
+    """One fold's TR identification of every decoder and identified view, with its every-shift null.
+
+    ``views_by_model`` maps a model name to its decoded views by modality (:func:`autoencoder_views`,
+    :func:`ridge_views`); ``keys`` (subject, fold, seed) are copied into every row. Rows hold ``rank_accuracy``
+    (the fold's mean), ``n_trs`` and ``null`` (ndarray: the mean under each circular shift 1 ... n_trs - 1).
+    """
+    rows = []
+    for model, by_modality in views_by_model.items():
+        for modality, views in by_modality.items():
+            for view, shifted in shifted_identification(views, targets).items():
+                rows.append({**keys, "model": model, "modality": modality, "view": view, "n_trs": targets.n_trs,
+                             "rank_accuracy": float(shifted[0]), "null": shifted[1:]})
+    return rows
+
+
+def summarise_identification(rows, seed=0):
+    """Identification pooled over folds per subject, model, seed and view, tested by :func:`pooled_shift_test`.
+
+    Returns a dict: ``subjects`` (``subject, model, seed, modality, view, rank_accuracy`` (the mean over every
+    scored TR of the folds), ``chance`` (0.5), ``null_mean``, ``p``, ``n_trs``, ``n_folds``) and ``group`` (per
+    ``model/modality/view``: the mean over subjects and seeds, and per seed how many subjects reach p < 0.05).
+    """
+    table = pd.DataFrame(rows)
+    subjects = []
+    keys = ["subject", "model", "seed", "modality", "view"]
+    for key, folds in table.groupby(keys, sort=False, dropna=False):
+        test = pooled_shift_test(folds["rank_accuracy"].to_numpy(), list(folds["null"]), folds["n_trs"].to_numpy(),
+                                 n_draws=N_NULL_DRAWS, seed=seed)
+        subjects.append({**dict(zip(keys, key)), "rank_accuracy": float(test.observed), "chance": 0.5,
+                         "null_mean": float(test.null_mean), "p": float(test.p), "n_trs": int(folds["n_trs"].sum()),
+                         "n_folds": len(folds)})
+    frame = pd.DataFrame(subjects)
+    group = {}
+    for (model, modality, view), rows_ in frame.groupby(["model", "modality", "view"], sort=False):
+        by_seed = rows_.groupby("seed", dropna=False)["p"]
+        group[f"{model}/{modality}/{view}"] = {
+            "rank_accuracy": float(rows_["rank_accuracy"].mean()), "chance": 0.5,
+            "null_mean": float(rows_["null_mean"].mean()),
+            "n_subjects_p05_by_seed": [int((p < 0.05).sum()) for _, p in by_seed],
+            "n_subjects": int(rows_["subject"].nunique())}
+    for row in subjects:
+        row["seed"] = None if pd.isna(row["seed"]) else int(row["seed"])
+    return {"subjects": subjects, "group": group}
+
+
+def _ridge_decoding(data, inputs, delays, audio_head):
+    """Per subject: the test chunk's decoding targets and the ridge decoders' views (fitted on the fold's training
+    TRs; the same for every seed)."""
+    tables = decoder_targets(data, inputs.features_dir)
+    out = {}
+    for subject in data.subjects:
+        bold = data.bold[subject]
+        design, first, rows = scored_design(data, subject, bold, delays)
+        targets = decoding_targets(data, inputs.features_dir, rows, audio_head)
+        decoders = {m: d.materialise(bold) for m, d in fit_decoders(data, subject, tables, delays).items()}
+        out[subject] = targets, ridge_views(decoders, design[rows - first], targets)
+    return out
+
+
 def _fold_table(fold, split, seeds, inputs, setup):
     data, code_model = setup.load_data(inputs, split=split)
     design = EncodingDesign.load(inputs.aligned_paths, data.runs, setup.preshift_trs)
     ridge = {s: design.predict(design.fit(data, s)) for s in data.subjects}
     routed = build_model(data, setup.model_options, setup.modalities, code_model)
     fit_routes(routed, data)  # closed form: fitted once per fold, the same for every seed
-    table = []
+    decoding = _ridge_decoding(data, inputs, routed.config.decoder_delays_trs,
+                               routed.audio_head if "audio" in setup.modalities else None)
+    table, identification = [], []
+    for subject, (targets, views) in decoding.items():
+        identification += identification_rows({"ridge": views}, targets, subject=subject, fold=fold, seed=None)
     for seed in seeds:
         torch.manual_seed(seed)
         model = build_model(data, setup.model_options, setup.modalities, code_model)
@@ -131,10 +209,17 @@ def _fold_table(fold, split, seeds, inputs, setup):
             predictions = {"autoencoder": predict_bold(model, data, subject, "test", setup.device),
                            "ridge": ridge[subject]}
             table += [{**row, "seed": seed} for row in fold_scores(data, subject, predictions, fold)]
+            targets = decoding[subject][0]
+            views = autoencoder_views(model, data, subject, targets, device=setup.device)
+            identification += identification_rows({"autoencoder": views}, targets, subject=subject, fold=fold,
+                                                  seed=seed)
     for (roi, seed), rows in pd.DataFrame(table).groupby(["roi", "seed"], sort=False):
         log.info("fold %d, seed %d, %s: mean voxel r over subjects, autoencoder %.4f, ridge %.4f, ceiling %.4f",
                  fold + 1, seed, roi, rows["autoencoder_r"].mean(), rows["ridge_r"].mean(), rows["ceiling"].mean())
-    return table
+    for (model, view, seed), rows in pd.DataFrame(identification).groupby(["model", "view", "seed"], dropna=False):
+        log.info("fold %d, %s (seed %s), %s: mean rank accuracy over subjects %.4f (chance 0.5, shifted %.4f)",
+                 fold + 1, model, seed, view, rows["rank_accuracy"].mean(), np.mean([n.mean() for n in rows["null"]]))
+    return table, identification
 
 
 def run_cross_validate(inputs, out_dir, setup, split, seeds):
@@ -154,17 +239,27 @@ def run_cross_validate(inputs, out_dir, setup, split, seeds):
                          "on their own")
     splits = fold_splits(len(first.runs), first.tr_s, split)
     del first
-    table = []
+    table, identification = [], []
     for fold, fold_split in enumerate(splits):
         log.info("fold %d of %d: test TRs %s", fold + 1, len(splits), fold_split.ranges()["test"])
-        table += _fold_table(fold, fold_split, seeds, inputs, setup)
+        encoding, decoding = _fold_table(fold, fold_split, seeds, inputs, setup)
+        table, identification = table + encoding, identification + decoding
     table = pd.DataFrame(table)
     summary = summarise_folds(table)
     for roi, numbers in summary["group"].items():
         log.info("%s: cross-validated mean voxel r, autoencoder %.4f, ridge %.4f, ceiling %.4f", roi,
                  numbers["autoencoder_r"], numbers["ridge_r"], numbers["ceiling"])
+    pooled = summarise_identification(identification, seed=int(seeds[0]))
+    for name, numbers in pooled["group"].items():
+        log.info("%s: identification pooled over folds, rank accuracy %.4f, p < 0.05 in %s of %d subjects", name,
+                 numbers["rank_accuracy"], numbers["n_subjects_p05_by_seed"], numbers["n_subjects"])
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / CV_OUTPUTS["scores"]) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    write_json(out_dir / CV_OUTPUTS["summary"], {"folds": split.folds, "gap_s": split.gap_s, **summary})
+    folds = pd.DataFrame(identification)
+    folds = folds.assign(null_mean=[n.mean() for n in folds.pop("null")])
+    with atomic_path(out_dir / CV_OUTPUTS["identification"]) as tmp:
+        folds.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    write_json(out_dir / CV_OUTPUTS["summary"], {"folds": split.folds, "gap_s": split.gap_s, **summary,
+                                                  "identification": pooled})
     return out_dir

@@ -35,7 +35,8 @@ import torch
 from giblet.audio.code_scores import tr_bits_gained
 from giblet.audio.views import pooled_from_usage
 from giblet.evaluation._batches import block_batch, one_subject, scatter
-from giblet.evaluation.metrics import bootstrap_ci, identification_ranks, pearson_rows, rank_accuracy, ssim
+from giblet.evaluation.metrics import (bootstrap_ci, identification_ranks, pearson_rows, rank_accuracy,
+                                      shifted_rank_accuracy, ssim)
 from giblet.evaluation.nulls import permutation_test
 from giblet.evaluation.targets import IDENTIFIED_VIEWS, RIDGE_VIEWS, code_log_probs
 
@@ -47,6 +48,7 @@ __all__ = [
     "baseline_views",
     "truth_views",
     "score_views",
+    "shifted_identification",
     "chance_levels",
     "decoding_rows",
 ]
@@ -276,6 +278,20 @@ def score_views(views, targets):
         out[f"{prefix}rank_accuracy"] = (view, rank_accuracy(ranks, targets.n_trs))
         out[f"{prefix}top1_identification"] = (view, (ranks == 0).astype(np.float64))
     return out
+
+
+def shifted_identification(views, targets):
+    """TR identification of every identified view under every circular shift (the headline's null, exhaustively).
+
+    Returns
+    -------
+    dict of str to ndarray, shape (n_trs,), float64
+        View -> mean rank accuracy with the decoded sequence shifted by 0, 1, ..., n_trs - 1 TRs
+        (index 0: as decoded, the ``rank_accuracy`` of :func:`score_views`; the rest: its circular-shift null).
+    """
+    shifts = np.arange(targets.n_trs)
+    return {view: shifted_rank_accuracy(_zscore(views[view]), _zscore(targets.views[view]), shifts)
+            for view in IDENTIFIED_VIEWS if view in views}
 
 
 def chance_levels(metrics, targets):

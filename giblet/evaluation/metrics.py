@@ -18,6 +18,7 @@ __all__ = [
     "topk_hits",
     "identification_ranks",
     "rank_accuracy",
+    "shifted_rank_accuracy",
     "ssim",
     "bootstrap_ci",
     "fdr_bh",
@@ -61,6 +62,17 @@ def topk_hits(topk, target):
     return (topk == target[..., None]).any(axis=-1)
 
 
+def _row_correlations(decoded, true):
+    """Pearson r of every decoded row with every true row: (decoded TR, candidate TR), 0 for a constant row."""
+    decoded, true = np.asarray(decoded, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if decoded.shape != true.shape or decoded.ndim != 2 or len(decoded) < 2:
+        raise ValueError(f"decoded {decoded.shape} and true {true.shape} must be one (n_trs>=2, n_features) shape")
+    z = [x - x.mean(axis=1, keepdims=True) for x in (decoded, true)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in z]
+        return np.nan_to_num(z[0] @ z[1].T)
+
+
 def identification_ranks(decoded, true):
     """Rank of the true TR among all candidate TRs, by correlation with the decoded features.
 
@@ -76,13 +88,7 @@ def identification_ranks(decoded, true):
         0 when the true TR correlates best with the decoded row, ``n_trs - 1`` when worst;
         ties with the true TR count one half each, so a constant decoding ranks at chance.
     """
-    decoded, true = np.asarray(decoded, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    if decoded.shape != true.shape or decoded.ndim != 2 or len(decoded) < 2:
-        raise ValueError(f"decoded {decoded.shape} and true {true.shape} must be one (n_trs>=2, n_features) shape")
-    z = [(x - x.mean(axis=1, keepdims=True)) for x in (decoded, true)]
-    norms = [np.linalg.norm(x, axis=1, keepdims=True) for x in z]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.nan_to_num((z[0] / norms[0]) @ (z[1] / norms[1]).T)  # (decoded TR, candidate TR)
+    corr = _row_correlations(decoded, true)
     own = np.diag(corr)[:, None]
     better = (corr > own).sum(axis=1)
     ties = (corr == own).sum(axis=1) - 1
@@ -92,6 +98,32 @@ def identification_ranks(decoded, true):
 def rank_accuracy(ranks, n_candidates):
     """``1 - rank / (n_candidates - 1)``: 1 for perfect identification, 0.5 at chance (1 - normalised rank)."""
     return 1.0 - np.asarray(ranks, dtype=np.float64) / (n_candidates - 1)
+
+
+def shifted_rank_accuracy(decoded, true, shifts):
+    """Mean rank accuracy of ``decoded`` circularly shifted by each of ``shifts`` TRs against ``true``.
+
+    Shift ``s`` pairs decoded TR ``j`` with true TR ``(j + s) % n_trs`` (``np.roll(decoded, s, axis=0)``)
+    and ranks the paired true TR among all candidates, as :func:`identification_ranks` does; every shift
+    reads one correlation matrix, so a whole circular-shift null costs one identification.
+
+    Parameters
+    ----------
+    decoded, true : ndarray, shape (n_trs, n_features), float
+        Standardised as for :func:`identification_ranks`.
+    shifts : ndarray, shape (n_shifts,), int
+        0 is the observed pairing.
+
+    Returns
+    -------
+    ndarray, shape (n_shifts,), float64
+    """
+    corr = _row_correlations(decoded, true)
+    ranks = stats.rankdata(-corr, method="average", axis=1) - 1.0  # better + half the ties, per candidate
+    n = len(corr)
+    rows = np.arange(n)
+    candidates = (rows[None, :] + np.asarray(shifts)[:, None]) % n
+    return rank_accuracy(ranks[rows[None, :], candidates], n).mean(axis=1)
 
 
 def ssim(estimate, reference, data_range=1.0, sigma=1.5):

@@ -13,7 +13,8 @@ from scipy.stats import norm
 
 from giblet.config import check_choice
 
-__all__ = ["phase_randomize", "circular_shifts", "NULL_METHODS", "PermutationResult", "permutation_test"]
+__all__ = ["phase_randomize", "circular_shifts", "NULL_METHODS", "PermutationResult", "permutation_test",
+           "pooled_shift_test"]
 
 
 def phase_randomize(x, rng):
@@ -152,3 +153,38 @@ def permutation_test(score, prediction, *, method="phase", n_permutations=1000, 
     p = np.where(np.isnan(observed), np.nan, (1.0 + exceed) / (1.0 + count))
     mean = total / count
     return PermutationResult(observed, mean, p, count, np.sqrt(np.maximum(squares / count - mean**2, 0.0)))
+
+
+def pooled_shift_test(observed, nulls, weights, *, n_draws=1000, seed=0):
+    """Test a score pooled over independent blocks, each scored under every circular shift of its own.
+
+    The pooled score is the ``weights``-weighted mean of the blocks' scores; each null draw takes one
+    shift of every block at random (blocks are shifted independently, as they were scored), so the
+    null keeps each block's autocorrelation and size.
+
+    Parameters
+    ----------
+    observed : ndarray, shape (n_blocks,), float
+        Each block's score.
+    nulls : sequence of ndarray, shape (n_shifts_b,), float
+        Each block's score under each of its allowed shifts (e.g. :func:`circular_shifts` with
+        ``n_permutations`` at least ``n_trs``).
+    weights : ndarray, shape (n_blocks,), float
+        E.g. the TRs scored in each block.
+    n_draws : int, default=1000
+    seed : int, default=0
+
+    Returns
+    -------
+    PermutationResult
+        Scalars.
+    """
+    weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    if len(observed) != len(weights) or len(nulls) != len(weights):
+        raise ValueError(f"{len(observed)} scores, {len(nulls)} nulls and {len(weights)} weights: give one per block")
+    rng = np.random.default_rng(seed)
+    draws = np.stack([rng.choice(np.asarray(null, dtype=np.float64), n_draws) for null in nulls], axis=1)
+    pooled, null = float(weights @ np.asarray(observed, dtype=np.float64)), draws @ weights
+    p = (1.0 + (null >= pooled).sum()) / (1.0 + n_draws)
+    return PermutationResult(np.float64(pooled), np.float64(null.mean()), np.float64(p), n_draws,
+                             np.float64(null.std()))

@@ -47,5 +47,6 @@ AUDIO_REFERENCES = ("codec_resynthesis", "original")
 #: ``giblet cross-validate``: both encoders retrained and scored on every fold
 CV_OUTPUTS = {
     "scores": "cv_encoding.tsv",  # subject x fold x seed x ROI: mean voxel r of both models and the ceiling
-    "summary": "cv_encoding.json",  # averaged over folds per subject and ROI, then over subjects (seed spread)
+    "identification": "cv_identification.tsv",  # subject x fold x model x seed x view: rank accuracy, shifted mean
+    "summary": "cv_encoding.json",  # both, pooled over folds per subject, then over subjects (seed spread, p)
 }

@@ -19,15 +19,23 @@ __all__ = ["run_group_report"]
 
 
 def _cross_validation_tables(path):
-    """(per ROI over subjects, per subject and ROI) tables of ``cross-validate``'s summary, or (None, None)."""
+    """Tables of ``cross-validate``'s summary: encoding per ROI over subjects and per subject and ROI, identification
+    over subjects and per subject (all None without a summary)."""
     if path is None:
-        return None, None
+        return {"cv_group_table": None, "cv_subject_table": None, "cv_identification_group": None,
+                "cv_identification_subjects": None}
     summary = json.loads(Path(path).read_text())
     group = pd.DataFrame([{"roi": roi, **{k: v for k, v in row.items() if k != "autoencoder_r_by_seed"},
                            "autoencoder_r_by_seed": ", ".join(f"{v:.3f}" for v in row["autoencoder_r_by_seed"])}
                           for roi, row in summary["group"].items()])
     subjects = pd.DataFrame([{k: v for k, v in row.items() if k != "autoencoder_r_seeds"} for row in summary["subjects"]])
-    return _table(group), _table(subjects)
+    identification = summary.get("identification", {"group": {}, "subjects": []})
+    pooled = pd.DataFrame([{"decoder": name, **{k: v for k, v in row.items() if k != "n_subjects_p05_by_seed"},
+                            "n_subjects_p05_by_seed": ", ".join(map(str, row["n_subjects_p05_by_seed"]))}
+                           for name, row in identification["group"].items()])
+    return {"cv_group_table": _table(group), "cv_subject_table": _table(subjects),
+            "cv_identification_group": _table(pooled) if not pooled.empty else None,
+            "cv_identification_subjects": _table(pd.DataFrame(identification["subjects"])) if not pooled.empty else None}
 
 
 #: Per-subject numbers of the group page: encoding r per ROI and model, decoding scores from measured BOLD.
@@ -85,7 +93,7 @@ def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, o
                "subject_table": _table(_per_subject(group, subjects)),
                "tests_table": _table(pd.DataFrame([{"number": k, **v} for k, v in group.get("group_tests", {}).items()])),
                "contrast_table": None if contrasts is None or contrasts.empty else _table(contrasts)}
-    context["cv_group_table"], context["cv_subject_table"] = _cross_validation_tables(cross_validation_path)
+    context.update(_cross_validation_tables(cross_validation_path))
     maps, background, n_mapped = group_map_figures(encoding_voxels, PreparedFmri.load(prepared_path)) \
         if prepared_path is not None and encoding_voxels else ([], None, 0)
     context.update(map_figures=[_png(f) for f in maps], map_background=background, map_threshold=MAP_THRESHOLD,

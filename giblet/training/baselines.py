@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold
@@ -24,7 +25,7 @@ from giblet.splits import BLOCKS
 from giblet.training.data import shift_within_runs
 
 __all__ = ["ALPHAS", "CV_TARGETS", "RidgeMap", "StoredRidge", "fit_ridge", "fit_dual_ridge", "EncodingDesign",
-           "decoding_design", "decoding_rows", "DECODING_TARGETS"]
+           "decoding_design", "decoding_rows", "DECODING_TARGETS", "decoder_targets", "fit_decoders"]
 
 log = logging.getLogger(__name__)
 
@@ -308,3 +309,19 @@ def decoding_design(bold, valid, labels, runs, block, delays):
     for i, d in enumerate(delays):
         X[: n - d, i * n_voxels : (i + 1) * n_voxels] = bold[d:]
     return X, decoding_rows(valid, labels, runs, block, delays)
+
+
+def decoder_targets(data, features_dir):
+    """What the ridge decoders predict: modality -> per-TR table (n_trs, n) on the model clock
+    (:data:`DECODING_TARGETS` of ``data``'s modalities, and the sound descriptor with audio)."""
+    targets = {modality: FeatureTable.load(Path(features_dir) / file).values
+               for modality, file in DECODING_TARGETS.items()
+               if (Path(features_dir) / file).exists() and modality in data.modalities}
+    return {**targets, **data.descriptors}
+
+
+def fit_decoders(data, subject, targets, delays):
+    """``subject``'s ridge decoders: the BOLD window ``delays`` after each training TR -> each of ``targets``
+    (from :func:`decoder_targets`); modality -> :class:`StoredRidge` of ``data.bold[subject]``."""
+    rows = decoding_rows(data.bold_valid[subject], data.labels, data.runs, "train", delays)
+    return {modality: fit_dual_ridge(data.bold[subject], target, rows, lags=delays) for modality, target in targets.items()}

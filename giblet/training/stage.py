@@ -12,11 +12,10 @@ import pandas as pd
 import torch
 
 from giblet.audio.code_model import CodeModel
-from giblet.features import FeatureTable
 from giblet.io import atomic_path, write_json
 from giblet.models import count_parameters
 from giblet.provenance import run_key
-from giblet.training.baselines import DECODING_TARGETS, EncodingDesign, decoding_rows, fit_dual_ridge
+from giblet.training.baselines import EncodingDesign, decoder_targets, fit_decoders
 from giblet.training.data import load_movie_data
 from giblet.training.routes import fit_routes
 from giblet.training.trainer import TrainConfig, build_model, train
@@ -54,16 +53,11 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
     clock (:class:`~giblet.training.baselines.EncodingDesign`).
     """
     design = EncodingDesign.load(aligned_paths, data.runs, preshift_trs)
-    targets = {modality: FeatureTable.load(Path(features_dir) / file).values
-               for modality, file in DECODING_TARGETS.items()
-               if (Path(features_dir) / file).exists() and modality in data.modalities}
-    targets.update(data.descriptors)
+    targets = decoder_targets(data, features_dir)
     out = {}
     for subject in data.subjects:
         encoder = design.fit(data, subject).compact()
-        dec_rows = decoding_rows(data.bold_valid[subject], data.labels, data.runs, "train", decoder_delays)
-        decoders = {modality: fit_dual_ridge(data.bold[subject], target, dec_rows, lags=decoder_delays).compact()
-                    for modality, target in targets.items()}
+        decoders = {m: d.compact() for m, d in fit_decoders(data, subject, targets, decoder_delays).items()}
         out[subject] = {"encoder": encoder, "decoders": decoders, "decoder_delays_trs": tuple(decoder_delays)}
         log.info("%s: ridge encoder on %d TRs x %d features, decoders for %s", subject,
                  design.training_rows(data, subject).sum(), design.values.shape[1], sorted(decoders))

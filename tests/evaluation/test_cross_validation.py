@@ -95,6 +95,18 @@ def test_run_cross_validate_scores_every_chunk_once_with_both_models(pipeline, t
     assert visual["ridge_r"] > 0.3 > abs(noise["ridge_r"])  # the fixture's visual voxels follow the video
     assert visual["ceiling"] > 0.3
     assert len(visual["autoencoder_r_by_seed"]) == 2 and summary["folds"] == 3
+    folds = pd.read_csv(out / CV_OUTPUTS["identification"], sep="\t")
+    ridge = folds[folds["model"] == "ridge"]  # fitted once per fold: no seed
+    assert ridge["seed"].isna().all() and len(ridge) == 3 * len(SUBJECTS) * 2  # folds x subjects x (text, video)
+    assert len(folds) - len(ridge) == 3 * len(SUBJECTS) * 2 * 3  # folds x subjects x seeds x (text, 2 video views)
+    pooled = pd.DataFrame(summary["identification"]["subjects"]).set_index(["subject", "model", "view"])
+    for (subject, view), rows in ridge.groupby(["subject", "view"]):  # every fold's TRs count once
+        row = pooled.loc[(subject, "ridge", view)]
+        assert row["rank_accuracy"] == pytest.approx(np.average(rows["rank_accuracy"], weights=rows["n_trs"]))
+        assert row["n_trs"] == rows["n_trs"].sum() and row["n_folds"] == 3 and 0 < row["p"] <= 1
+    group = summary["identification"]["group"]
+    assert len(group["autoencoder/video/lowlevel"]["n_subjects_p05_by_seed"]) == 2
+    assert len(group["ridge/text/embedding"]["n_subjects_p05_by_seed"]) == 1
 
 
 def test_run_cross_validate_refuses_data_prepared_without_the_folds(pipeline, tmp_path):

@@ -11,6 +11,7 @@ from giblet.evaluation.metrics import (
     pearson_columns,
     pearson_rows,
     rank_accuracy,
+    shifted_rank_accuracy,
     ssim,
     topk_hits,
 )
@@ -59,6 +60,15 @@ def test_identification_ranks_perfect_reversed_and_constant():
     assert identification_ranks(true[::-1], true).tolist() == [1.5, 0, 1.5]
     # a constant decoding ties with every candidate: rank (n - 1) / 2, i.e. chance
     assert identification_ranks(np.ones((3, 3)), true).tolist() == [1, 1, 1]
+
+
+def test_shifted_rank_accuracy_is_identification_of_the_rolled_decoding(rng):
+    true = rng.standard_normal((9, 4))
+    decoded = true + rng.standard_normal((9, 4))
+    decoded[4] = 1.0  # a constant row ties with every candidate
+    shifts = np.arange(9)
+    expected = [rank_accuracy(identification_ranks(np.roll(decoded, s, axis=0), true), 9).mean() for s in shifts]
+    np.testing.assert_allclose(shifted_rank_accuracy(decoded, true, shifts), expected)
 
 
 def test_rank_accuracy_chance_and_perfect():

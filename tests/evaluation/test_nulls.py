@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from scipy.signal import lfilter
 
 from giblet.evaluation.metrics import identification_ranks, pearson_columns, rank_accuracy
-from giblet.evaluation.nulls import circular_shifts, permutation_test, phase_randomize
+from giblet.evaluation.metrics import shifted_rank_accuracy
+from giblet.evaluation.nulls import circular_shifts, permutation_test, phase_randomize, pooled_shift_test
 
 
 def test_phase_randomize_keeps_mean_and_power_spectrum(rng):
@@ -82,3 +84,32 @@ def test_permutation_test_is_deterministic_for_a_seed(rng):
 def test_permutation_test_rejects_unknown_method():
     with pytest.raises(ValueError, match="must be one of"):
         permutation_test(lambda p: 0.0, np.zeros(5), method="shuffle")
+
+
+def _blocks(rng, signal, n_blocks=4, n_trs=40):
+    """(observed, every-shift null, TRs) of TR identification on AR(1) blocks (as BOLD) decoded with ``signal``."""
+    observed, nulls = [], []
+    for _ in range(n_blocks):
+        true, noise = (lfilter([1.0], [1.0, -0.8], rng.standard_normal((n_trs, 6)), axis=0) for _ in range(2))
+        decoded = signal * true + noise
+        shifted = shifted_rank_accuracy(decoded - decoded.mean(0), true - true.mean(0), np.arange(n_trs))
+        observed.append(shifted[0])
+        nulls.append(shifted[1:])
+    return np.array(observed), nulls, np.full(n_blocks, n_trs)
+
+
+def test_pooled_shift_test_finds_a_weak_signal_spread_over_blocks(rng):
+    result = pooled_shift_test(*_blocks(rng, signal=0.5), n_draws=2000)
+    assert result.observed > result.null_mean + 3 * result.null_sd
+    assert result.p == pytest.approx(1 / 2001)
+
+
+def test_pooled_shift_test_is_calibrated_without_signal(rng):
+    p = np.array([pooled_shift_test(*_blocks(rng, signal=0.0), n_draws=200, seed=i).p for i in range(400)])
+    assert 0.02 <= (p < 0.05).mean() <= 0.08  # autocorrelated blocks, no signal: about 5 % false positives
+    assert 0.4 < np.median(p) < 0.6
+
+
+def test_pooled_shift_test_weights_the_blocks():
+    result = pooled_shift_test(np.array([1.0, 0.0]), [np.zeros(3), np.zeros(3)], np.array([3, 1]), n_draws=10)
+    assert result.observed == 0.75 and result.null_mean == 0.0 and result.p == pytest.approx(1 / 11)

@@ -1,11 +1,13 @@
 """Pieces of the subject and group pages: neighbour links, per-subject numbers, the lesion heatmap's metric."""
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from giblet.report.figures import _pool
 from giblet.report.audio import lesion_label
-from giblet.report.group_page import _group_encoding, _per_subject
+from giblet.report.group_page import _cross_validation_tables, _group_encoding, _per_subject
 from giblet.report.html import _ground_truth_checks, _lesion_figures, _neighbours
 
 
@@ -91,3 +93,19 @@ def test_group_charts_show_uncertainty_and_every_subject():
     assert sum(len(line.get_xdata()) for line in ax.lines if line.get_marker() == "o") == 12  # every subject's dot
     fig = isc_bars(["a", "b"], np.array([0.4, 0.1]), ci=np.array([[0.3, 0.0], [0.5, 0.2]]))
     assert any(c.__class__.__name__ == "ErrorbarContainer" for c in fig.axes[0].containers)
+
+
+def test_cross_validation_tables_show_encoding_and_pooled_identification(tmp_path):
+    encoding = {"autoencoder_r": 0.11, "ridge_r": 0.09, "ceiling": 0.3, "autoencoder_r_by_seed": [0.1, 0.12]}
+    pooled = {"subject": "s1", "model": "ridge", "seed": None, "modality": "text", "view": "embedding",
+              "rank_accuracy": 0.561, "chance": 0.5, "null_mean": 0.501, "p": 0.0004, "n_trs": 1900, "n_folds": 10}
+    summary = {"group": {"pmc": encoding}, "subjects": [{"subject": "s1", "roi": "pmc", "autoencoder_r_seeds": [0.1]}],
+               "identification": {"subjects": [pooled], "group": {"ridge/text/embedding": {
+                   "rank_accuracy": 0.561, "chance": 0.5, "null_mean": 0.501, "n_subjects_p05_by_seed": [1],
+                   "n_subjects": 1}}}}
+    (tmp_path / "cv.json").write_text(json.dumps(summary))
+    tables = _cross_validation_tables(tmp_path / "cv.json")
+    assert "0.1, 0.12" not in tables["cv_group_table"] and "0.100, 0.120" in tables["cv_group_table"]
+    assert "ridge/text/embedding" in tables["cv_identification_group"]
+    assert "0.561" in tables["cv_identification_subjects"] and "1900" in tables["cv_identification_subjects"]
+    assert set(_cross_validation_tables(None).values()) == {None}

@@ -58,6 +58,10 @@ def test_sherlock_shared_config_runs_to_the_group_page(sherlock_run):
     assert cv["folds"] == 3 and sorted({row["subject"] for row in cv["subjects"]}) == SUBJECTS
     assert 0.1 < cv["group"]["pmc"]["ceiling"] < 0.8 and abs(cv["group"]["pmc"]["ridge_r"]) < 0.3
     assert "Cross-validated encoding" in (reports / "index.html").read_text()
+    pooled = pd.DataFrame(cv["identification"]["subjects"])  # text decoded on every fold, pooled per subject
+    assert set(pooled["model"]) == {"autoencoder", "ridge"} and set(pooled["view"]) == {"embedding"}
+    assert (pooled["n_folds"] == 3).all() and pooled["rank_accuracy"].between(0.3, 0.8).all()
+    assert "Cross-validated decoding: TR identification" in (reports / "index.html").read_text()
     for subject in SUBJECTS:
         encoding = pd.read_csv(derived / subject / "encoding_rois.tsv", sep="\t")
         assert set(encoding["roi"]) == {"pmc"} and encoding["r"].between(-1, 1).all()
