@@ -217,8 +217,9 @@ def _fold_table(fold, split, seeds, inputs, setup):
         log.info("fold %d, seed %d, %s: mean voxel r over subjects, autoencoder %.4f, ridge %.4f, ceiling %.4f",
                  fold + 1, seed, roi, rows["autoencoder_r"].mean(), rows["ridge_r"].mean(), rows["ceiling"].mean())
     for (model, view, seed), rows in pd.DataFrame(identification).groupby(["model", "view", "seed"], dropna=False):
-        log.info("fold %d, %s (seed %s), %s: mean rank accuracy over subjects %.4f (chance 0.5, shifted %.4f)",
-                 fold + 1, model, seed, view, rows["rank_accuracy"].mean(), np.mean([n.mean() for n in rows["null"]]))
+        log.info("fold %d, %s%s, %s: mean rank accuracy over subjects %.4f (chance 0.5, shifted %.4f)", fold + 1,
+                 model, "" if pd.isna(seed) else f" (seed {seed:.0f})", view, rows["rank_accuracy"].mean(),
+                 np.mean([n.mean() for n in rows["null"]]))
     return table, identification
 
 
