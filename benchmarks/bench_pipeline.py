@@ -4,8 +4,9 @@ Usage: python benchmarks/bench_pipeline.py [data/demo/benchmarks]
 
 Run after `snakemake --cores N` (Snakemake writes one TSV per job under data/<dataset>/benchmarks/).
 Prints one row per rule (jobs, summed and longest wall time, peak RSS) and the total against the
-issue's target of 15 minutes for the demo on 2 cores (ratio < 1 meets it). Summed wall time is an
-upper bound on the elapsed time: jobs of different rules may overlap.
+target of 600 s of rule time for the demo at ``--cores 2`` (ratio < 1 meets it; the elapsed-time target,
+5 minutes, is Snakemake's own "Elapsed time" line). Summed wall time is an upper bound on the elapsed
+time: jobs of different rules may overlap.
 """
 
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-TARGET_S = 15 * 60  # the demo end to end on 2 CPU cores
+TARGET_S = 600  # rule time summed over the demo's jobs at --cores 2
 
 
 def collect(folder):
@@ -35,7 +36,7 @@ def main(folder="data/demo/benchmarks"):
     print(per_rule.sort_values("wall_s_sum", ascending=False).round(1).to_string())
     total = jobs["wall_s"].sum()
     print(f"\nsummed wall time {total:.0f} s; peak RSS {jobs['max_rss_mb'].max():.0f} MB")
-    print(f"ratio to the {TARGET_S / 60:.0f}-minute demo target: {total / TARGET_S:.2f}")
+    print(f"ratio to the {TARGET_S:.0f} s demo target: {total / TARGET_S:.2f}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder
 from giblet.models.losses import fmri_losses, reconstruction_losses
 from giblet.provenance import run_key
-from giblet.stats import block_resamples, pearson_columns
+from giblet.stats import block_bootstrap_pearson, pearson_columns
 from giblet.training.data import make_batch, windows
 
 __all__ = ["TrainConfig", "build_model", "train", "to_tensors"]
@@ -145,13 +145,6 @@ def evaluate_loss(model, data, block, cfg, device):
     return {k: float(v) for k, v in terms.items()}, fmri
 
 
-def _mean_voxel_r(fmri, which, draw):
-    """Mean over subjects of the mean voxel r of prediction ``which`` (0: the model, 1: its routes alone) on the
-    resampled rows ``draw[subject]``."""
-    return float(np.mean([np.nanmean(pearson_columns(arrays[which][draw[s]], arrays[2][draw[s]]))
-                          for s, (_, arrays) in fmri.items()]))
-
-
 def encoder_score(fmri, n_tests=1, n_bootstrap=200, block_trs=10, seed=0):
     """The encoder's validation fMRI fit and how surely it beats its routes alone.
 
@@ -162,12 +155,13 @@ def encoder_score(fmri, n_tests=1, n_bootstrap=200, block_trs=10, seed=0):
     is kept only where ``lower > 0``: on a few hundred autocorrelated validation TRs, a gain within the noise
     did not hold on test blocks.
     """
-    draws = {s: block_resamples(len(a[0]), n_bootstrap=n_bootstrap, block_trs=min(block_trs, len(a[0])), seed=seed)
-             for s, (_, a) in fmri.items()}
-    every = {s: slice(None) for s in fmri}
-    gain = _mean_voxel_r(fmri, 0, every) - _mean_voxel_r(fmri, 1, every)
-    spread = np.std([_mean_voxel_r(fmri, 0, {s: d[i] for s, d in draws.items()})
-                     - _mean_voxel_r(fmri, 1, {s: d[i] for s, d in draws.items()}) for i in range(n_bootstrap)])
+    gain, resampled = [], []  # per subject: the model's mean voxel r minus its routes', on all TRs and per resample
+    for model, routes, measured in (arrays for _, arrays in fmri.values()):
+        gain.append(np.nanmean(pearson_columns(model, measured)) - np.nanmean(pearson_columns(routes, measured)))
+        r = block_bootstrap_pearson(np.stack([model, routes]), measured, n_bootstrap=n_bootstrap,
+                                    block_trs=min(block_trs, len(measured)), seed=seed)
+        resampled.append(np.nanmean(r[:, 0], axis=1) - np.nanmean(r[:, 1], axis=1))
+    gain, spread = np.mean(gain), np.std(np.mean(resampled, axis=0))
     z = stats.norm.isf(0.05 / n_tests)
     return float(np.mean([r for r, _ in fmri.values()])), float(gain - z * spread)
 

@@ -136,3 +136,10 @@ def test_demo_autoencoder_encodes_the_auditory_roi_at_least_as_well_as_ridge_in_
                         for o in demo["outputs"]])
     auditory = tables[tables["roi"] == "auditory"].pivot_table(index="subject", columns="model", values="r")
     assert (auditory["autoencoder"] >= auditory["ridge"]).all(), auditory.to_dict()
+
+
+def test_demo_report_pages_stay_small():
+    """Pages are self-contained (figures and sounds inline): each stays under 2 MB so that it opens quickly."""
+    pages = sorted((DERIVED.parents[2] / "reports" / "demo").glob("*.html"))
+    assert len(pages) == 5, pages  # four subjects and the group page
+    assert {p.name: p.stat().st_size for p in pages if p.stat().st_size > 2_000_000} == {}
