@@ -161,13 +161,13 @@ def summarise_identification(rows, seed=0):
                          "n_folds": len(folds)})
     frame = pd.DataFrame(subjects)
     group = {}
-    for (model, modality, view), rows_ in frame.groupby(["model", "modality", "view"], sort=False):
-        by_seed = rows_.groupby("seed", dropna=False)["p"]
+    for (model, modality, view), pooled in frame.groupby(["model", "modality", "view"], sort=False):
+        by_seed = pooled.groupby("seed", dropna=False)["p"]
         group[f"{model}/{modality}/{view}"] = {
-            "rank_accuracy": float(rows_["rank_accuracy"].mean()), "chance": 0.5,
-            "null_mean": float(rows_["null_mean"].mean()),
+            "rank_accuracy": float(pooled["rank_accuracy"].mean()), "chance": 0.5,
+            "null_mean": float(pooled["null_mean"].mean()),
             "n_subjects_p05_by_seed": [int((p < 0.05).sum()) for _, p in by_seed],
-            "n_subjects": int(rows_["subject"].nunique())}
+            "n_subjects": int(pooled["subject"].nunique())}
     for row in subjects:
         row["seed"] = None if pd.isna(row["seed"]) else int(row["seed"])
     return {"subjects": subjects, "group": group}
