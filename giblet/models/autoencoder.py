@@ -8,7 +8,9 @@ the text embedding, the annotation labels) to the voxels it predicts out of samp
 any other band does (so that text and video cannot take the place of sound in auditory voxels;
 the trunk only complements the routes).
 Decoder: per-subject linear read-in from voxels -> anti-causal FIR mixing over the next TRs
-(to undo the haemodynamic lag) -> shared trunk -> the text head. Pictures are decoded on a route
+(to undo the haemodynamic lag) -> shared trunk -> the text head, added to the subject's text
+**window decoder** (a :class:`LaggedLinear` from the voxels that encode the text embedding at the
+next TRs; the head starts at zero, so the trunk only complements it). Pictures are decoded on a route
 of their own: per subject, a :class:`LaggedLinear` reads the voxels that encode the low-level
 video features and thumbnail principal components at the next TRs and predicts them; the
 thumbnail is rebuilt from its components (:meth:`~GibletAutoencoder.thumbnails`).
@@ -129,6 +131,9 @@ class GibletAutoencoder(nn.Module):
                                                    for s, n in config.n_voxels.items()})
             self.register_buffer("thumb_mean", torch.zeros(n_pixels))
             self.register_buffer("thumb_basis", torch.zeros(config.n_thumb_components, n_pixels))
+        if "text" in config.modalities:
+            self.text_decoders = nn.ModuleDict({s: LaggedLinear(n, config.n_text_features, config.decoder_delays_trs)
+                                                for s, n in config.n_voxels.items()})
         if "audio" in config.modalities:
             n_descriptor = config.n_audio_descriptor
             self.audio_decoders = nn.ModuleDict({s: LaggedLinear(n, n_descriptor, config.decoder_delays_trs)
@@ -285,12 +290,15 @@ class GibletAutoencoder(nn.Module):
         Returns
         -------
         dict of str to Tensor
-            See :meth:`predict_stimulus`, plus ``"audio"``: the audio descriptor (B, T,
+            See :meth:`predict_stimulus` (``"text"``: the trunk's head plus the subject's text window
+            decoder), plus ``"audio"``: the audio descriptor (B, T,
             n_audio_descriptor) from the subject's window decoder (code log-probabilities via
             :meth:`code_log_probs`), and ``"video"``: the picture descriptor (B, T, n_video_features
             + n_thumb_components; thumbnails via :meth:`thumbnails`).
         """
         predictions = self.predict_stimulus(self.readin(voxels, subject))
+        if "text" in self.config.modalities:  # the trunk's head starts at zero: it complements the window decoder
+            predictions["text"] = predictions["text"] + self.text_decoders[subject](voxels)
         if "audio" in self.config.modalities:
             predictions["audio"] = self.audio_decoders[subject](voxels)
         if "video" in self.config.modalities:

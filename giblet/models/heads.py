@@ -1,6 +1,7 @@
 """The trunk's decoder head of text: predictions from the per-TR decoder vector (B, T, hidden).
 
-Sound and pictures leave the autoencoder on routes of their own (see :mod:`giblet.models.autoencoder`)."""
+Sound and pictures leave the autoencoder on routes of their own; the text head adds to a closed-form text
+route (see :mod:`giblet.models.autoencoder`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class TextHead(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.n_text_features)
         )
+        nn.init.zeros_(self.net[-1].weight)  # before training, text is decoded by the window decoder alone
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, h):
         """(B, T, hidden) float -> (B, T, n_text_features) float."""

@@ -58,6 +58,9 @@ def fitted(model, seed=0):
     for routes in model.encoder_routes.values():
         for subject in config.n_voxels:
             _random_map(routes[subject], g)
+    if "text" in config.modalities:
+        for subject in config.n_voxels:
+            _random_map(model.text_decoders[subject], g)
     if "video" in config.modalities:
         for subject in config.n_voxels:
             _random_map(model.picture_decoders[subject], g)

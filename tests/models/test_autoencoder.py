@@ -247,7 +247,8 @@ def test_autoencoder_routes_are_fitted_not_trained():
     cfg = tiny_config(train_codebooks=True)
     model = fitted(GibletAutoencoder(cfg))
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert not any(name.startswith(("code_model.", "audio_decoders.", "encoder_routes.", "picture_decoders."))
+    assert not any(name.startswith(("code_model.", "audio_decoders.", "encoder_routes.", "picture_decoders.",
+                                       "text_decoders."))
                    for name in trained)
     assert "towers.audio.embedding.tables.1.weight" in trained  # the codebook input tables may train
     assert not GibletAutoencoder(tiny_config()).towers["audio"].embedding.tables[0].weight.requires_grad

@@ -37,7 +37,7 @@ def test_train_lowers_validation_loss_and_raises_validation_fmri_r(movie, tmp_pa
 
 
 def test_train_keeps_each_half_at_its_best_validation_epoch(movie, tmp_path):
-    cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 12, "lr": 5e-2})
+    cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 16, "lr": 5e-2})
     model = _model(movie)
     history = train(model, movie, cfg, tmp_path, seed=0, device="cpu")
     terms, fmri = evaluate_loss(model, movie, "val", cfg, torch.device("cpu"))
@@ -158,7 +158,7 @@ def test_train_with_audio_and_resume_on_each_device(movie, tmp_path, device):
         return built
 
     fitted = model()
-    routes = ("audio_decoders", "encoder_routes", "code_model", "audio_confidence")
+    routes = ("audio_decoders", "text_decoders", "encoder_routes", "code_model", "audio_confidence")
     decoders = {k: v.clone() for k, v in fitted.state_dict().items() if k.startswith(routes)}
     assert len(fitted.encoder_routes["audio"]["sub-a"].outputs) >= 1  # voxel 0 follows the descriptor
     interrupted = train(fitted, movie, CFG, tmp_path, seed=1, device=device, stop_after_epochs=2)
@@ -199,10 +199,29 @@ def test_fit_audio_routes_read_and_drive_the_voxel_that_encodes_the_descriptor(m
     assert report["validation_bits_per_code"]["0.0"] == 0.0 > report["validation_bits_per_code"]["1.0"]
 
 
+def test_fit_routes_decode_text_from_the_voxels_that_encode_it_and_the_head_adds_to_it(movie):
+    text = movie.stimulus["text"]
+    bold = {s: v.copy() for s, v in movie.bold.items()}
+    for v in bold.values():  # voxel 1 follows the first text feature 2 TRs later; the rest ignore text
+        v[2:, 1] = text[:-2, 0] + 0.3 * np.random.default_rng(1).standard_normal(movie.n_trs - 2)
+    movie = MovieData(**{**movie.__dict__, "bold": bold})
+    model = build_model(movie, OPTIONS, movie.modalities)
+    report = fit_routes(model, movie)
+    test = np.flatnonzero(movie.labels == 2)[:-3]
+    voxels = torch.from_numpy(movie.bold["sub-b"])[None]
+    with torch.no_grad():
+        decoded = model.decode(voxels, "sub-b")["text"][0].numpy()
+        routed = model.text_decoders["sub-b"](voxels)[0].numpy()
+    np.testing.assert_array_equal(decoded, routed)  # the trunk's head starts at zero
+    assert 1 in model.text_decoders["sub-b"].inputs.tolist() and report["text"]["n_voxels"] == 16
+    assert np.corrcoef(decoded[test, 0], text[test, 0])[0, 1] > 0.8
+
+
 def test_fit_routes_decode_pictures_from_the_voxels_that_encode_them(movie):
     model = build_model(movie, OPTIONS, movie.modalities)
     report = fit_routes(model, movie)
-    assert set(report) == {"video", "encoder_route_voxels"} and report["video"]["n_voxels"] == 16  # every voxel of these small subjects
+    assert set(report) == {"video", "text", "encoder_route_voxels"}
+    assert report["video"]["n_voxels"] == 16  # every voxel of these small subjects
     descriptor, mean, basis = picture_descriptor(movie, model.config.n_thumb_components)
     test = np.flatnonzero(movie.labels == 2)[:-3]  # the window after each TR stays in the block
     with torch.no_grad():
