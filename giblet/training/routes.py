@@ -61,7 +61,7 @@ from giblet.training.baselines import ALPHAS, RidgeMap, decoding_design, decodin
 from giblet.training.encoder_routes import (encoding_rows, fit_encoder_routes, fit_joint_routes, lagged_weights,
                                             trailing_means)
 
-__all__ = ["N_VOXELS_GRID", "CONFIDENCE_GRID", "WindowFit", "encoding_rows", "voxel_encoding_scores",
+__all__ = ["N_VOXELS_GRID", "TEXT_VOXELS_GRID", "CONFIDENCE_GRID", "WindowFit", "encoding_rows", "voxel_encoding_scores",
            "fit_window_decoders", "fit_joint_routes", "fit_encoder_routes", "picture_descriptor", "fit_routes"]
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ log = logging.getLogger(__name__)
 CONFIDENCE_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
 #: Numbers of best-encoded voxels tried per subject (sizes above a subject's voxel count take all its voxels).
 N_VOXELS_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+#: The text decoder's sizes: its validation r peaks at 16-64 voxels on Sherlock and on the demo at 64-128 (the
+#: larger windows only cost time: the text decoders are fitted on every cross-validation fold)
+TEXT_VOXELS_GRID = tuple(n for n in N_VOXELS_GRID if n <= 128)
 
 
 @dataclass(frozen=True)
@@ -291,10 +294,9 @@ def _fit_text_routes(model, data, known_scores):
     delays = model.config.decoder_delays_trs
     descriptor = data.stimulus["text"].astype(np.float64)  # the embedding and any label fractions: the head's target
     embedding = descriptor[:, data.feature_bands.get("text", np.arange(descriptor.shape[1]))]
-    scores = encoding_scores(data, embedding, delays)
-    if tuple(delays) == tuple(model.config.encoder_delays_trs):
-        known_scores["text"] = scores  # the text band's
-    fits, n_voxels = fit_window_decoders(data, descriptor, delays, scores)
+    # ranked by the text band's encoder-route scores when they were computed (the same voxels "encode text")
+    scores = known_scores["text"] if "text" in known_scores else encoding_scores(data, embedding, delays)
+    fits, n_voxels = fit_window_decoders(data, descriptor, delays, scores, grid=TEXT_VOXELS_GRID)
     for subject, fit in fits.items():
         model.text_decoders[subject].set_weights(**fit.weights())
     log.info("text route: decoders read %d voxels per subject", n_voxels)
@@ -314,6 +316,7 @@ def _fit_encoder_routes(model, data, known_scores):
         scores = {band: known_scores[band] if band in known_scores and not context else encoding_scores(data, X, delays)
                   for band, X in inputs.items()}
         routes = fit_encoder_routes(data, inputs, delays, scores, columns=columns)
+        known_scores.update(scores)
     for band, by_subject in routes.items():
         for subject, weights in by_subject.items():
             model.encoder_routes[band][subject].set_weights(**weights)
@@ -338,8 +341,11 @@ def fit_routes(model, data):
         JSON-able summary per modality: voxels kept, validation r by size; sound: the confidence,
         validation bits by confidence, encoder-route voxels per subject.
     """
-    fitters = {"audio": _fit_audio_routes, "video": _fit_picture_routes, "text": _fit_text_routes}
-    known_scores = {}  # band -> every subject's voxel encoding scores at the encoder delays, computed once
-    summary = {m: fit(model, data, known_scores) for m, fit in fitters.items() if m in model.config.modalities}
+    known_scores = {}  # band -> every subject's voxel encoding scores, computed once
+    summary = {m: fit(model, data, known_scores) for m, fit in (("audio", _fit_audio_routes),
+                                                                 ("video", _fit_picture_routes))
+               if m in model.config.modalities}
     summary["encoder_route_voxels"] = _fit_encoder_routes(model, data, known_scores)
+    if "text" in model.config.modalities:
+        summary["text"] = _fit_text_routes(model, data, known_scores)
     return summary
