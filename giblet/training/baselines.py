@@ -149,9 +149,16 @@ def fit_dual_ridge(X, Y, rows, lags=(0,), n_folds=5):
         mean[block], scale[block] = x.mean(axis=0), x.std(axis=0)
         peak[block] = np.abs(X[:, columns]).max(axis=0)
     scale[scale <= FLAT * peak] = 1.0  # constant on the training rows, up to float noise
-    kernel = sum(z @ z.T for _, z in _standardised(X, index, lags, mean, scale))
-    eigenvalues, eigenvectors = np.linalg.eigh(kernel)
-    alphas = _search_alphas(kernel, Y, index, n_folds)
+    if len(mean) < len(index):  # a narrow design: its SVD is the kernel's eigenbasis, for a fraction of the cost
+        design = np.concatenate([z for _, z in _standardised(X, index, lags, mean, scale)], axis=1)
+        fold_basis = _design_fold_basis(design)
+        eigenvectors, singular, _ = np.linalg.svd(design, full_matrices=False)
+        eigenvalues = singular**2
+    else:
+        kernel = sum(z @ z.T for _, z in _standardised(X, index, lags, mean, scale))
+        fold_basis = _kernel_fold_basis(kernel)
+        eigenvalues, eigenvectors = np.linalg.eigh(kernel)
+    alphas = _search_alphas(fold_basis, Y, index, n_folds)
     dual = np.empty((len(index), Y.shape[1]))
     intercept = np.empty(Y.shape[1])
     for targets in column_blocks(Y.shape[1]):
@@ -192,27 +199,47 @@ def _design_blocks(n_features, lags):
             for i, lag in enumerate(lags) for c in column_blocks(n_features)]
 
 
-def _search_alphas(kernel, Y, index, n_folds):
-    """Alpha of every target (n_targets,): contiguous K-fold search over ``ALPHAS`` on the linear kernel.
-
-    himalaya's ``KernelRidgeCV(kernel="precomputed", fit_intercept=True)`` search (each fold's kernel centred
-    on its training rows, mean squared error on the held-out rows averaged over folds, ties to the larger
-    alpha), computed in each fold's eigenbasis without forming a resolution matrix per alpha and without
-    himalaya's refit on all rows (:func:`fit_dual_ridge` does its own): the same alphas, several times faster.
-    """
-    n_targets = Y.shape[1]
-    shared = n_targets > CV_TARGETS
-    sample = np.linspace(0, n_targets - 1, CV_TARGETS).astype(int) if shared else np.arange(n_targets)
-    loss = np.zeros((len(ALPHAS), len(sample)))
-    for train, test in KFold(n_splits=n_folds).split(index):
+def _kernel_fold_basis(kernel):
+    """``basis(train, test)``: the eigenbasis of the linear kernel's training rows, centred on them, and the held-out
+    rows' kernel (centred alike) projected onto it."""
+    def basis(train, test):
         K = kernel[np.ix_(train, train)]
         column_mean = K.mean(axis=0)
         centred = K - column_mean - column_mean[:, None] + column_mean.mean()
         held_out = kernel[np.ix_(test, train)]
         held_out = held_out - column_mean - held_out.mean(axis=1, keepdims=True) + column_mean.mean()
         eigenvalues, eigenvectors = np.linalg.eigh(centred)
-        eigenvalues = np.maximum(eigenvalues, 0.0)
-        projected = held_out @ eigenvectors
+        return np.maximum(eigenvalues, 0.0), eigenvectors, held_out @ eigenvectors
+
+    return basis
+
+
+def _design_fold_basis(design):
+    """:func:`_kernel_fold_basis` of ``design @ design.T`` from the design's SVD (the kernel's zero eigenvalues, which
+    predict nothing, left out)."""
+    def basis(train, test):
+        mean = design[train].mean(axis=0)
+        eigenvectors, singular, right = np.linalg.svd(design[train] - mean, full_matrices=False)
+        return singular**2, eigenvectors, (design[test] - mean) @ (right.T * singular)
+
+    return basis
+
+
+def _search_alphas(fold_basis, Y, index, n_folds):
+    """Alpha of every target (n_targets,): contiguous K-fold search over ``ALPHAS`` on the linear kernel.
+
+    himalaya's ``KernelRidgeCV(kernel="precomputed", fit_intercept=True)`` search (each fold's kernel centred
+    on its training rows, mean squared error on the held-out rows averaged over folds, ties to the larger
+    alpha), computed in each fold's eigenbasis (``fold_basis``: :func:`_kernel_fold_basis` or
+    :func:`_design_fold_basis`) without forming a resolution matrix per alpha and without himalaya's refit on
+    all rows (:func:`fit_dual_ridge` does its own): the same alphas, several times faster.
+    """
+    n_targets = Y.shape[1]
+    shared = n_targets > CV_TARGETS
+    sample = np.linspace(0, n_targets - 1, CV_TARGETS).astype(int) if shared else np.arange(n_targets)
+    loss = np.zeros((len(ALPHAS), len(sample)))
+    for train, test in KFold(n_splits=n_folds).split(index):
+        eigenvalues, eigenvectors, projected = fold_basis(train, test)
         for targets in column_blocks(len(sample)):
             y = Y[np.ix_(index[train], sample[targets])].astype(np.float64)
             mean = y.mean(axis=0)
