@@ -32,8 +32,9 @@ Pictures get the same window decoder (step 3) of their own descriptor: the low-l
 features and the leading principal components of the thumbnails (PCA on the training TRs), from
 which the decoded thumbnails are rebuilt (on the demo: TR identification 0.81 where the trunk's
 thumbnail head reached 0.58 and ridge from all voxels 0.69). Text gets one too, from the voxels that
-encode the text embedding to the embedding and label fractions; the trunk's text head, which starts
-at zero, adds to it (on Sherlock, fold 1: TR identification 0.584 where the trunk alone reached
+encode the text embedding (the text band's encoder-route scores when routes are chosen per band; up
+to 128 voxels) to the embedding and label fractions; the trunk's text head, which starts at zero,
+adds to it (on Sherlock, fold 1: TR identification 0.584 where the trunk alone reached
 0.52-0.55 over three seeds and the ridge decoder from all voxels 0.579).
 
 The test block is never read.
@@ -46,18 +47,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from himalaya.kernel_ridge import KernelRidgeCV
-from himalaya.ridge import RidgeCV
 from himalaya.scoring import correlation_score
 from sklearn.decomposition import PCA
-from sklearn.model_selection import KFold
-from threadpoolctl import threadpool_limits
 
 from giblet.audio.code_scores import code_counts, tr_bits_gained
 from giblet.blocks import column_blocks
 from giblet.models.config import ROUTE_BANDS
 from giblet.splits import BLOCKS
-from giblet.training.baselines import ALPHAS, RidgeMap, decoding_design, decoding_rows, fit_ridge
+from giblet.training.baselines import RidgeMap, cross_validated_r, decoding_design, decoding_rows, fit_ridge
 from giblet.training.encoder_routes import (encoding_rows, fit_encoder_routes, fit_joint_routes, lagged_weights,
                                             trailing_means)
 
@@ -131,17 +128,12 @@ def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5, block_voxel
     design = np.concatenate([descriptor[index - d] for d in delays], axis=1).astype(np.float64)
     scale = design.std(axis=0)
     design = (design - design.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    solver = KernelRidgeCV if design.shape[1] > design.shape[0] else RidgeCV  # the same fit, the faster way
-    search = solver(alphas=ALPHAS, fit_intercept=True, cv=KFold(n_splits=n_folds),
-                    solver_params={"score_func": correlation_score, "local_alpha": True})
     scores = np.zeros(bold.shape[1])
-    with threadpool_limits(1, user_api="blas"):
-        for block in column_blocks(bold.shape[1], block_voxels):
-            y = bold[index, block].astype(np.float64)
-            varies = y.std(axis=0) > 0
-            if varies.any():
-                search.fit(design, y[:, varies])
-                scores[np.flatnonzero(varies) + block.start] = np.nan_to_num(np.asarray(search.cv_scores_))
+    for block in column_blocks(bold.shape[1], block_voxels):
+        y = bold[index, block].astype(np.float64)
+        varies = y.std(axis=0) > 0
+        if varies.any():
+            scores[np.flatnonzero(varies) + block.start] = np.nan_to_num(cross_validated_r(design, y[:, varies], n_folds))
     return scores
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from himalaya.kernel_ridge import KernelRidgeCV
 from himalaya.ridge import RidgeCV
+from himalaya.scoring import correlation_score
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
@@ -13,7 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
-from giblet.training.baselines import ALPHAS, EncodingDesign, decoding_design, decoding_rows, fit_dual_ridge, fit_ridge
+from giblet.training.baselines import (ALPHAS, EncodingDesign, cross_validated_r, decoding_design, decoding_rows,
+                                      fit_dual_ridge, fit_ridge)
 from tests.training.conftest import tiny_movie
 
 
@@ -36,6 +38,18 @@ def test_fit_ridge_equals_the_primal_pipeline(rng, small_blocks, n_features):
     np.testing.assert_allclose(fitted.predict(X[~rows]), reference.predict(X[~rows].astype(np.float64)),
                                rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(fitted.mean_, reference[0].mean_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_features", [12, 150])  # the design's SVD and the kernel's eigenbasis
+def test_cross_validated_r_equals_himalayas_local_alpha_search(rng, n_features):
+    X, Y = (a.astype(np.float64) for a in _data(rng, 100, n_features, 30))
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    Y[:50, 0] = 1.0  # constant in the first folds: no score
+    search = KernelRidgeCV(alphas=ALPHAS, fit_intercept=True, cv=KFold(5), warn=False,
+                           solver_params={"score_func": correlation_score, "local_alpha": True}).fit(X, Y[:, 1:])
+    r = cross_validated_r(X, Y)
+    np.testing.assert_allclose(r[1:], np.asarray(search.cv_scores_), rtol=0, atol=1e-8)
+    assert np.isnan(r[0]) and np.ptp(r[1:]) > 0.3  # some targets follow X, some are noise
 
 
 def test_fit_ridge_lags_equal_the_built_design(rng, small_blocks):
