@@ -314,7 +314,7 @@ def build_parser():
     grp = _add(sub, "group-summary", _group_summary, "every headline number across subjects")
     grp.add_argument("--inputs", required=True, nargs="+", type=Path, help="evaluate summary.json files")
     grp.add_argument("--lesions", nargs="+", type=Path, help="evaluate lesions_per_tr.tsv.gz files (pooled lesion tests)")
-    grp.add_argument("--out", required=True, type=Path, help="output .json (a .tsv beside it)")
+    grp.add_argument("--out", required=True, type=Path, help="output folder (the group_summary* files)")
     rep = _add(sub, "report", _report, "one subject's HTML report")
     rep.add_argument("--subject", required=True)
     rep.add_argument("--evaluation", required=True, type=Path, help="the subject's evaluate folder")

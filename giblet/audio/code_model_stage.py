@@ -16,18 +16,13 @@ from giblet.audio.codes import CodeStream, codes_by_tr
 from giblet.compute import resolve_device
 from giblet.features import FeatureTable
 from giblet.io import write_json
+from giblet.outputs import CODE_MODEL_OUTPUTS
 from giblet.splits import BLOCKS, GAP
 
-__all__ = ["CODE_MODEL_OUTPUTS", "CodeModelConfig", "CodeScoreConfig", "code_model_rows", "run_fit_code_model",
+__all__ = ["CodeModelConfig", "CodeScoreConfig", "code_model_rows", "run_fit_code_model",
            "run_score_code_model"]
 
 log = logging.getLogger(__name__)
-
-#: Files ``run_fit_code_model`` writes into its output folder.
-CODE_MODEL_OUTPUTS = {
-    "model": "code_model.npz",  # weights, descriptor standardisation, unigram prior, chosen penalties
-    "scores": "code_model_scores.json",  # test-block cross-entropies and bits per code gained, with CIs
-}
 
 
 @dataclass(frozen=True)

@@ -22,24 +22,13 @@ from giblet.audio.descriptors import audio_descriptors
 from giblet.audio.load import load_audio
 from giblet.audio.views import code_histograms, pooled_embeddings, quantized_latent
 from giblet.io import atomic_path, save_npz, write_json
+from giblet.outputs import AUDIO_OUTPUTS, UNTRAINED_CODEC_DIR
 from giblet.text.tr_grid import tr_run_ids
 
-__all__ = ["CodecConfig", "run_extract_audio", "load_stage_codec", "run_decode_audio", "STAGE_OUTPUTS"]
+__all__ = ["CodecConfig", "run_extract_audio", "load_stage_codec", "run_decode_audio"]
 
 logger = logging.getLogger(__name__)
 
-STAGE_OUTPUTS = {
-    "codes": "codes.npz",  # CodeStream + tr_frame_spans (n_trs, 2) + tr_s
-    "frames": "audio_frames.npz",  # FeatureTable: quantized latent per 75 Hz frame
-    "pooled": "audio_pooled.npz",  # FeatureTable: per-TR mean code vectors
-    "histograms": "audio_histograms.npz",  # FeatureTable (labels): per-TR code usage
-    "logmel_frames": "audio_logmel_frames.npz",  # FeatureTable: 32-band log-mel (dB) of the original sound per frame
-    "logmel_tr": "audio_logmel_tr.npz",  # FeatureTable: per-TR mean of those frames
-    "envelope_tr": "audio_envelope_tr.npz",  # FeatureTable: per-TR broad-band levels and level SD (dB)
-    "codebooks": "codebooks.npz",  # vectors (n_codebooks, codebook_size, dim) + meta (codec stamp)
-    "codec": "codec.json",  # status, model id, bandwidth, frame rate, n_codebooks...
-}
-_UNTRAINED_WEIGHTS = "codec_untrained"  # save_pretrained directory of a fallback codec
 DIGITAL_SILENCE_PEAK = 2.0**-15  # |sample| below one 16-bit step (-90 dBFS) is digital silence
 
 
@@ -132,7 +121,7 @@ def run_extract_audio(stimulus_path, out_dir, timing, config, *, seed=0, device=
     stimulus_path : str or Path
         Movie or audio file (``stimulus.path``).
     out_dir : str or Path
-        Output directory; files are named in :data:`STAGE_OUTPUTS`.
+        Output directory; files are named in :data:`AUDIO_OUTPUTS`.
     timing : giblet.timing.ScanTiming
         The scan's TRs and runs (which label ``runs`` of the feature tables) and the stimulus
         time of the first fMRI frame (one value); the audio must cover ``n_trs * tr_s`` seconds.
@@ -145,7 +134,7 @@ def run_extract_audio(stimulus_path, out_dir, timing, config, *, seed=0, device=
     Returns
     -------
     dict of str to Path
-        Keys of :data:`STAGE_OUTPUTS` (and ``"codec_weights"`` for an untrained codec).
+        Keys of :data:`AUDIO_OUTPUTS` (and ``"codec_weights"`` for an untrained codec).
     """
     out_dir = Path(out_dir)
     tr_s, n_trs, start_offset_s = timing.tr_s, timing.n_trs, timing.start_offset_s
@@ -154,12 +143,15 @@ def run_extract_audio(stimulus_path, out_dir, timing, config, *, seed=0, device=
     waveform = load_audio(stimulus_path, codec.sample_rate_hz, start_offset_s=start_offset_s, n_trs=n_trs, tr_s=tr_s)
     silent = _silent_frames(stimulus_path, waveform, codec.hop_length)
     latents = codec.latents(waveform, codec.sample_rate_hz)
-    paths = {name: out_dir / file for name, file in STAGE_OUTPUTS.items()}
+    paths = {name: out_dir / file for name, file in AUDIO_OUTPUTS.items()}
     if codec.status != PRETRAINED_STATUS:
         latents = codec.fit_untrained(latents, max_frames=config.fit_max_frames, seed=seed)
-        paths["codec_weights"] = out_dir / _UNTRAINED_WEIGHTS
+        paths["codec_weights"] = out_dir / UNTRAINED_CODEC_DIR
         out_dir.mkdir(parents=True, exist_ok=True)
         _save_model_dir(codec.model, paths["codec_weights"])
+    elif config.fallback is not None:  # the workflow declares the fallback's folder: it holds nothing this time
+        shutil.rmtree(out_dir / UNTRAINED_CODEC_DIR, ignore_errors=True)
+        (out_dir / UNTRAINED_CODEC_DIR).mkdir(parents=True)
     stream = codec.quantize(latents)
     vectors = codec.codebook_vectors()
     spans = tr_frame_spans(n_trs, tr_s, codec.frame_rate_hz)
@@ -185,7 +177,7 @@ def run_extract_audio(stimulus_path, out_dir, timing, config, *, seed=0, device=
         "frames_per_tr": tr_s * codec.frame_rate_hz,
         "digital_silence_s": float(silent.sum() / codec.frame_rate_hz),
         "seed": seed,
-        "weights_dir": _UNTRAINED_WEIGHTS if "codec_weights" in paths else None,
+        "weights_dir": UNTRAINED_CODEC_DIR if "codec_weights" in paths else None,
     })
     logger.info("%s: %d frames x %d codebooks for %d TRs (codec: %s)", out_dir, stream.n_frames,
                 stream.n_codebooks, n_trs, codec.status)

@@ -9,8 +9,8 @@ they are built from live in their modules (``metrics``, ``nulls``, ``encoding``,
 from giblet.evaluation.cross_validation import run_cross_validate
 from giblet.evaluation.evaluate import EvaluateConfig, EvaluateInputs, run_evaluate
 from giblet.evaluation.group import run_group_summary
-from giblet.evaluation.outputs import EVALUATE_OUTPUTS, HEADLINE_METRIC
 from giblet.evaluation.sound import run_audio_references, run_decode_audio_eval
+from giblet.outputs import EVALUATE_OUTPUTS, HEADLINE_METRIC
 
 __all__ = [
     "EVALUATE_OUTPUTS",

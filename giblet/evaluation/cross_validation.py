@@ -31,11 +31,11 @@ from giblet.evaluation.decoding import autoencoder_views, ridge_views, shifted_i
 from giblet.evaluation.encoding import ceiling_floor, predict_bold
 from giblet.evaluation.metrics import pearson_columns
 from giblet.evaluation.nulls import pooled_shift_test
-from giblet.evaluation.outputs import CV_OUTPUTS
 from giblet.evaluation.predict import scored_design
 from giblet.evaluation.targets import decoding_targets
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path, write_json
+from giblet.outputs import CV_OUTPUTS
 from giblet.splits import BLOCKS, fold_splits
 from giblet.training.baselines import EncodingDesign, decoder_targets, fit_decoders
 from giblet.training.routes import fit_routes

@@ -27,13 +27,13 @@ from giblet.evaluation.encoding import (
     score_encoding,
 )
 from giblet.evaluation.lesions import LESION_INPUTS, lesion_summary, score_lesions
-from giblet.evaluation.outputs import EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC, evaluate_outputs
 from giblet.evaluation.predict import decode_all, scored_design
 from giblet.evaluation.targets import decoding_targets
 from giblet.features import FeatureTable
 from giblet.fmri.prepared import subject_prepared_path
 from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES
+from giblet.outputs import EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC, evaluate_outputs
 from giblet.splits import BLOCKS
 from giblet.training.baselines import EncodingDesign, StoredRidge
 from giblet.training.data import load_movie_data
@@ -213,13 +213,13 @@ def run_evaluate(subject, inputs, out_dir, config):
     subject : str
     inputs : EvaluateInputs
     out_dir : path
-        Output folder; files are named in :data:`~giblet.evaluation.outputs.EVALUATE_OUTPUTS`.
+        Output folder; files are named in :data:`~giblet.outputs.EVALUATE_OUTPUTS`.
     config : EvaluateConfig
 
     Returns
     -------
     dict of str to Path
-        Keys of :func:`~giblet.evaluation.outputs.evaluate_outputs` of the modalities.
+        Keys of :func:`~giblet.outputs.evaluate_outputs` of the modalities.
     """
     started = time.perf_counter()
     out_dir, features_dir, device = Path(out_dir), Path(inputs.features_dir), resolve_device(config.device)

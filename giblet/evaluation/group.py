@@ -19,6 +19,7 @@ from giblet.evaluation._tables import json_number, write_tsv
 from giblet.evaluation.lesions import compare_lesions, lesion_summary
 from giblet.evaluation.metrics import bootstrap_ci
 from giblet.io import write_json
+from giblet.outputs import GROUP_SUMMARY_OUTPUTS
 
 __all__ = ["flatten_summary", "group_tests", "pooled_lesion_effects", "pooled_lesion_contrasts", "run_group_summary"]
 
@@ -132,7 +133,7 @@ def pooled_lesion_contrasts(per_tr, *, n_bootstrap=1000, seed=0, block_trs=5):
     return pd.concat(frames, ignore_index=True)
 
 
-def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_accuracy", n_bootstrap=1000, seed=0,
+def run_group_summary(summary_paths, out_dir, lesion_paths=(), *, metric="rank_accuracy", n_bootstrap=1000, seed=0,
                       block_trs=5):
     """Mean, spread and per-subject values of every number in the subjects' evaluation summaries.
 
@@ -140,12 +141,13 @@ def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_
     ----------
     summary_paths : sequence of path
         ``summary.json`` of :func:`giblet.evaluation.run_evaluate`, one per subject.
-    out_path : path
-        Output JSON; a TSV with the same stem holds one row per number.
+    out_dir : path
+        Output folder; the files are named in :data:`~giblet.outputs.GROUP_SUMMARY_OUTPUTS`
+        (``numbers``: one row per number).
     lesion_paths : sequence of path, optional
         The subjects' ``lesions_per_tr.tsv.gz`` (subject = the folder name unless a ``subject``
-        column says otherwise). With them, ``<stem>_lesions.tsv`` (:func:`pooled_lesion_effects`)
-        and ``<stem>_lesion_contrasts.tsv`` (:func:`pooled_lesion_contrasts`) are written for ``metric``.
+        column says otherwise). With them, ``lesions`` (:func:`pooled_lesion_effects`) and
+        ``lesion_contrasts`` (:func:`pooled_lesion_contrasts`) are written for ``metric``.
     metric : str, default="rank_accuracy"
         The decoding metric the pooled lesion tables use (TR identification).
     n_bootstrap, seed, block_trs
@@ -154,7 +156,7 @@ def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_
     Returns
     -------
     Path
-        ``out_path``, holding ``subjects``, ``codec_status`` (every status met), ``numbers``:
+        The ``summary`` JSON, holding ``subjects``, ``codec_status`` (every status met), ``numbers``:
         ``{path: {"n", "mean", "sd", "min", "max", "values": {subject: value}}}`` (booleans such as
         ``significant`` become the fraction of subjects where they hold), ``group_tests`` (:func:`group_tests`,
         also ``<stem>_tests.tsv``) and, with lesion paths,
@@ -170,13 +172,14 @@ def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_
     stats = pd.DataFrame({"n": table.notna().sum(axis=1), "mean": table.mean(axis=1), "sd": table.std(axis=1),
                           "min": table.min(axis=1), "max": table.max(axis=1)})
     frame = pd.concat([stats, table], axis=1).rename_axis("number").reset_index()
-    write_tsv(frame, Path(out_path).with_suffix(".tsv"))
+    out = {name: Path(out_dir) / file for name, file in GROUP_SUMMARY_OUTPUTS.items()}
+    write_tsv(frame, out["numbers"])
     numbers = {row["number"]: {"n": int(row["n"]), **{k: json_number(row[k]) for k in ("mean", "sd", "min", "max")},
                                "values": {s: json_number(row[s]) for s in subjects}}
                for row in frame.to_dict("records")}
     statuses = sorted({str(s.get("codec_status")) for s in summaries if s.get("codec_status") is not None})
     tests = group_tests(table)
-    write_tsv(tests, Path(out_path).with_name(f"{Path(out_path).stem}_tests.tsv"))
+    write_tsv(tests, out["tests"])
     group = {"subjects": subjects, "codec_status": statuses, "numbers": numbers,
              "group_tests": {row["number"]: {k: json_number(v) for k, v in row.items() if k != "number"}
                              for row in tests.to_dict("records")}}
@@ -184,9 +187,8 @@ def run_group_summary(summary_paths, out_path, lesion_paths=(), *, metric="rank_
         per_tr = _read_per_tr(lesion_paths, metric)
         options = {"n_bootstrap": n_bootstrap, "seed": seed, "block_trs": block_trs}
         effects = pooled_lesion_effects(per_tr, **options)
-        stem = Path(out_path).with_suffix("")
-        write_tsv(effects, f"{stem}_lesions.tsv")
-        write_tsv(pooled_lesion_contrasts(per_tr, **options), f"{stem}_lesion_contrasts.tsv")
+        write_tsv(effects, out["lesions"])
+        write_tsv(pooled_lesion_contrasts(per_tr, **options), out["lesion_contrasts"])
         group["pooled_lesions"] = lesion_summary(effects)
     log.info("group summary of %d subjects: %d numbers", len(subjects), len(numbers))
-    return write_json(out_path, group)
+    return write_json(out["summary"], group)

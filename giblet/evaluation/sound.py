@@ -24,10 +24,10 @@ from giblet.compute import resolve_device
 from giblet.evaluation._tables import write_tsv
 from giblet.evaluation.decoding import decoder_outputs
 from giblet.evaluation.lesions import lesion_masks, lesion_statistics, lesioned_inputs
-from giblet.evaluation.outputs import AUDIO_REFERENCE_OUTPUTS, AUDIO_REFERENCES, DECODE_AUDIO_OUTPUTS
 from giblet.evaluation.waveforms import trs_waveform, write_wav
 from giblet.fmri.prepared import subject_prepared_path
 from giblet.io import write_json
+from giblet.outputs import AUDIO_REFERENCE_OUTPUTS, AUDIO_REFERENCES, DECODE_AUDIO_OUTPUTS
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
 

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.io import wavfile
 
 from giblet.io import write_bytes
+from giblet.outputs import REPORT_AUDIO_SUFFIX
 
 __all__ = ["AUDIO_KINDS", "WAVEFORM_BETTER", "lesion_label", "waveform_table", "audio_players"]
 
@@ -50,7 +51,7 @@ def audio_players(wave_dir, out_html):
     and decodings; the lesions) and the rate."""
     if not wave_dir or not Path(wave_dir).exists():
         return [], {}, {}, None
-    folder = out_html.parent / f"{out_html.stem}_audio"
+    folder = out_html.parent / f"{out_html.stem}{REPORT_AUDIO_SUFFIX}"
     players, waves, lesion_waves, rate = [], {}, {}, None
     lesions = {p.stem: lesion_label(p.stem) for p in sorted((Path(wave_dir) / "excerpt").glob("lesion-*.wav"))}
     for name, label in {**AUDIO_KINDS, **lesions}.items():

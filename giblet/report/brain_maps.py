@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from giblet.evaluation.outputs import EVALUATE_OUTPUTS
+from giblet.outputs import EVALUATE_OUTPUTS
 from giblet.report import figures
 
 __all__ = ["MAP_THRESHOLD", "WHOLE_BRAIN_MM", "VoxelMaps", "background_image", "map_figures", "group_map_figures"]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path
+from giblet.outputs import GROUP_SUMMARY_OUTPUTS
 from giblet.report import figures
 from giblet.report.brain_maps import MAP_THRESHOLD, group_map_figures
 from giblet.report.html import _null_band, _png, _read_tsv, _table, get_template
@@ -71,7 +72,7 @@ def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, o
     map of voxel r averaged over subjects (their ``encoding_voxels.npz``, over the background of
     ``prepared_path``'s subject)."""
     group = json.loads(Path(group_summary_path).read_text())
-    contrasts = _read_tsv(Path(group_summary_path).with_name(f"{Path(group_summary_path).stem}_lesion_contrasts.tsv"))
+    contrasts = _read_tsv(Path(group_summary_path).with_name(GROUP_SUMMARY_OUTPUTS["lesion_contrasts"]))
     numbers = pd.DataFrame([{"number": k, **{s: v for s, v in row.items() if s != "values"}}
                             for k, row in group.get("numbers", {}).items()])
     with np.load(group_isc_path, allow_pickle=False) as z:

@@ -15,9 +15,9 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from giblet.evaluation.outputs import DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path
+from giblet.outputs import DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC
 from giblet.report import figures
 from giblet.report.audio import audio_players, waveform_table
 from giblet.report.brain_maps import MAP_THRESHOLD, map_figures

@@ -11,22 +11,15 @@ import numpy as np
 from giblet.config import check_keys
 from giblet.features import FeatureTable
 from giblet.io import write_json
+from giblet.outputs import TEXT_OUTPUTS
 from giblet.text.annotations import AnnotationFormat, read_annotations
 from giblet.text.embed import DEFAULT_TEXT_MODEL, embed_texts, load_text_model, resolve_text_model
 from giblet.text.labels import label_indicators
 from giblet.text.tr_grid import overlap_mean, tr_run_ids
 
-__all__ = ["TextConfig", "run_extract_text", "TEXT_OUTPUTS"]
+__all__ = ["TextConfig", "run_extract_text"]
 
 log = logging.getLogger(__name__)
-
-TEXT_OUTPUTS = {
-    "text_segments": "text_segments.npz",
-    "text_tr": "text_tr.npz",
-    "labels_segments": "labels_segments.npz",
-    "labels_tr": "labels_tr.npz",
-    "report": "text_report.json",
-}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import torch
 from giblet.audio.code_model import CodeModel
 from giblet.io import atomic_path, write_json
 from giblet.models import count_parameters
+from giblet.outputs import TRAIN_CHECKPOINT, TRAIN_OUTPUTS
 from giblet.provenance import run_key
 from giblet.training.baselines import EncodingDesign, decoder_targets, fit_decoders
 from giblet.training.data import load_movie_data
@@ -142,7 +143,7 @@ def run_train(inputs, out_dir, setup, restart=False):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if restart:
-        (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+        (out_dir / TRAIN_CHECKPOINT).unlink(missing_ok=True)
     cfg = setup.train
     data, code_model = setup.load_data(inputs)
     torch.manual_seed(setup.seed)
@@ -150,7 +151,7 @@ def run_train(inputs, out_dir, setup, restart=False):
     routes = fit_routes(model, data)
     log.info("autoencoder: %d trainable parameters, %d subjects, modalities %s",
              count_parameters(model, trainable_only=True), len(data.subjects), list(setup.modalities))
-    with atomic_path(out_dir / "baselines.joblib") as tmp:  # first: their coefficients are not held while training
+    with atomic_path(out_dir / TRAIN_OUTPUTS["baselines"]) as tmp:  # first: their coefficients are not held while training
         joblib.dump(_fit_baselines(data, inputs.features_dir, inputs.aligned_paths, model.config.decoder_delays_trs,
                                    setup.preshift_trs), tmp)
     started = time.perf_counter()
@@ -158,11 +159,11 @@ def run_train(inputs, out_dir, setup, restart=False):
                     inputs_key=_inputs_key(inputs, setup))
     train_s = time.perf_counter() - started
     model.cpu()
-    save_model(model, out_dir / "autoencoder.pt", video_stats=data.video_stats, preshift_trs=setup.preshift_trs,
+    save_model(model, out_dir / TRAIN_OUTPUTS["model"], video_stats=data.video_stats, preshift_trs=setup.preshift_trs,
                audio_descriptor=_descriptor(code_model))
-    with atomic_path(out_dir / "history.tsv") as tmp:
+    with atomic_path(out_dir / TRAIN_OUTPUTS["history"]) as tmp:
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    write_json(out_dir / "summary.json", {
+    write_json(out_dir / TRAIN_OUTPUTS["summary"], {
         "trainable_parameters": count_parameters(model, trainable_only=True),
         "all_parameters": count_parameters(model),
         "epochs": len(history),

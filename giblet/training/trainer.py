@@ -16,6 +16,7 @@ from giblet.compute import resolve_device
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder
 from giblet.models.losses import fmri_losses, reconstruction_losses
+from giblet.outputs import TRAIN_CHECKPOINT
 from giblet.provenance import run_key
 from giblet.stats import block_bootstrap_pearson, pearson_columns
 from giblet.training.data import make_batch, windows
@@ -245,7 +246,7 @@ def train(model, data, cfg, out_dir, *, seed=0, device=None, stop_after_epochs=N
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.max_epochs)
     state = {"epoch": 0, "best": {"encoder": (-math.inf, 0, None), "decoder": (math.inf, 0, None)}, "bad_epochs": 0,
              "history": []}
-    checkpoint = Path(out_dir) / "checkpoint.pt"
+    checkpoint = Path(out_dir) / TRAIN_CHECKPOINT
     key = run_key([], {"train": asdict(cfg), "model": model.config.to_dict(), "seed": seed, "inputs": inputs_key})
     saved = _resumable(checkpoint, key, device)
     if saved is not None:

@@ -12,22 +12,15 @@ from av.video.reformatter import VideoReformatter
 
 from giblet.config import from_section
 from giblet.features import FeatureTable
+from giblet.outputs import VIDEO_OUTPUTS
 from giblet.text.tr_grid import TRAccumulator, overlap_mean, run_bounds_s, tr_run_ids
 from giblet.video.frames import iter_frames
 from giblet.video.image_model import load_image_model
 from giblet.video.lowlevel import FRAME_FEATURE_NAMES, frame_features, motion_energy
 
-__all__ = ["VideoConfig", "run_extract_video", "VIDEO_OUTPUTS"]
+__all__ = ["VideoConfig", "run_extract_video"]
 
 log = logging.getLogger(__name__)
-
-VIDEO_OUTPUTS = {
-    "lowlevel_frames": "video_lowlevel_frames.npz",
-    "lowlevel_tr": "video_lowlevel_tr.npz",
-    "thumbnails_tr": "video_thumbnails_tr.npz",
-    "embedding_samples": "video_embedding_samples.npz",
-    "embedding_tr": "video_embedding_tr.npz",
-}
 
 
 @dataclass(frozen=True)

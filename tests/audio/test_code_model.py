@@ -11,7 +11,6 @@ from scipy.special import softmax
 
 from giblet.audio.code_model import CodeModel, FitSettings, fit_code_model, select_code_model
 from giblet.audio.code_model_stage import (
-    CODE_MODEL_OUTPUTS,
     CodeModelConfig,
     CodeScoreConfig,
     code_model_rows,
@@ -24,6 +23,7 @@ from giblet.audio.codes import PAD_CODE, CodeStream, codes_by_tr, tr_frame_spans
 from giblet.config import SCHEMA_PATH
 from giblet.features import FeatureTable
 from giblet.fmri.prepared import PreparedFmri
+from giblet.outputs import CODE_MODEL_OUTPUTS
 from giblet.splits import BLOCKS, GAP, SplitConfig, make_split
 
 TR_S, RATE_HZ = 1.5, 75.0

@@ -1,7 +1,5 @@
-import ast
 import contextlib
 import json
-import re
 
 import numpy as np
 import pytest
@@ -21,8 +19,9 @@ from giblet.audio import (
 from giblet.audio.codec import CodecUnavailableError
 from giblet.audio.codes import stream_from_trs
 from giblet.audio.descriptors import frame_tr_means
-from giblet.audio.stage import STAGE_OUTPUTS, load_stage_codec
+from giblet.audio.stage import load_stage_codec
 from giblet.features import FeatureTable
+from giblet.outputs import UNTRAINED_CODEC_DIR
 from giblet.timing import ScanTiming
 from tests.audio.conftest import TINY_BANDWIDTH_KBPS, TINY_CONFIG, make_soundtrack, write_clip
 from tests.conftest import REPO_ROOT
@@ -116,17 +115,27 @@ def test_run_extract_audio_writes_descriptors_on_the_code_clock(extracted, tmp_p
     assert [FeatureTable.load(p).values.shape for p in aligned[::3]] == [(7, 16), (7, 32)]
 
 
-def test_stage_outputs_are_the_files_the_workflow_declares():
-    rules = (REPO_ROOT / "workflow" / "rules" / "features.smk").read_text()
-    declared = ast.literal_eval(re.search(r"^AUDIO_FILES = (\[.*?\])", rules, re.MULTILINE | re.DOTALL).group(1))
-    assert sorted(declared) == sorted(STAGE_OUTPUTS.values())
-
 
 def test_run_extract_audio_is_deterministic(tmp_path, movie, tiny_fallback, extracted):
     again = _extract(movie, tmp_path / "audio", run_n_trs=(3, 4), fallback="untrained")
     np.testing.assert_array_equal(CodeStream.load(again["codes"]).codes, CodeStream.load(extracted["codes"]).codes)
     np.testing.assert_array_equal(FeatureTable.load(again["pooled"]).values,
                                   FeatureTable.load(extracted["pooled"]).values)
+
+
+def test_run_extract_audio_keeps_the_fallback_folder_and_its_weights(tmp_path, movie, extracted):
+    """The workflow declares the fallback codec's folder whenever ``codec.fallback`` is set: it holds the untrained
+    codec's weights when the fallback was used and nothing when the configured weights loaded."""
+    assert (extracted["codec_weights"] / "config.json").exists()
+    local = EncodecCodec.untrained(EncodecConfig(**TINY_CONFIG), seed=0, bandwidth_kbps=TINY_BANDWIDTH_KBPS,
+                                   device="cpu")
+    local.model.save_pretrained(tmp_path / "local_codec")
+    config = CodecConfig(model=str(tmp_path / "local_codec"), bandwidth_kbps=TINY_BANDWIDTH_KBPS, chunk_s=4.0,
+                         context_s=0.5, fallback="untrained")
+    paths = run_extract_audio(movie, tmp_path / "audio", ScanTiming(1.5, (7,), start_offset_s=0.5), config,
+                              device="cpu")
+    assert "codec_weights" not in paths and json.loads(paths["codec"].read_text())["weights_dir"] is None
+    assert list((tmp_path / "audio" / UNTRAINED_CODEC_DIR).iterdir()) == []
 
 
 def test_run_decode_audio_exact_length_and_reproducible(tmp_path, extracted):

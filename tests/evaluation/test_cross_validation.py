@@ -9,8 +9,8 @@ import pytest
 
 from giblet.evaluation.cross_validation import loo_ceiling, run_cross_validate, summarise_folds
 from giblet.evaluation.metrics import pearson_columns
-from giblet.evaluation.outputs import CV_OUTPUTS
 from giblet.fmri.prepared import PreparedFmri
+from giblet.outputs import CV_OUTPUTS
 from giblet.splits import SplitConfig, fold_chunks
 from giblet.training.data import MovieData
 from giblet.training.stage import TrainingInputs, TrainingSetup

@@ -17,6 +17,7 @@ from giblet.evaluation.decoding import autoencoder_views, score_views
 from giblet.evaluation.metrics import bootstrap_ci
 from giblet.evaluation.predict import scored_design
 from giblet.evaluation.targets import decoding_targets
+from giblet.outputs import GROUP_SUMMARY_OUTPUTS
 from giblet.training.data import load_movie_data
 from giblet.training.routes import fit_routes
 from giblet.training.stage import load_model
@@ -46,10 +47,9 @@ def demo(tmp_path_factory):
                             group_isc_path=DERIVED / "fmri" / "group_isc.npz")
     config = EvaluateConfig(modalities, n_permutations=200, device="cpu")
     outputs = [run_evaluate(p.stem, inputs, out / p.stem, config) for p in prepared]
-    group = run_group_summary([o["summary"] for o in outputs], out / "group.json",
-                              [o["lesions_per_tr"] for o in outputs])
+    group = run_group_summary([o["summary"] for o in outputs], out, [o["lesions_per_tr"] for o in outputs])
     return {"modalities": modalities, "outputs": outputs, "group": json.loads(Path(group).read_text()),
-            "contrasts": pd.read_csv(out / "group_lesion_contrasts.tsv", sep="\t")}
+            "contrasts": pd.read_csv(out / GROUP_SUMMARY_OUTPUTS["lesion_contrasts"], sep="\t")}
 
 
 def _extra_cost(demo, model, roi, other, modality):

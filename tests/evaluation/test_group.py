@@ -25,21 +25,22 @@ def test_flatten_summary_keeps_numbers_and_drops_settings():
 
 def test_run_group_summary_hand_computed(tmp_path):
     paths = [_summary(tmp_path, "s1", 0.2, True), _summary(tmp_path, "s2", 0.6, False)]
-    out = run_group_summary(paths, tmp_path / "group" / "summary.json")
+    out = run_group_summary(paths, tmp_path / "group")
     group = read_json(out)
     r = group["numbers"]["encoding/ridge/rois/visual/r"]
     assert r["mean"] == pytest.approx(0.4) and r["sd"] == pytest.approx(0.2828427, rel=1e-6)
     assert r["values"] == {"s1": 0.2, "s2": 0.6} and r["n"] == 2
     assert group["numbers"]["lesions/visual/significant"]["mean"] == 0.5
     assert group["codec_status"] == ["untrained"] and "seed" not in group["numbers"]
-    table = pd.read_csv(tmp_path / "group" / "summary.tsv", sep="\t")
+    assert out == tmp_path / "group" / "group_summary.json"
+    table = pd.read_csv(tmp_path / "group" / "group_summary.tsv", sep="\t")
     assert list(table.columns[:6]) == ["number", "n", "mean", "sd", "min", "max"]
 
 
 def test_run_group_summary_rejects_repeated_subjects(tmp_path):
     path = _summary(tmp_path, "s1", 0.2, True)
     with pytest.raises(ValueError, match="repeat subjects"):
-        run_group_summary([path, path], tmp_path / "group.json")
+        run_group_summary([path, path], tmp_path)
 
 
 def _per_tr(folder, rng, visual_cost, rois=("visual", "noise")):
@@ -58,15 +59,15 @@ def _per_tr(folder, rng, visual_cost, rois=("visual", "noise")):
 def test_run_group_summary_pools_lesion_effects_over_subjects(tmp_path, rng):
     summaries = [_summary(tmp_path, "s1", 0.2, True), _summary(tmp_path, "s2", 0.6, False)]
     per_tr = [_per_tr(tmp_path / "s1", rng, 0.1), _per_tr(tmp_path / "s2", rng, 0.3)]
-    group = read_json(run_group_summary(summaries, tmp_path / "group.json", per_tr, n_bootstrap=500, block_trs=4))
+    group = read_json(run_group_summary(summaries, tmp_path, per_tr, n_bootstrap=500, block_trs=4))
     visual = group["pooled_lesions"]["ridge/measured_bold"]["video"]["visual"]
     assert visual["change"] == pytest.approx(-0.2, abs=0.01) and visual["significant"]
     noise = group["pooled_lesions"]["ridge/measured_bold"]["video"]["noise"]
     assert noise["change"] == 0 and not noise["significant"]
-    effects = pd.read_csv(tmp_path / "group_lesions.tsv", sep="\t")
+    effects = pd.read_csv(tmp_path / "group_summary_lesions.tsv", sep="\t")
     assert set(effects["metric"]) == {"rank_accuracy"} and (effects["n_trs"] == 40).all()
     assert (effects["n_subjects"] == 2).all()
-    contrasts = pd.read_csv(tmp_path / "group_lesion_contrasts.tsv", sep="\t")
+    contrasts = pd.read_csv(tmp_path / "group_summary_lesion_contrasts.tsv", sep="\t")
     row = contrasts[(contrasts["roi"] == "visual") & (contrasts["other"] == "noise")].iloc[0]
     assert row["extra_cost"] == pytest.approx(0.2, abs=0.01) and row["significant"]
 
@@ -75,9 +76,9 @@ def test_run_group_summary_with_a_single_roi_writes_no_contrasts(tmp_path, rng):
     """Regression (Sherlock's PMC-only subset): pooled contrasts concatenated an empty list and crashed."""
     summaries = [_summary(tmp_path, "s1", 0.2, True), _summary(tmp_path, "s2", 0.6, False)]
     per_tr = [_per_tr(tmp_path / s, rng, 0.1, rois=("visual",)) for s in ("s1", "s2")]
-    group = read_json(run_group_summary(summaries, tmp_path / "group.json", per_tr, n_bootstrap=100, block_trs=4))
+    group = read_json(run_group_summary(summaries, tmp_path, per_tr, n_bootstrap=100, block_trs=4))
     assert group["pooled_lesions"]["ridge/measured_bold"]["video"]["visual"]["significant"]
-    contrasts = pd.read_csv(tmp_path / "group_lesion_contrasts.tsv", sep="\t")
+    contrasts = pd.read_csv(tmp_path / "group_summary_lesion_contrasts.tsv", sep="\t")
     assert contrasts.empty and "extra_cost" in contrasts.columns
 
 

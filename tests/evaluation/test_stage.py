@@ -12,11 +12,11 @@ from giblet.audio import codes_by_tr
 from giblet.audio.stage import load_stage_codec
 from giblet.audio.codes import CodeStream
 from giblet.evaluation.evaluate import EvaluateConfig, EvaluateInputs, run_evaluate
-from giblet.evaluation.outputs import EVALUATE_OUTPUTS, evaluate_outputs
 from giblet.evaluation.sound import run_audio_references, run_decode_audio_eval
 from giblet.evaluation.waveforms import trs_waveform
 from giblet.fmri.prepared import subject_prepared_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder
+from giblet.outputs import EVALUATE_OUTPUTS, evaluate_outputs
 from giblet.training.stage import save_model
 from tests.evaluation.conftest import MODALITIES, ROIS, TR_S, read_json
 

@@ -2,17 +2,19 @@
 # (no fMRI: one subject's prepared file gives only the split), then scored on the test block. Two
 # rules, so that scoring settings (bootstrap, permutations) never refit the model the autoencoder holds.
 
+from giblet.outputs import CODE_MODEL_OUTPUTS
+
 CODE_MODEL = DERIVED / "model"
 
 
 rule fit_code_model:
     input:
-        codes=str(DERIVED / "features" / "codes.npz"),
-        codebooks=str(DERIVED / "features" / "codebooks.npz"),
+        codes=str(DERIVED / "features" / AUDIO_OUTPUTS["codes"]),
+        codebooks=str(DERIVED / "features" / AUDIO_OUTPUTS["codebooks"]),
         descriptor=str(DERIVED / "features" / config["code_model"]["descriptor"]),
         fmri=str(DERIVED / "fmri" / f"{SUBJECTS[0]}.npz"),  # the split, shared by all subjects
     output:
-        model=str(CODE_MODEL / "code_model.npz"),
+        model=str(CODE_MODEL / CODE_MODEL_OUTPUTS["model"]),
     params:
         settings=lambda w: section("device", "code_model", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
@@ -32,11 +34,11 @@ rule fit_code_model:
 rule score_code_model:
     input:
         model=rules.fit_code_model.output.model,
-        codes=str(DERIVED / "features" / "codes.npz"),
+        codes=str(DERIVED / "features" / AUDIO_OUTPUTS["codes"]),
         descriptor=str(DERIVED / "features" / config["code_model"]["descriptor"]),
         fmri=str(DERIVED / "fmri" / f"{SUBJECTS[0]}.npz"),
     output:
-        scores=str(CODE_MODEL / "code_model_scores.json"),
+        scores=str(CODE_MODEL / CODE_MODEL_OUTPUTS["scores"]),
     params:
         settings=lambda w: section("seed", "fmri.preshift_trs", "evaluate.n_bootstrap", "evaluate.bootstrap_block_trs",
                                    "evaluate.n_permutations"),

@@ -1,7 +1,7 @@
 # Scores on the held-out test block, decoded sound, and the reports.
-# Output file names are the stages' own constants (giblet.evaluation.outputs).
-from giblet.evaluation.outputs import (AUDIO_REFERENCE_OUTPUTS, CV_OUTPUTS, DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS,
-                                      evaluate_outputs)
+# Output file names are the stages' own constants (giblet.outputs).
+from giblet.outputs import (CV_OUTPUTS, EVALUATE_OUTPUTS, GROUP_SUMMARY_OUTPUTS, REPORT_AUDIO_SUFFIX, WAVEFORMS_DIR,
+                            evaluate_outputs)
 
 EVAL = DERIVED / "evaluation"
 AUDIO_REFERENCES = EVAL / "audio_references"  # the test block's ceiling and original sound, shared by all subjects
@@ -13,8 +13,8 @@ rule evaluate:
         features=get_feature_files(),
         aligned=[str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS],
         fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
-        model=str(DERIVED / "model" / "autoencoder.pt"),
-        baselines=str(DERIVED / "model" / "baselines.joblib"),
+        model=rules.train.output.model,
+        baselines=rules.train.output.baselines,
         group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
     output:
         **{name: str(EVAL / "{subject}" / file) for name, file in evaluate_outputs(config["modalities"]).items()},
@@ -41,7 +41,7 @@ rule audio_references:
         fmri=str(DERIVED / "fmri" / f"{SUBJECTS[0]}.npz"),  # the split, shared by all subjects
         movie=config["stimulus"].get("movie", []),
     output:
-        str(AUDIO_REFERENCES / AUDIO_REFERENCE_OUTPUTS["summary"]),
+        directory(str(AUDIO_REFERENCES)),  # the WAVs and their summary (AUDIO_REFERENCE_OUTPUTS)
     params:
         settings=lambda w: section("evaluate.excerpt_s", "stimulus", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
@@ -62,17 +62,16 @@ rule decode_audio:
     input:
         features=[str(DERIVED / "features" / f) for f in AUDIO_FILES],
         fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
-        model=str(DERIVED / "model" / "autoencoder.pt"),
+        model=rules.train.output.model,
         references=rules.audio_references.output,
     output:
-        **{name: str(EVAL / "{subject}" / "waveforms" / file) for name, file in DECODE_AUDIO_OUTPUTS.items()},
+        directory(str(EVAL / "{subject}" / WAVEFORMS_DIR)),  # the WAVs, their scores and summary (DECODE_AUDIO_OUTPUTS)
     params:
         # what decode-audio reads: scores settings such as n_bootstrap do not rerun the waveform decoding
         settings=lambda w: section("seed", "evaluate.lesion_mode", "evaluate.lesion_inputs",
                                    "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
         references=str(AUDIO_REFERENCES),
-        out=lambda w: str(EVAL / w.subject / "waveforms"),
     log:
         str(LOGS / "decode_audio" / "{subject}.log"),
     benchmark:
@@ -82,7 +81,7 @@ rule decode_audio:
         mem_mb=4000,
     shell:
         "giblet decode-audio --config {CONFIG_FILE} --threads {threads} --subject {wildcards.subject} --features {params.features} "
-        "--fmri {input.fmri} --model {input.model} --references {params.references} --out {params.out} 2> {log}"
+        "--fmri {input.fmri} --model {input.model} --references {params.references} --out {output} 2> {log}"
 
 
 rule group_summary:
@@ -90,20 +89,21 @@ rule group_summary:
         summaries=expand(str(EVAL / "{subject}" / EVALUATE_OUTPUTS["summary"]), subject=SUBJECTS),
         lesions=expand(str(EVAL / "{subject}" / EVALUATE_OUTPUTS["lesions_per_tr"]), subject=SUBJECTS),
     output:
-        str(EVAL / "group_summary.json"),
+        **{name: str(EVAL / file) for name, file in GROUP_SUMMARY_OUTPUTS.items()},
     params:
         settings=lambda w: section("seed", "evaluate"),
+        out=str(EVAL),
     log:
         str(LOGS / "group_summary.log"),
     shell:
         "giblet group-summary --config {CONFIG_FILE} --threads {threads} --inputs {input.summaries} --lesions {input.lesions} "
-        "--out {output} 2> {log}"
+        "--out {params.out} 2> {log}"
 
 
 def report_waveforms(wildcards):
     if "audio" not in config["modalities"]:
         return []
-    return str(EVAL / wildcards.subject / "waveforms" / DECODE_AUDIO_OUTPUTS["summary"])
+    return str(EVAL / wildcards.subject / WAVEFORMS_DIR)
 
 
 rule report:
@@ -114,17 +114,19 @@ rule report:
         group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
         ground_truth=[demo_outputs()["ground_truth"]] if "demo" in config else [],
     output:
-        report(str(REPORTS / "{subject}.html"), category="Subjects", labels={"subject": "{subject}"}),
+        page=report(str(REPORTS / "{subject}.html"), category="Subjects", labels={"subject": "{subject}"}),
+        # the players' WAVs beside the page (giblet.report.audio)
+        **({"audio": directory(str(REPORTS / f"{{subject}}{REPORT_AUDIO_SUFFIX}"))} if "audio" in config["modalities"] else {}),
     params:
         evaluation=lambda w: str(EVAL / w.subject),
-        waveforms=lambda w, input: f"--waveforms {Path(input.waveforms).parent}" if input.waveforms else "",
+        waveforms=lambda w, input: f"--waveforms {input.waveforms}" if input.waveforms else "",
         ground_truth=lambda w, input: f"--ground-truth {input.ground_truth}" if input.ground_truth else "",
     log:
         str(LOGS / "report" / "{subject}.log"),
     threads: 1
     shell:
         "giblet report --config {CONFIG_FILE} --threads {threads} --subject {wildcards.subject} --evaluation {params.evaluation} "
-        "{params.waveforms} {params.ground_truth} --fmri {input.fmri} --group-isc {input.group_isc} --out {output} 2> {log}"
+        "{params.waveforms} {params.ground_truth} --fmri {input.fmri} --group-isc {input.group_isc} --out {output.page} 2> {log}"
 
 
 rule cross_validate:
@@ -132,7 +134,7 @@ rule cross_validate:
         features=get_feature_files(),
         aligned=[str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS],
         fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
-        code_model=[str(DERIVED / "model" / "code_model.npz")] if "audio" in config["modalities"] else [],
+        code_model=[str(CODE_MODEL / CODE_MODEL_OUTPUTS["model"])] if "audio" in config["modalities"] else [],
     output:
         [str(DERIVED / "cross_validation" / name) for name in CV_OUTPUTS.values()],
     params:
@@ -161,7 +163,7 @@ def cross_validation_summary(wildcards):
 
 rule group_report:
     input:
-        summary=str(EVAL / "group_summary.json"),
+        summary=str(EVAL / GROUP_SUMMARY_OUTPUTS["summary"]),
         group_isc=str(DERIVED / "fmri" / "group_isc.npz"),
         pages=expand(str(REPORTS / "{subject}.html"), subject=SUBJECTS),
         cross_validation=cross_validation_summary,

@@ -1,9 +1,10 @@
 # Stimulus features: per-frame/per-segment tables in stimulus time and per-TR tables.
 
-AUDIO_FILES = ["codes.npz", "audio_frames.npz", "audio_pooled.npz", "audio_histograms.npz", "audio_logmel_frames.npz",
-               "audio_logmel_tr.npz", "audio_envelope_tr.npz", "codebooks.npz", "codec.json"]
-VIDEO_FILES = ["video_lowlevel_frames.npz", "video_lowlevel_tr.npz", "video_thumbnails_tr.npz"]
-TEXT_FILES = ["text_segments.npz", "text_tr.npz", "labels_segments.npz", "labels_tr.npz", "text_report.json"]
+from giblet.outputs import AUDIO_OUTPUTS, TEXT_OUTPUTS, UNTRAINED_CODEC_DIR, video_outputs
+
+AUDIO_FILES = list(AUDIO_OUTPUTS.values())
+VIDEO_FILES = list(video_outputs(config["video"]["image_model"]).values())
+TEXT_FILES = list(TEXT_OUTPUTS.values())
 
 
 rule extract_audio:
@@ -11,6 +12,8 @@ rule extract_audio:
         config["stimulus"].get("movie", []),
     output:
         [str(DERIVED / "features" / f) for f in AUDIO_FILES],
+        # the fallback codec's weights, which decode-audio loads
+        [directory(str(DERIVED / "features" / UNTRAINED_CODEC_DIR))] if config["codec"]["fallback"] else [],
     params:
         settings=lambda w: section("seed", "codec", "stimulus.start_offset_s", "fmri.tr_s", "fmri.run_n_trs"),
         out=str(DERIVED / "features"),

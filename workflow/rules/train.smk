@@ -1,4 +1,5 @@
 # The multimodal autoencoder and its ridge baselines, trained on all subjects at once.
+from giblet.outputs import CODE_MODEL_OUTPUTS, TRAIN_OUTPUTS
 
 
 rule train:
@@ -6,12 +7,10 @@ rule train:
         features=get_feature_files(),
         aligned=[str(DERIVED / "aligned" / f"{stem}_fir.npz") for stem in ALIGN_STEMS],
         fmri=expand(str(DERIVED / "fmri" / "{subject}.npz"), subject=SUBJECTS),
-        code_model=[str(DERIVED / "model" / "code_model.npz")] if "audio" in config["modalities"] else [],
+        code_model=[str(DERIVED / "model" / CODE_MODEL_OUTPUTS["model"])] if "audio" in config["modalities"] else [],
     output:
-        model=str(DERIVED / "model" / "autoencoder.pt"),
-        baselines=str(DERIVED / "model" / "baselines.joblib"),
-        history=str(DERIVED / "model" / "history.tsv"),
-        summary=str(DERIVED / "model" / "summary.json"),
+        # not the resume checkpoint (TRAIN_CHECKPOINT): Snakemake deletes a failed job's outputs
+        **{name: str(DERIVED / "model" / file) for name, file in TRAIN_OUTPUTS.items()},
     params:
         settings=lambda w: section("seed", "modalities", "model", "train", "fmri.preshift_trs"),
         features=str(DERIVED / "features"),
