@@ -159,7 +159,7 @@ def run_group_summary(summary_paths, out_dir, lesion_paths=(), *, metric="rank_a
         The ``summary`` JSON, holding ``subjects``, ``codec_status`` (every status met), ``numbers``:
         ``{path: {"n", "mean", "sd", "min", "max", "values": {subject: value}}}`` (booleans such as
         ``significant`` become the fraction of subjects where they hold), ``group_tests`` (:func:`group_tests`,
-        also ``<stem>_tests.tsv``) and, with lesion paths,
+        also ``tests``) and, with lesion paths,
         ``pooled_lesions``: ``{"model/input": {modality: {roi[ (complement)]: {change, ci, significant}}}}``.
     """
     summaries = [json.loads(Path(p).read_text()) for p in summary_paths]
