@@ -12,6 +12,7 @@ import torch
 from giblet.evaluation._batches import block_batch, scatter
 from giblet.evaluation.metrics import block_resamples, fdr_bh, pearson_columns
 from giblet.evaluation.nulls import permutation_test
+from giblet.fmri.group_isc import GroupIsc
 from giblet.training.baselines import fit_ridge
 from giblet.training.data import shift_within_runs
 from giblet.training.routes import encoding_rows
@@ -142,19 +143,11 @@ def isc_ceiling(group_isc_path, subject, voxel_ijk, roi_names, block="test"):
         NaN for voxels the group file lacks (not kept in every subject).
     roi_ceiling : ndarray, shape (n_rois,), float64
     """
-    with np.load(group_isc_path, allow_pickle=False) as z:
-        subjects, blocks = list(z["subjects"]), list(z["blocks"])
-        if subject not in subjects or block not in blocks:
-            raise ValueError(f"{group_isc_path}: no {subject!r} in subjects {subjects} or no {block!r} in blocks "
-                             f"{blocks}; rerun group-isc with every subject of the config")
-        if tuple(z["roi_names"]) != tuple(roi_names):
-            raise ValueError(f"{group_isc_path}: ROIs {list(z['roi_names'])} differ from the subject's "
-                             f"{list(roi_names)}; rerun group-isc after prepare-fmri")
-        b, s = blocks.index(block), subjects.index(subject)
-        grid = tuple(z["grid_shape"])
-        group_flat = np.ravel_multi_index(tuple(z["voxel_ijk"].T), grid)
-        voxel_isc, roi_isc = z["voxel_isc"][b, s].astype(np.float64), z["roi_isc"][b, s].astype(np.float64)
-    own_flat = np.ravel_multi_index(tuple(np.asarray(voxel_ijk).T), grid)
+    group = GroupIsc.load(group_isc_path)
+    b, s = group.index(subject, block, roi_names)
+    group_flat = np.ravel_multi_index(tuple(group.voxel_ijk.T), group.grid_shape)
+    voxel_isc, roi_isc = group.voxel_isc[b, s].astype(np.float64), group.roi_isc[b, s].astype(np.float64)
+    own_flat = np.ravel_multi_index(tuple(np.asarray(voxel_ijk).T), group.grid_shape)
     order = np.argsort(group_flat)
     where = np.clip(np.searchsorted(group_flat, own_flat, sorter=order), 0, len(order) - 1)
     found = group_flat[order[where]] == own_flat
@@ -167,7 +160,7 @@ def roi_ceiling_on(group_isc_path, subject, roi_names, rows, runs, preshift_trs=
     Parameters
     ----------
     group_isc_path : path
-        ``group_isc.npz`` with ``roi_timecourses`` (every subject's ROI means, stored clock).
+        ``group_isc.npz`` (:class:`~giblet.fmri.group_isc.GroupIsc`: every subject's ROI means, stored clock).
     subject : str
     roi_names : sequence of str
     rows : ndarray, shape (n_rows,), int
@@ -182,14 +175,10 @@ def roi_ceiling_on(group_isc_path, subject, roi_names, rows, runs, preshift_trs=
         r of the subject's ROI mean with the mean of the other subjects' (those valid at each TR),
         over the rows where both are defined.
     """
-    with np.load(group_isc_path, allow_pickle=False) as z:
-        subjects = list(z["subjects"])
-        if "roi_timecourses" not in z.files or subject not in subjects or tuple(z["roi_names"]) != tuple(roi_names):
-            raise ValueError(f"{group_isc_path}: no ROI time courses of {subject!r} and ROIs {list(roi_names)}; "
-                             "rerun group-isc with this giblet and every subject of the config")
-        courses = z["roi_timecourses"].astype(np.float64)
+    group = GroupIsc.load(group_isc_path)
+    s = group.index(subject, "all", roi_names)[1]
+    courses = group.roi_timecourses.astype(np.float64)
     courses = shift_within_runs(np.moveaxis(courses, 0, 1), runs, preshift_trs, np.nan)[rows]  # (rows, subj, roi)
-    s = subjects.index(subject)
     own = courses[:, s]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # TRs no other subject has

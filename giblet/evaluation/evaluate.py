@@ -38,6 +38,7 @@ from giblet.splits import BLOCKS
 from giblet.training.baselines import EncodingDesign, StoredRidge
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
+from giblet.voxel_scores import VoxelScores
 
 __all__ = ["EvaluateConfig", "EvaluateInputs", "run_evaluate"]
 
@@ -152,12 +153,10 @@ def _encoding(model, data, subject, inputs, baselines, config, device, out_dir):
                                  config.preshift_trs)
     table = encoding_table(scores, prepared.roi_names, prepared.roi_membership, voxel_ceiling, roi_ceiling)
     write_tsv(table, out_dir / EVALUATE_OUTPUTS["encoding_rois"])
-    per_voxel = {f"{field}_{name}": getattr(s, f"voxel_{field}").astype(np.float32)
-                 for name, s in scores.items() for field in ("r", "p", "q")}
-    save_npz(out_dir / EVALUATE_OUTPUTS["encoding_voxels"], **per_voxel, ceiling=voxel_ceiling.astype(np.float32),
-             voxel_ijk=prepared.voxel_ijk, affine=prepared.affine, grid_shape=np.asarray(prepared.grid_shape),
-             roi_names=np.asarray(prepared.roi_names), roi_membership=prepared.roi_membership,
-             n_trs=np.asarray(len(rows)))
+    VoxelScores(**{field: {name: getattr(s, f"voxel_{field}") for name, s in scores.items()} for field in "rpq"},
+                ceiling=voxel_ceiling, voxel_ijk=prepared.voxel_ijk, affine=prepared.affine,
+                grid_shape=prepared.grid_shape, roi_names=prepared.roi_names, roi_membership=prepared.roi_membership,
+                n_trs=len(rows)).save(out_dir / EVALUATE_OUTPUTS["encoding_voxels"])
     rois = {(row.model, row.roi): row for row in table.itertuples()}
     summary = {name: {"n_trs": int(len(rows)), "median_voxel_r": json_number(np.nanmedian(s.voxel_r)),
                       "fraction_voxels_q05": json_number(np.mean(s.voxel_q < 0.05)),

@@ -13,13 +13,13 @@ from tqdm.auto import tqdm
 
 from giblet.blocks import column_blocks, keep_columns
 from giblet.fmri.clean import CleanConfig, clean_pieces, fill_nan_samples, standardize
+from giblet.fmri.group_isc import GroupIsc
 from giblet.fmri.isc import (N_ISC_SHIFTS, bootstrap_isc, isc_vs_group_mean, loso_isc, published_isc,
                              shifted_null_isc)
 from giblet.fmri.load import bold_grid, is_matrix, read_bold, read_confounds, read_matrix
 from giblet.fmri.masks import grid_ijk, load_mask, mask_grid, mask_spec, roi_means
 from giblet.fmri.prepared import PreparedFmri
 from giblet.fmri.quality import MAX_NAN_FRACTION, constant_voxels, find_bad
-from giblet.io import save_npz
 from giblet.splits import BLOCKS, GAP, SplitConfig, fold_chunks, make_split
 from giblet.splits import pieces as split_pieces
 
@@ -276,20 +276,7 @@ def run_group_isc(prepared_paths, out_path) -> Path:
     Returns
     -------
     Path
-        ``out_path``, holding ``subjects`` (n_subjects,), ``blocks`` (n_blocks,) ("all", then
-        the split's non-empty blocks), ``n_trs`` (n_blocks,), ``voxel_ijk`` (n_voxels, 3),
-        ``affine``, ``grid_shape``, ``roi_names`` (n_rois,), ``voxel_isc`` (n_blocks,
-        n_subjects, n_voxels) float32, ``roi_isc`` (n_blocks, n_subjects, n_rois) float32,
-        its chance reference ``roi_isc_null`` (same: the mean over ``N_ISC_SHIFTS`` draws with every
-        subject circularly shifted by its own random offset) and ``roi_isc_null_band`` (n_blocks, 2,
-        n_subjects, n_rois: the draws' 2.5 and 97.5 percentiles) and ``roi_isc_null_group_band`` (n_blocks,
-        2, n_rois: the same of the subjects' mean ISC), the ROI ISC's moving-block bootstrap 95 % intervals
-        ``roi_isc_ci`` (n_blocks, 2, n_subjects, n_rois) and ``roi_isc_group_ci`` (n_blocks, 2, n_rois: of the
-        subjects' mean; ``N_ISC_BOOTSTRAP`` draws of blocks of ``ISC_BLOCK_TRS`` TRs, the same TRs for every
-        subject), every subject's ROI-mean time courses ``roi_timecourses``
-        (n_subjects, n_trs, n_rois) float32 (NaN on its invalid TRs; for ceilings on other TRs) and a
-        JSON ``summary`` (group means per block; with published
-        tables, ``published_isc`` rows: the published ISC, it recomputed, and this group's whole-scan ISC).
+        ``out_path``, a :class:`~giblet.fmri.group_isc.GroupIsc` file.
     """
     paths = [Path(p) for p in prepared_paths]
     if len(paths) < 2:
@@ -357,22 +344,11 @@ def run_group_isc(prepared_paths, out_path) -> Path:
     }
     log.info("group ISC over %d subjects, %d voxels: %s",
              len(paths), common.sum(), summary["blocks"]["all"]["roi_isc_mean"])
-    return save_npz(
-        out_path,
-        subjects=np.asarray(subjects),
-        blocks=np.asarray(list(blocks)),
-        n_trs=np.asarray([int(rows.sum()) for rows in blocks.values()]),
-        voxel_ijk=first.voxel_ijk[common],
-        affine=first.affine,
-        grid_shape=np.asarray(first.grid_shape),
-        roi_names=np.asarray(first.roi_names),
-        voxel_isc=voxel_isc,
-        roi_isc=roi_isc.astype(np.float32),
-        roi_isc_null=roi_null.astype(np.float32),
-        roi_isc_null_band=roi_null_band.astype(np.float32),
-        roi_isc_null_group_band=group_null_band.astype(np.float32),
-        roi_isc_ci=roi_ci.astype(np.float32),
-        roi_isc_group_ci=group_ci.astype(np.float32),
-        roi_timecourses=own_rois.astype(np.float32),
-        summary=np.asarray(json.dumps(summary, sort_keys=True)),
-    )
+    return GroupIsc(
+        subjects=tuple(subjects), blocks=tuple(blocks), n_trs=np.asarray([int(rows.sum()) for rows in blocks.values()]),
+        voxel_ijk=first.voxel_ijk[common], affine=first.affine, grid_shape=first.grid_shape, roi_names=first.roi_names,
+        voxel_isc=voxel_isc, roi_isc=roi_isc.astype(np.float32), roi_isc_null=roi_null.astype(np.float32),
+        roi_isc_null_band=roi_null_band.astype(np.float32), roi_isc_null_group_band=group_null_band.astype(np.float32),
+        roi_isc_ci=roi_ci.astype(np.float32), roi_isc_group_ci=group_ci.astype(np.float32),
+        roi_timecourses=own_rois.astype(np.float32), summary=summary,
+    ).save(out_path)

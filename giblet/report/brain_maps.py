@@ -9,6 +9,7 @@ import numpy as np
 
 from giblet.outputs import EVALUATE_OUTPUTS
 from giblet.report import figures
+from giblet.voxel_scores import VoxelScores
 
 __all__ = ["MAP_THRESHOLD", "WHOLE_BRAIN_MM", "VoxelMaps", "background_image", "map_figures", "group_map_figures"]
 
@@ -38,7 +39,7 @@ def background_image(prepared, image):
 
 @dataclass(frozen=True)
 class VoxelMaps:
-    """Voxel r of each model on one grid (``encoding_voxels.npz``'s ``r_<model>``, ``voxel_ijk``, ``affine``, ROIs)."""
+    """Voxel r of each model on one grid, with the ROIs (what the maps show of a :class:`VoxelScores`)."""
 
     maps: dict
     ijk: np.ndarray
@@ -48,12 +49,12 @@ class VoxelMaps:
 
     @classmethod
     def load(cls, path):
-        """The maps of one ``encoding_voxels.npz``, or None when there is none."""
+        """The r maps of one ``encoding_voxels.npz`` (:class:`~giblet.voxel_scores.VoxelScores`), or None when there
+        is none."""
         if not path.exists():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return cls({key[2:]: z[key] for key in z.files if key.startswith("r_")}, z["voxel_ijk"], z["affine"],
-                       [str(name) for name in z["roi_names"]], z["roi_membership"])
+        scores = VoxelScores.load(path)
+        return cls(scores.r, scores.voxel_ijk, scores.affine, list(scores.roi_names), scores.roi_membership)
 
     @classmethod
     def mean(cls, subjects):

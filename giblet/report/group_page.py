@@ -6,15 +6,15 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from giblet.fmri.group_isc import GroupIsc
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path
 from giblet.outputs import GROUP_SUMMARY_OUTPUTS
 from giblet.report import figures
 from giblet.report.brain_maps import MAP_THRESHOLD, group_map_figures
-from giblet.report.html import _null_band, _png, _read_tsv, _table, get_template
+from giblet.report.html import _png, _read_tsv, _table, get_template
 
 __all__ = ["run_group_report"]
 
@@ -75,20 +75,17 @@ def run_group_report(*, dataset, subjects, group_summary_path, group_isc_path, o
     contrasts = _read_tsv(Path(group_summary_path).with_name(GROUP_SUMMARY_OUTPUTS["lesion_contrasts"]))
     numbers = pd.DataFrame([{"number": k, **{s: v for s, v in row.items() if s != "values"}}
                             for k, row in group.get("numbers", {}).items()])
-    with np.load(group_isc_path, allow_pickle=False) as z:
-        blocks = [str(b) for b in z["blocks"]]
-        block = blocks.index("test") if "test" in blocks else 0
-        isc = figures.isc_bars([str(r) for r in z["roi_names"]], z["roi_isc"][block].mean(axis=0),
-                               _null_band(z, "roi_isc_null_group_band")[block], title=f"group mean ISC ({blocks[block]} block)",
-                               subjects=z["roi_isc"][block],
-                               ci=z["roi_isc_group_ci"][block] if "roi_isc_group_ci" in z.files else None)
-    with np.load(group_isc_path, allow_pickle=False) as z:
-        published = pd.DataFrame(json.loads(str(z["summary"])).get("published_isc", []))
+    isc = GroupIsc.load(group_isc_path)
+    block = isc.shown_block
+    isc_figure = figures.isc_bars(list(isc.roi_names), isc.roi_isc[block].mean(axis=0),
+                                  isc.roi_isc_null_group_band[block], title=f"group mean ISC ({isc.blocks[block]} block)",
+                                  subjects=isc.roi_isc[block], ci=isc.roi_isc_group_ci[block])
+    published = pd.DataFrame(isc.summary.get("published_isc", []))
     statuses = group.get("codec_status")
     encoding = _group_encoding(group)
     context = {"title": f"{dataset} group", "dataset": dataset, "subjects": subjects,
                "codec_status": ", ".join(statuses) if isinstance(statuses, list) else statuses,
-               "isc_figures": [_png(isc)], "group_table": _table(numbers),
+               "isc_figures": [_png(isc_figure)], "group_table": _table(numbers),
                "encoding_figures": [_png(figures.group_encoding_bars(encoding))] if not encoding.empty else [],
                "published_table": None if published.empty else _table(published),
                "subject_table": _table(_per_subject(group, subjects)),

@@ -15,6 +15,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from giblet.fmri.group_isc import GroupIsc
 from giblet.fmri.prepared import PreparedFmri
 from giblet.io import atomic_path
 from giblet.outputs import DECODE_AUDIO_OUTPUTS, EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC
@@ -166,23 +167,12 @@ def _bad_trs(qc):
     return "; ".join(found) or "none"
 
 
-def _null_band(isc, key="roi_isc_null_band"):
-    """The ROI ISC null's 95 % band (``key``: per subject, or ``roi_isc_null_group_band`` of the group mean) of a
-    ``group_isc.npz``; NaN (nothing drawn) in one written before the bands existed."""
-    if key in isc.files:
-        return isc[key]
-    shape = isc["roi_isc"].shape
-    return np.full((shape[0], 2, *shape[1:]) if key == "roi_isc_null_band" else (shape[0], 2, shape[2]), np.nan)
-
-
 def _isc_figure(group_isc_path, subject):
-    with np.load(group_isc_path, allow_pickle=False) as z:
-        subjects, blocks = [str(s) for s in z["subjects"]], [str(b) for b in z["blocks"]]
-        block = blocks.index("test") if "test" in blocks else 0
-        s = subjects.index(subject)
-        ci = z["roi_isc_ci"][block, :, s] if "roi_isc_ci" in z.files else None
-        return figures.isc_bars([str(r) for r in z["roi_names"]], z["roi_isc"][block, s],
-                                _null_band(z)[block, :, s], title=f"{subject}: ISC by ROI ({blocks[block]} block)", ci=ci)
+    group = GroupIsc.load(group_isc_path)
+    block, s = group.shown_block, group.subjects.index(subject)
+    return figures.isc_bars(list(group.roi_names), group.roi_isc[block, s], group.roi_isc_null_band[block, :, s],
+                            title=f"{subject}: ISC by ROI ({group.blocks[block]} block)",
+                            ci=group.roi_isc_ci[block, :, s])
 
 
 def _lesion_figures(table):
@@ -289,10 +279,9 @@ def run_report(subject, inputs, out_html, config):
     summary_decoding, summary_encoding = _summary_tables(encoding, decoding)
     checks = None
     if ground_truth_path is not None:
-        with np.load(group_isc_path, allow_pickle=False) as z:  # the declared ranges are of the whole scan
-            subjects_isc = [str(s) for s in z["subjects"]]
-            all_trs = [str(b) for b in z["blocks"]].index("all")
-            isc = dict(zip([str(r) for r in z["roi_names"]], z["roi_isc"][all_trs, subjects_isc.index(subject)].tolist()))
+        group = GroupIsc.load(group_isc_path)  # the declared ranges are of the whole scan
+        b, s = group.index(subject, "all", group.roi_names)
+        isc = dict(zip(group.roi_names, group.roi_isc[b, s].tolist()))
         checks = _ground_truth_checks(json.loads(Path(ground_truth_path).read_text()), encoding, isc)
     context = {
         "map_figures": [_png(f) for f in maps], "map_background": background,

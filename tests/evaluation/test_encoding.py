@@ -13,7 +13,7 @@ from giblet.evaluation.encoding import (
     roi_ceiling_on,
     score_encoding,
 )
-from giblet.io import save_npz
+from giblet.fmri.group_isc import GroupIsc
 from giblet.splits import BLOCKS
 
 
@@ -57,15 +57,26 @@ def test_score_encoding_rejects_nan(rng):
         score_encoding(prediction, rng.standard_normal((10, 2)), np.ones((2, 1), bool))
 
 
+def _group_isc(path, subjects, blocks, roi_names, voxel_ijk, grid_shape, n_trs, **arrays):
+    """A group ISC file with ``arrays`` given and every other array zero."""
+    n_b, n_s, n_r = len(blocks), len(subjects), len(roi_names)
+    shapes = {"voxel_isc": (n_b, n_s, len(voxel_ijk)), "roi_isc": (n_b, n_s, n_r), "roi_isc_null": (n_b, n_s, n_r),
+              "roi_isc_null_band": (n_b, 2, n_s, n_r), "roi_isc_null_group_band": (n_b, 2, n_r),
+              "roi_isc_ci": (n_b, 2, n_s, n_r), "roi_isc_group_ci": (n_b, 2, n_r), "roi_timecourses": (n_s, n_trs, n_r)}
+    arrays = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()} | arrays
+    return GroupIsc(subjects=tuple(subjects), blocks=tuple(blocks), n_trs=np.full(n_b, n_trs), voxel_ijk=voxel_ijk,
+                    affine=np.eye(4), grid_shape=grid_shape, roi_names=tuple(roi_names), summary={},
+                    **arrays).save(path)
+
+
 def test_isc_ceiling_follows_voxel_grid_positions(tmp_path):
     grid = (2, 2, 1)
     group_ijk = np.array([[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]], np.int32)
     voxel_isc = np.zeros((2, 2, 4), np.float32)
     voxel_isc[1, 1] = [0.1, 0.2, 0.3, 0.4]  # block "test", subject "s2"
     roi_isc = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
-    path = save_npz(tmp_path / "group_isc.npz", subjects=np.array(["s1", "s2"]), blocks=np.array(["all", "test"]),
-                    voxel_ijk=group_ijk, grid_shape=np.array(grid), roi_names=np.array(["a", "b"]),
-                    voxel_isc=voxel_isc, roi_isc=roi_isc)
+    path = _group_isc(tmp_path / "group_isc.npz", ["s1", "s2"], ["all", "test"], ["a", "b"], group_ijk, grid, 10,
+                      voxel_isc=voxel_isc, roi_isc=roi_isc)
     own_ijk = np.array([[1, 1, 0], [0, 0, 0], [1, 0, 0]])  # another order; voxel (0, 1) not in this subject
     voxel, roi = isc_ceiling(path, "s2", own_ijk, ("a", "b"))
     np.testing.assert_allclose(voxel, [0.4, 0.1, 0.3], rtol=1e-6)
@@ -92,8 +103,8 @@ def test_encoding_table_reports_r_over_ceiling(rng):
 def test_roi_ceiling_on_scores_exactly_the_given_trs_on_the_model_clock(tmp_path, rng):
     courses = rng.standard_normal((3, 12, 1)).astype(np.float32)  # 3 subjects, 12 stored TRs, 1 ROI
     courses[2, 5, 0] = np.nan  # subject s3 invalid at stored TR 5
-    path = save_npz(tmp_path / "group_isc.npz", subjects=np.array(["s1", "s2", "s3"]), roi_names=np.array(["a"]),
-                    roi_timecourses=courses)
+    path = _group_isc(tmp_path / "group_isc.npz", ["s1", "s2", "s3"], ["all"], ["a"], np.zeros((1, 3), int),
+                      (1, 1, 1), 12, roi_timecourses=courses)
     runs, rows = np.zeros(12, int), np.array([3, 6, 7, 8, 10])
     got = roi_ceiling_on(path, "s1", ("a",), rows, runs, preshift_trs=1)  # model TR t is stored TR t - 1
     stored = rows - 1

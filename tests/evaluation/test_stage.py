@@ -18,6 +18,7 @@ from giblet.fmri.prepared import subject_prepared_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder
 from giblet.outputs import EVALUATE_OUTPUTS, evaluate_outputs
 from giblet.training.stage import save_model
+from giblet.voxel_scores import VoxelScores
 from tests.evaluation.conftest import MODALITIES, ROIS, TR_S, read_json
 
 
@@ -71,9 +72,11 @@ def test_run_evaluate_tables_are_complete(evaluated):
 
 
 def test_run_evaluate_voxel_maps_and_examples(evaluated):
-    with np.load(evaluated["encoding_voxels"]) as z:
-        assert z["r_autoencoder"].shape == z["q_ridge"].shape == z["ceiling"].shape == (16,)
-        assert z["voxel_ijk"].shape == (16, 3) and tuple(z["grid_shape"]) == (4, 4, 1)
+    voxels = VoxelScores.load(evaluated["encoding_voxels"])
+    assert set(voxels.r) == set(voxels.p) == set(voxels.q) == {"autoencoder", "ridge"}
+    assert voxels.r["autoencoder"].shape == voxels.q["ridge"].shape == voxels.ceiling.shape == (16,)
+    assert voxels.voxel_ijk.shape == (16, 3) and voxels.grid_shape == (4, 4, 1) and voxels.n_trs > 0
+    assert ((voxels.q["ridge"] >= voxels.p["ridge"]) & (voxels.q["ridge"] <= 1)).all()  # FDR q of the p-values
     with np.load(evaluated["examples"]) as z:
         assert z["true_thumbs"].shape[1:] == (3, 8, 12) and z["decoded_thumbs"].shape == z["true_thumbs"].shape
         np.testing.assert_allclose(z["times_s"], z["trs"] * TR_S)

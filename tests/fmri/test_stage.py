@@ -1,11 +1,10 @@
-import json
 import logging
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from giblet.fmri import PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
+from giblet.fmri import GroupIsc, PreparedFmri, PrepareFmriConfig, run_group_isc, run_prepare_fmri
 from giblet.fmri.clean import CleanConfig
 from giblet.fmri.masks import grid_ijk
 from giblet.splits import GAP, SplitConfig, fold_chunks, make_split, pieces
@@ -268,28 +267,40 @@ def test_run_prepare_fmri_bad_input_raises(dataset, change, message):
 
 def test_run_group_isc_recovers_shared_signal(dataset):
     paths = [_prepare(dataset, s) for s in ("sub-0", "sub-1", "sub-2")]
-    out = np.load(run_group_isc(paths, dataset["root"] / "isc.npz"))
-    assert out["blocks"].tolist() == ["all", "train", "val", "test"]
-    assert out["roi_names"].tolist() == ["signal", "noise"]
-    assert out["voxel_isc"].shape == (4, 3, dataset["brain"].sum() - 2)  # sub-0's 2 bad voxels dropped for all
-    roi_all = out["roi_isc"][0]
+    out = GroupIsc.load(run_group_isc(paths, dataset["root"] / "isc.npz"))
+    assert out.blocks == ("all", "train", "val", "test")
+    assert out.roi_names == ("signal", "noise")
+    assert out.voxel_isc.shape == (4, 3, dataset["brain"].sum() - 2)  # sub-0's 2 bad voxels dropped for all
+    roi_all = out.roi_isc[0]
     assert np.all(roi_all[:, 0] > 0.6) and np.all(np.abs(roi_all[:, 1]) < 0.25)
-    assert np.all(np.abs(out["roi_isc_null"][0]) < 0.25)  # the circularly shifted reference is at chance
-    low, high = out["roi_isc_null_band"][0]  # its 95 % band: around chance, below the signal ROI's ISC
-    assert np.all(low < out["roi_isc_null"][0]) and np.all(out["roi_isc_null"][0] < high)
+    assert np.all(np.abs(out.roi_isc_null[0]) < 0.25)  # the circularly shifted reference is at chance
+    low, high = out.roi_isc_null_band[0]  # its 95 % band: around chance, below the signal ROI's ISC
+    assert np.all(low < out.roi_isc_null[0]) and np.all(out.roi_isc_null[0] < high)
     assert np.all(high[:, 0] < roi_all[:, 0]) and np.all(high - low > 0.05)
-    group_low, group_high = out["roi_isc_null_group_band"][0]  # the mean over subjects varies less
+    group_low, group_high = out.roi_isc_null_group_band[0]  # the mean over subjects varies less
     assert np.all(group_high - group_low < (high - low).mean(axis=0))
-    ci_low, ci_high = out["roi_isc_ci"][0]  # the ISC's own 95 % block-bootstrap interval holds it
+    ci_low, ci_high = out.roi_isc_ci[0]  # the ISC's own 95 % block-bootstrap interval holds it
     assert np.all(ci_low < roi_all) and np.all(roi_all < ci_high) and np.all(ci_high[:, 1] - ci_low[:, 1] > 0.05)
     assert np.all(ci_low[:, 0] > high[:, 0])  # the signal ROI's interval clears the null band
-    mean_low, mean_high = out["roi_isc_group_ci"][0]
+    mean_low, mean_high = out.roi_isc_group_ci[0]
     assert np.all(mean_low < roi_all.mean(axis=0)) and np.all(roi_all.mean(axis=0) < mean_high)
-    signal = np.isin(out["voxel_ijk"].tolist(), grid_ijk(dataset["signal"]).tolist()).all(axis=1)
-    assert np.median(out["voxel_isc"][0][:, signal]) > 0.4 > np.median(out["voxel_isc"][0][:, ~signal]) + 0.3
-    summary = json.loads(str(out["summary"]))
-    assert summary["blocks"]["all"]["n_trs"] == int(out["n_trs"][0]) == N_TRS - 32 - 6
-    assert summary["subjects"] == ["sub-0", "sub-1", "sub-2"]
+    signal = np.isin(out.voxel_ijk.tolist(), grid_ijk(dataset["signal"]).tolist()).all(axis=1)
+    assert np.median(out.voxel_isc[0][:, signal]) > 0.4 > np.median(out.voxel_isc[0][:, ~signal]) + 0.3
+    assert out.summary["blocks"]["all"]["n_trs"] == int(out.n_trs[0]) == N_TRS - 32 - 6
+    assert out.summary["subjects"] == ["sub-0", "sub-1", "sub-2"]
+    assert out.roi_timecourses.shape == (3, N_TRS, 2)
+    assert out.index("sub-1", "test", ("signal", "noise")) == (3, 1)
+    with pytest.raises(ValueError, match=r"isc\.npz: no 'sub-9'.*rerun group-isc"):
+        out.index("sub-9", "test", ("signal", "noise"))
+
+
+def test_group_isc_file_without_an_attribute_is_refused_by_name(dataset, tmp_path):
+    paths = [_prepare(dataset, s) for s in ("sub-0", "sub-1")]
+    with np.load(run_group_isc(paths, dataset["root"] / "isc.npz")) as z:
+        arrays = {key: z[key] for key in z.files if key != "roi_timecourses"}
+    np.savez(tmp_path / "old.npz", **arrays)
+    with pytest.raises(ValueError, match=r"old\.npz: no \['roi_timecourses'\].*rerun group-isc"):
+        GroupIsc.load(tmp_path / "old.npz")
 
 
 def test_run_group_isc_one_subject_raises(dataset):

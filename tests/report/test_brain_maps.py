@@ -6,14 +6,17 @@ import numpy as np
 import pytest
 
 from giblet.report.brain_maps import VoxelMaps, group_map_figures
+from giblet.voxel_scores import VoxelScores
 
 matplotlib.use("Agg")
 
 
 def _write(path, ijk, r_auto, r_ridge, membership, affine=np.eye(4)):
-    np.savez(path, r_autoencoder=r_auto, r_ridge=r_ridge, voxel_ijk=np.asarray(ijk), affine=affine,
-             roi_names=np.array(["a", "b"]), roi_membership=np.asarray(membership, bool))
-    return path
+    r = {"autoencoder": r_auto, "ridge": r_ridge}
+    zeros = {model: np.zeros(len(ijk)) for model in r}
+    return VoxelScores(r=r, p=zeros, q=zeros, ceiling=np.zeros(len(ijk)), voxel_ijk=np.asarray(ijk), affine=affine,
+                       grid_shape=tuple(np.max(ijk, axis=0) + 1), roi_names=("a", "b"), roi_membership=np.asarray(membership, bool),
+                       n_trs=10).save(path)
 
 
 def test_group_mean_averages_each_voxel_over_the_subjects_that_have_it(tmp_path):

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from giblet.fmri import GroupIsc
 from tests.conftest import REPO_ROOT, SHARED_DATA
 from tests.workflow.conftest import merge
 
@@ -48,8 +49,8 @@ def test_sherlock_shared_config_runs_to_the_group_page(sherlock_run):
     assert group["numbers"]["encoding/autoencoder/rois/pmc/r"]["n"] == len(SUBJECTS)
     contrasts = pd.read_csv(derived / "group_summary_lesion_contrasts.tsv", sep="\t")
     assert contrasts.empty  # one ROI: nothing to contrast it with
-    with np.load(sherlock_run / "data" / "sherlock_shared" / "derived" / "fmri" / "group_isc.npz") as z:
-        published = pd.DataFrame(json.loads(str(z["summary"]))["published_isc"])
+    isc = GroupIsc.load(sherlock_run / "data" / "sherlock_shared" / "derived" / "fmri" / "group_isc.npz")
+    published = pd.DataFrame(isc.summary["published_isc"])
     assert published["subject"].tolist() == SUBJECTS and (published["n_group"] == 17).all()
     assert np.abs(published["reproduced"] - published["published"]).max() < 1e-4  # measured: 5e-8
     assert "ISC against the published values" in (reports / "index.html").read_text()
