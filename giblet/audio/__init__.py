@@ -1,12 +1,11 @@
 """Audio path: stimulus sound -> EnCodec codes per TR (exact timing) -> waveforms."""
 
-from giblet.audio.codec import EncodecCodec, UNTRAINED_STATUS
-from giblet.audio.codes import CodeStream, codes_by_tr
-from giblet.audio.load import load_audio
-from giblet.audio.metrics import score_audio
-from giblet.audio.stage import CodecConfig, run_decode_audio, run_extract_audio
+from giblet._lazy import lazy_exports
 
-__all__ = [
-    "EncodecCodec", "CodecConfig", "CodeStream", "codes_by_tr", "load_audio", "score_audio",
-    "run_extract_audio", "run_decode_audio", "UNTRAINED_STATUS",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "codec": ["EncodecCodec", "UNTRAINED_STATUS"],
+    "codes": ["CodeStream", "codes_by_tr"],
+    "load": ["load_audio"],
+    "metrics": ["score_audio"],
+    "stage": ["CodecConfig", "run_decode_audio", "run_extract_audio"],
+})

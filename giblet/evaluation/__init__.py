@@ -6,20 +6,11 @@ they are built from live in their modules (``metrics``, ``nulls``, ``encoding``,
 ``targets``, ``lesions``, ``group``).
 """
 
-from giblet.evaluation.cross_validation import run_cross_validate
-from giblet.evaluation.evaluate import EvaluateConfig, EvaluateInputs, run_evaluate
-from giblet.evaluation.group import run_group_summary
-from giblet.evaluation.sound import run_audio_references, run_decode_audio_eval
-from giblet.outputs import EVALUATE_OUTPUTS, HEADLINE_METRIC
+from giblet._lazy import lazy_exports
 
-__all__ = [
-    "EVALUATE_OUTPUTS",
-    "HEADLINE_METRIC",
-    "EvaluateConfig",
-    "EvaluateInputs",
-    "run_audio_references",
-    "run_cross_validate",
-    "run_decode_audio_eval",
-    "run_evaluate",
-    "run_group_summary",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "cross_validation": ["run_cross_validate"],
+    "evaluate": ["EvaluateConfig", "EvaluateInputs", "run_evaluate"],
+    "group": ["run_group_summary"],
+    "sound": ["run_audio_references", "run_decode_audio_eval"],
+})

@@ -1,10 +1,10 @@
 """Text features: annotations on the fMRI clock, sentence embeddings, labels and retrieval."""
 
-from giblet.text.annotations import AnnotationFormat, read_annotations
-from giblet.text.embed import embed_texts
-from giblet.text.retrieval import TextIndex
-from giblet.text.stage import TextConfig, run_extract_text
+from giblet._lazy import lazy_exports
 
-__all__ = [
-    "run_extract_text", "TextConfig", "AnnotationFormat", "read_annotations", "embed_texts", "TextIndex",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "annotations": ["AnnotationFormat", "read_annotations"],
+    "embed": ["embed_texts"],
+    "retrieval": ["TextIndex"],
+    "stage": ["TextConfig", "run_extract_text"],
+})

@@ -1,8 +1,9 @@
 """Training the autoencoder and its ridge baselines."""
 
-from giblet.training.data import MovieData, load_movie_data
-from giblet.training.stage import TrainingInputs, TrainingSetup, load_model, run_train, save_model
-from giblet.training.trainer import TrainConfig, build_model, train
+from giblet._lazy import lazy_exports
 
-__all__ = ["MovieData", "load_movie_data", "TrainConfig", "build_model", "train", "TrainingInputs", "TrainingSetup",
-           "run_train", "save_model", "load_model"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "data": ["MovieData", "load_movie_data"],
+    "stage": ["TrainingInputs", "TrainingSetup", "load_model", "run_train", "save_model"],
+    "trainer": ["TrainConfig", "build_model", "train"],
+})

@@ -1,7 +1,9 @@
 """Video features: frames by timestamp, low-level and learned features, TR thumbnails."""
 
-from giblet.video.frames import iter_frames
-from giblet.video.lowlevel import frame_features
-from giblet.video.stage import VideoConfig, run_extract_video
+from giblet._lazy import lazy_exports
 
-__all__ = ["run_extract_video", "VideoConfig", "iter_frames", "frame_features"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "frames": ["iter_frames"],
+    "lowlevel": ["frame_features"],
+    "stage": ["VideoConfig", "run_extract_video"],
+})
