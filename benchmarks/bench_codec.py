@@ -16,6 +16,7 @@ function of the left context (the figure quoted in giblet/audio/codec.py).
     python benchmarks/bench_codec.py --out bench_codec.json   # 60 s and 180 s, ~5 min on 2 idle cores
     python benchmarks/bench_codec.py --durations 600          # ~12 min
     python benchmarks/bench_codec.py --joins                  # ~4 min
+    python benchmarks/bench_codec.py --durations 60 --chunk-s 5 --context-s 1   # the demo's chunking
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ def _codec(model_dir, **kwargs):
                         device="cpu", **kwargs)
 
 
-def run_operation(operation, duration_s, model_dir, codes_path):
-    """Time one operation in this process; print a JSON line."""
-    codec = _codec(model_dir)
+def run_operation(operation, duration_s, model_dir, codes_path, chunking):
+    """Time one operation in this process (the wrapper with ``chunking``: chunk_s, context_s); print a JSON line."""
+    codec = _codec(model_dir, **chunking)
     model = codec.model
     if operation.endswith("encode"):
         waveform = bench_audio(duration_s)
@@ -131,13 +132,16 @@ def main(argv=None):
                         help="audio lengths, in s (600 s takes ~12 min on 2 idle CPU cores)")
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
     parser.add_argument("--joins", action="store_true", help="measure chunk-join accuracy instead")
+    parser.add_argument("--chunk-s", type=float, default=60.0, help="the wrapper's chunk length, in s (codec.chunk_s)")
+    parser.add_argument("--context-s", type=float, default=3.0, help="its left context, in s (codec.context_s)")
     parser.add_argument("--out", type=Path, help="write results as JSON here")
     parser.add_argument("--child", nargs=4, metavar=("OPERATION", "DURATION_S", "MODEL_DIR", "CODES"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         operation, duration_s, model_dir, codes_path = args.child
-        return run_operation(operation, float(duration_s), model_dir, codes_path)
+        return run_operation(operation, float(duration_s), model_dir, codes_path,
+                             {"chunk_s": args.chunk_s, "context_s": args.context_s})
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "codec"
@@ -150,7 +154,7 @@ def main(argv=None):
                 codes_path = Path(tmp) / f"codes_{duration_s:g}.npz"
                 for operation in args.operations:
                     command = [sys.executable, __file__, "--child", operation, str(duration_s), str(model_dir),
-                               str(codes_path)]
+                               str(codes_path), "--chunk-s", str(args.chunk_s), "--context-s", str(args.context_s)]
                     done = subprocess.run(command, capture_output=True, text=True)
                     if done.returncode:
                         print(f"{operation} {duration_s:g} s failed: {done.stderr.strip().splitlines()[-1]}")
@@ -172,7 +176,8 @@ def main(argv=None):
                               f"{wrapper['cpu_s'] / direct['cpu_s']:.2f}, "
                               f"peak RSS {wrapper['peak_rss_mib']:.0f} vs {direct['peak_rss_mib']:.0f} MiB")
     if args.out:
-        write_json(args.out, {"device": "cpu", "torch_threads": torch.get_num_threads(), "results": results})
+        write_json(args.out, {"device": "cpu", "torch_threads": torch.get_num_threads(), "chunk_s": args.chunk_s,
+                              "context_s": args.context_s, "results": results})
 
 
 if __name__ == "__main__":
