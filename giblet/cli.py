@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 from pathlib import Path
 
+from giblet.compute import cpu_threads
 from giblet.config import ConfigError, load_config
 from giblet.inputs import check_writable, fmri_inputs
 from giblet.timing import ScanTiming
@@ -235,15 +235,6 @@ def _positive_int(text):
     return value
 
 
-def _cpu_threads(n_threads):
-    """:func:`giblet.compute.cpu_threads`, without importing torch when there is nothing to limit."""
-    if n_threads is None:
-        return contextlib.nullcontext()
-    from giblet.compute import cpu_threads
-
-    return cpu_threads(n_threads)
-
-
 def _add(sub, name, func, help_text):
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--config", required=True, type=Path, help="YAML config file (see config/demo.yaml)")
@@ -350,7 +341,7 @@ def main(argv=None):
     try:
         if getattr(args, "out", None) is not None:  # before any work, not when the results are ready
             check_writable(args.out if not args.out.suffix else args.out.parent)
-        with _cpu_threads(args.threads):
+        with cpu_threads(args.threads):
             args.func(args)
     except (ConfigError, ValueError, OSError) as err:
         print(f"giblet {args.command}: error: {err}", file=sys.stderr)
