@@ -111,7 +111,7 @@ def write_inputs(inputs, subjects, seed=0):
                  "rois": {"pmc": _save_mask(inputs / "roi-pmc.nii.gz", pmc),
                           "left": _save_mask(inputs / "roi-left.nii.gz", left)}},
         "model": {"readout_rank": 16},
-        "train": {"max_epochs": 1, "patience": 1, "threads": 2},
+        "train": {"max_epochs": 1, "patience": 1},
     }
     path = inputs / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -167,7 +167,7 @@ def main():
         print(f"inputs written in {time.perf_counter() - started:.0f} s under {workdir}")
         print(f"reference: one subject's float32 data, {n_voxels} voxels x {sum(RUN_N_TRS)} TRs x 4 B = "
               f"{data_bytes / GIB:.3f} GiB")
-        derived, c = folders["derived"], ["--config", str(config)]
+        derived, c = folders["derived"], ["--config", str(config), "--threads", "1"]  # each rule's threads
         features, aligned = derived / "features", derived / "aligned"
         fmri = [derived / "fmri" / f"{s}.npz" for s in subjects]
         stems = ["text_segments", "labels_segments", "precomputed"]
@@ -177,8 +177,8 @@ def main():
             ("extract_text", ["extract-text", *c, "--out", str(features)]),
             ("import_features", ["import-features", *c, "--out", str(features / "precomputed.npz")]),
             ("align", ["align", *c, "--inputs", *[str(features / f"{t}.npz") for t in stems], "--out", str(aligned)]),
-            (f"train ({len(subjects)} subj.)", ["train", *c, "--features", str(features), "--aligned",
-                                                *[str(aligned / f"{t}_fir.npz") for t in stems],
+            (f"train ({len(subjects)} subj.)", ["train", *c[:2], "--threads", "2", "--features", str(features),
+                                                "--aligned", *[str(aligned / f"{t}_fir.npz") for t in stems],
                                                 "--fmri", *map(str, fmri), "--out", str(derived / "model")]),
         ]
         print(f"\n{'stage':<22}{'wall s':>8}{'peak RSS GiB':>14}{'peak / data':>13}  status")
