@@ -12,7 +12,6 @@ import torch
 from giblet.evaluation._batches import block_batch, scatter
 from giblet.evaluation.metrics import block_resamples, fdr_bh, pearson_columns
 from giblet.evaluation.nulls import permutation_test
-from giblet.fmri.group_isc import GroupIsc
 from giblet.training.baselines import fit_ridge
 from giblet.training.data import shift_within_runs
 from giblet.training.routes import encoding_rows
@@ -134,8 +133,9 @@ def score_encoding(predicted, measured, roi_membership, *, n_permutations=1000, 
                           roi_ci)
 
 
-def isc_ceiling(group_isc_path, subject, voxel_ijk, roi_names, block="test"):
-    """The subject's leave-one-subject-out ISC (``group_isc.npz``) on ``block``, in its voxel order.
+def isc_ceiling(group, subject, voxel_ijk, roi_names, block="test"):
+    """The subject's leave-one-subject-out ISC (``group``: a :class:`~giblet.fmri.group_isc.GroupIsc`) on
+    ``block``, in its voxel order.
 
     Returns
     -------
@@ -143,7 +143,6 @@ def isc_ceiling(group_isc_path, subject, voxel_ijk, roi_names, block="test"):
         NaN for voxels the group file lacks (not kept in every subject).
     roi_ceiling : ndarray, shape (n_rois,), float64
     """
-    group = GroupIsc.load(group_isc_path)
     b, s = group.index(subject, block, roi_names)
     group_flat = np.ravel_multi_index(tuple(group.voxel_ijk.T), group.grid_shape)
     voxel_isc, roi_isc = group.voxel_isc[b, s].astype(np.float64), group.roi_isc[b, s].astype(np.float64)
@@ -154,13 +153,13 @@ def isc_ceiling(group_isc_path, subject, voxel_ijk, roi_names, block="test"):
     return np.where(found, voxel_isc[order[where]], np.nan), roi_isc
 
 
-def roi_ceiling_on(group_isc_path, subject, roi_names, rows, runs, preshift_trs=0):
+def roi_ceiling_on(group, subject, roi_names, rows, runs, preshift_trs=0):
     """The subject's leave-one-subject-out ROI ISC on exactly ``rows`` (the TRs its encoding r is scored on).
 
     Parameters
     ----------
-    group_isc_path : path
-        ``group_isc.npz`` (:class:`~giblet.fmri.group_isc.GroupIsc`: every subject's ROI means, stored clock).
+    group : GroupIsc
+        The ``group-isc`` file (every subject's ROI means, stored clock).
     subject : str
     roi_names : sequence of str
     rows : ndarray, shape (n_rows,), int
@@ -175,7 +174,6 @@ def roi_ceiling_on(group_isc_path, subject, roi_names, rows, runs, preshift_trs=
         r of the subject's ROI mean with the mean of the other subjects' (those valid at each TR),
         over the rows where both are defined.
     """
-    group = GroupIsc.load(group_isc_path)
     s = group.index(subject, "all", roi_names)[1]
     courses = group.roi_timecourses.astype(np.float64)
     courses = shift_within_runs(np.moveaxis(courses, 0, 1), runs, preshift_trs, np.nan)[rows]  # (rows, subj, roi)

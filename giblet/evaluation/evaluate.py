@@ -30,6 +30,7 @@ from giblet.evaluation.lesions import LESION_INPUTS, lesion_summary, score_lesio
 from giblet.evaluation.predict import decode_all, scored_design
 from giblet.evaluation.targets import decoding_targets
 from giblet.features import FeatureTable
+from giblet.fmri.group_isc import GroupIsc
 from giblet.fmri.prepared import subject_prepared_path
 from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES
@@ -148,8 +149,9 @@ def _encoding(model, data, subject, inputs, baselines, config, device, out_dir):
                                    seed=config.seed, n_bootstrap=config.n_bootstrap,
                                    block_trs=config.bootstrap_block_trs)
               for name, p in tqdm(predictions.items(), desc="encoding nulls", unit="model")}
-    voxel_ceiling = isc_ceiling(inputs.group_isc_path, subject, prepared.voxel_ijk, prepared.roi_names)[0]
-    roi_ceiling = roi_ceiling_on(inputs.group_isc_path, subject, prepared.roi_names, rows, data.runs,
+    group = GroupIsc.load(inputs.group_isc_path)
+    voxel_ceiling = isc_ceiling(group, subject, prepared.voxel_ijk, prepared.roi_names)[0]
+    roi_ceiling = roi_ceiling_on(group, subject, prepared.roi_names, rows, data.runs,
                                  config.preshift_trs)
     table = encoding_table(scores, prepared.roi_names, prepared.roi_membership, voxel_ceiling, roi_ceiling)
     write_tsv(table, out_dir / EVALUATE_OUTPUTS["encoding_rois"])

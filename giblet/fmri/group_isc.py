@@ -95,8 +95,8 @@ class GroupIsc:
             raise ValueError(f"{self.source}: no {subject!r} in subjects {list(self.subjects)} or no {block!r} in "
                              f"blocks {list(self.blocks)}; rerun group-isc with every subject of the config")
         if self.roi_names != tuple(roi_names):
-            raise ValueError(f"{self.source}: ROIs {list(self.roi_names)} differ from the subject's {list(roi_names)}; "
-                             "rerun group-isc after prepare-fmri")
+            raise ValueError(f"{self.source}: ROIs {list(self.roi_names)} differ from the subject's "
+                             f"{list(roi_names)}; rerun group-isc after prepare-fmri")
         return self.blocks.index(block), self.subjects.index(subject)
 
     @property

@@ -167,8 +167,7 @@ def _bad_trs(qc):
     return "; ".join(found) or "none"
 
 
-def _isc_figure(group_isc_path, subject):
-    group = GroupIsc.load(group_isc_path)
+def _isc_figure(group, subject):
     block, s = group.shown_block, group.subjects.index(subject)
     return figures.isc_bars(list(group.roi_names), group.roi_isc[block, s], group.roi_isc_null_band[block, :, s],
                             title=f"{subject}: ISC by ROI ({group.blocks[block]} block)",
@@ -266,8 +265,8 @@ def run_report(subject, inputs, out_html, config):
         ``out_html``.
     """
     eval_dir, out_html, wave_dir = Path(inputs.eval_dir), Path(out_html), inputs.wave_dir
-    group_isc_path, ground_truth_path, dataset = inputs.group_isc_path, inputs.ground_truth_path, config.dataset
-    prepared = PreparedFmri.load(inputs.prepared_path)
+    ground_truth_path, dataset = inputs.ground_truth_path, config.dataset
+    prepared, group = PreparedFmri.load(inputs.prepared_path), GroupIsc.load(inputs.group_isc_path)
     summary = json.loads((eval_dir / EVALUATE_OUTPUTS["summary"]).read_text()) if (eval_dir / EVALUATE_OUTPUTS["summary"]).exists() else {}
     encoding = _read_tsv(eval_dir / EVALUATE_OUTPUTS["encoding_rois"])
     lesions = _read_tsv(eval_dir / EVALUATE_OUTPUTS["lesions"])
@@ -279,8 +278,7 @@ def run_report(subject, inputs, out_html, config):
     summary_decoding, summary_encoding = _summary_tables(encoding, decoding)
     checks = None
     if ground_truth_path is not None:
-        group = GroupIsc.load(group_isc_path)  # the declared ranges are of the whole scan
-        b, s = group.index(subject, "all", group.roi_names)
+        b, s = group.index(subject, "all", group.roi_names)  # the declared ranges are of the whole scan
         isc = dict(zip(group.roi_names, group.roi_isc[b, s].tolist()))
         checks = _ground_truth_checks(json.loads(Path(ground_truth_path).read_text()), encoding, isc)
     context = {
@@ -292,7 +290,7 @@ def run_report(subject, inputs, out_html, config):
         "codec_status": summary.get("codec_status"),
         "versions": _versions(),
         "data_table": _table(_data_table(prepared)),
-        "isc_figures": [_png(_isc_figure(group_isc_path, subject))],
+        "isc_figures": [_png(_isc_figure(group, subject))],
         "encoding_figures": [_png(figures.encoding_bars(encoding))] if encoding is not None else [],
         "encoding_table": _table(encoding),
         "map_threshold": MAP_THRESHOLD,

@@ -78,13 +78,14 @@ def test_isc_ceiling_follows_voxel_grid_positions(tmp_path):
     path = _group_isc(tmp_path / "group_isc.npz", ["s1", "s2"], ["all", "test"], ["a", "b"], group_ijk, grid, 10,
                       voxel_isc=voxel_isc, roi_isc=roi_isc)
     own_ijk = np.array([[1, 1, 0], [0, 0, 0], [1, 0, 0]])  # another order; voxel (0, 1) not in this subject
-    voxel, roi = isc_ceiling(path, "s2", own_ijk, ("a", "b"))
+    group = GroupIsc.load(path)
+    voxel, roi = isc_ceiling(group, "s2", own_ijk, ("a", "b"))
     np.testing.assert_allclose(voxel, [0.4, 0.1, 0.3], rtol=1e-6)
     np.testing.assert_allclose(roi, [6, 7])
     with pytest.raises(ValueError, match="rerun group-isc"):
-        isc_ceiling(path, "s3", own_ijk, ("a", "b"))
+        isc_ceiling(group, "s3", own_ijk, ("a", "b"))
     with pytest.raises(ValueError, match="ROIs"):
-        isc_ceiling(path, "s2", own_ijk, ("a", "c"))
+        isc_ceiling(group, "s2", own_ijk, ("a", "c"))
 
 
 def test_encoding_table_reports_r_over_ceiling(rng):
@@ -106,12 +107,13 @@ def test_roi_ceiling_on_scores_exactly_the_given_trs_on_the_model_clock(tmp_path
     path = _group_isc(tmp_path / "group_isc.npz", ["s1", "s2", "s3"], ["all"], ["a"], np.zeros((1, 3), int),
                       (1, 1, 1), 12, roi_timecourses=courses)
     runs, rows = np.zeros(12, int), np.array([3, 6, 7, 8, 10])
-    got = roi_ceiling_on(path, "s1", ("a",), rows, runs, preshift_trs=1)  # model TR t is stored TR t - 1
+    group = GroupIsc.load(path)
+    got = roi_ceiling_on(group, "s1", ("a",), rows, runs, preshift_trs=1)  # model TR t is stored TR t - 1
     stored = rows - 1
     others = np.nanmean(courses[1:, stored, 0], axis=0)  # at stored TR 5 only s2 counts
     assert got[0] == pytest.approx(np.corrcoef(courses[0, stored, 0], others)[0, 1], abs=1e-6)
     with pytest.raises(ValueError, match="rerun group-isc"):
-        roi_ceiling_on(path, "s4", ("a",), rows, runs)
+        roi_ceiling_on(group, "s4", ("a",), rows, runs)
 
 
 def test_predict_bold_fills_only_the_block(model, movie_data):
