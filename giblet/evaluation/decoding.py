@@ -35,9 +35,9 @@ import torch
 from giblet.audio.code_scores import tr_bits_gained
 from giblet.audio.views import pooled_from_usage
 from giblet.evaluation._batches import block_batch, one_subject, scatter
-from giblet.evaluation.metrics import (bootstrap_ci, identification_ranks, pearson_rows, rank_accuracy,
-                                      shifted_rank_accuracy, ssim)
-from giblet.evaluation.nulls import permutation_test
+from giblet.evaluation.metrics import (at_shifts, bootstrap_ci, identification_rank_pairs, pearson_pairs,
+                                      rank_accuracy, shifted_rank_accuracy, shifted_ssim)
+from giblet.evaluation.nulls import PermutationResult, circular_shifts
 from giblet.evaluation.targets import IDENTIFIED_VIEWS, RIDGE_VIEWS, code_log_probs
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "ridge_views",
     "baseline_views",
     "truth_views",
+    "shifted_scores",
     "score_views",
     "shifted_identification",
     "chance_levels",
@@ -188,59 +189,59 @@ def truth_views(views, targets):
 TOP_K = (1, 5)
 
 
-def _code_scores(views, targets):
+def _code_scores(views, targets, shifts):
     """Per TR: bits per code gained over the training unigram on the true codes (over all codebooks and per
     codebook), the same in bits per second of sound, and top-k code accuracy on the frames that sound."""
-    counts = targets.views["code_counts"]
-    gain = tr_bits_gained(views["code_log_probs"], targets.log_prior[None], counts)
+    counts, sounding = targets.views["code_counts"], targets.views["sounding_counts"]
+    log_probs = np.asarray(views["code_log_probs"])
+    gain = np.stack([tr_bits_gained(np.roll(log_probs, s, axis=0), targets.log_prior[None], counts) for s in shifts])
     frames = counts[:, 0].sum(axis=-1)
-    out = {"bits_per_code": gain.mean(axis=1), "bits_per_second": gain.sum(axis=1) * frames / targets.tr_s,
-           **{f"bits_per_code_cb{q}": gain[:, q] for q in range(gain.shape[1])}}
-    sounding = targets.views["sounding_counts"]
+    out = {"bits_per_code": gain.mean(axis=2), "bits_per_second": gain.sum(axis=2) * frames / targets.tr_s,
+           **{f"bits_per_code_cb{q}": gain[..., q] for q in range(gain.shape[2])}}
     total = sounding.sum(axis=(1, 2))
-    negative = -np.asarray(views["code_log_probs"])
     for k in TOP_K:
-        top = np.argpartition(negative, k - 1, axis=-1)[..., :k]  # the k most probable codes, in any order
-        hits = np.take_along_axis(sounding, top, axis=-1).sum(axis=(1, 2))
+        top = np.argpartition(-log_probs, k - 1, axis=-1)[..., :k]  # the k most probable codes, in any order
+        hits = np.stack([np.take_along_axis(sounding, np.roll(top, s, axis=0), axis=-1).sum(axis=(1, 2))
+                         for s in shifts])
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"code_top{k}_sounding"] = np.where(total > 0, hits / total, np.nan)
     return out
 
 
-def _descriptor_scores(views, targets):
+def _descriptor_scores(views, targets, shifts):
     """Per TR, the correlation over features of the decoded and true descriptor (each z-scored over the scored
-    TRs; 0 where the decoded descriptor does not vary over the scored TRs) and, with sound classes, the TR's share of the balanced sound-class accuracy."""
+    TRs; 0 where the decoded descriptor does not vary over the scored TRs) and, with sound classes, the TR's share
+    of the balanced sound-class accuracy."""
     z = _zscore(views["descriptor"])
-    with np.errstate(invalid="ignore"):
-        r = pearson_rows(z, _zscore(targets.views["descriptor"]))
     # a decoder that outputs the same descriptor at every TR (e.g. fed silenced BOLD) carries no information: r = 0
-    out = {"descriptor_r": np.where(np.ptp(z, axis=1) > 0, r, 0.0)}
+    out = {"descriptor_r": at_shifts(pearson_pairs(z, _zscore(targets.views["descriptor"])), shifts)}
     if targets.sound_classes is not None:
-        out["sound_class_balanced_accuracy"] = _balanced_hits(z, targets.sound_classes)
+        out["sound_class_balanced_accuracy"] = at_shifts(_balanced_hits(z, targets.sound_classes), shifts)
     return out
 
 
 def _balanced_hits(z, classes):
-    """Nearest-centroid hits weighted so that their mean over labelled TRs is the balanced accuracy (NaN: unlabelled)."""
+    """Nearest-centroid hits of every (decoded TR, true TR) pair, weighted so that their mean over labelled true TRs
+    is the balanced accuracy (NaN: unlabelled)."""
     predicted = ((z[:, None, :] - classes.centroids[None]) ** 2).sum(axis=-1).argmin(axis=1)
     labelled = classes.labels >= 0
     counts = np.bincount(classes.labels[labelled], minlength=len(classes.names))
     weight = labelled.sum() / (np.count_nonzero(counts) * np.maximum(counts[np.maximum(classes.labels, 0)], 1))
-    return np.where(labelled, (predicted == classes.labels) * weight, np.nan)
+    return np.where(labelled, (predicted[:, None] == classes.labels[None]) * weight, np.nan)
 
 
-def _thumb_scores(views, targets):
-    return {"thumb_corr": pearson_rows(views["thumbs"], targets.views["thumbs"]),
-            "ssim": ssim(views["thumbs"], targets.views["thumbs"])}
+def _thumb_scores(views, targets, shifts):
+    return {"thumb_corr": at_shifts(pearson_pairs(views["thumbs"], targets.views["thumbs"]), shifts),
+            "ssim": shifted_ssim(views["thumbs"], targets.views["thumbs"], shifts)}
 
 
-def _text_scores(views, targets):
+def _text_scores(views, targets, shifts):
     decoded, true = views["embedding"], targets.views["embedding"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        cosine = (decoded * true).sum(1) / (np.linalg.norm(decoded, axis=1) * np.linalg.norm(true, axis=1))
+        cosine = (decoded @ true.T) / np.outer(np.linalg.norm(decoded, axis=1), np.linalg.norm(true, axis=1))
     retrieved = targets.text_index.nearest_texts(decoded, reference=true)
-    hits = np.array([np.nan if not ok else float(text in ok) for text, ok in zip(retrieved, targets.correct_texts)])
-    return {"cosine": cosine, "retrieval_accuracy": hits}
+    hits = np.array([[np.nan if not ok else float(text in ok) for ok in targets.correct_texts] for text in retrieved])
+    return {"cosine": at_shifts(cosine, shifts), "retrieval_accuracy": at_shifts(hits, shifts)}
 
 
 def _zscore(x):
@@ -252,18 +253,29 @@ def _zscore(x):
     return centred / np.where(varies, scale, 1.0)
 
 
-#: View -> scorer ``(views, targets) -> {metric: per-TR scores}`` (besides TR identification).
+#: View -> scorer ``(views, targets, shifts) -> {metric: per-TR scores under each shift}`` (besides TR
+#: identification).
 VIEW_SCORERS = {"code_log_probs": _code_scores, "descriptor": _descriptor_scores, "thumbs": _thumb_scores,
                 "embedding": _text_scores}
 
 
-def score_views(views, targets):
-    """Per-TR scores of one modality's views.
+def shifted_scores(views, targets, shifts):
+    """Per-TR scores of one modality's views with the decoded sequence circularly shifted against the truth.
+
+    Every view is scored once (z-scores, top-k codes, retrieval, blurred images) and every (decoded TR, true
+    TR) pair at most once, so a whole circular-shift null costs about one scoring.
+
+    Parameters
+    ----------
+    views : dict of str to ndarray
+    targets : DecodingTargets
+    shifts : sequence of int
+        Shift ``s`` scores ``np.roll(view, s, axis=0)`` against the truth (0: as decoded).
 
     Returns
     -------
     dict of str to (str, ndarray)
-        Metric -> (the view it scores, per-TR scores (n_trs,) float64, higher is better).
+        Metric -> (the view it scores, per-TR scores (n_shifts, n_trs) float64, higher is better).
         Every continuous view is also scored by TR identification: ``rank_accuracy``
         (1 - normalised rank; chance 0.5) and ``top1_identification`` (chance 1 / n_trs), prefixed
         ``descriptor_`` for the audio descriptor and ``thumbs_`` for thumbnails (pictures' headline:
@@ -272,12 +284,23 @@ def score_views(views, targets):
     out = {}
     for view in views:
         if view in VIEW_SCORERS:
-            out.update({m: (view, s) for m, s in VIEW_SCORERS[view](views, targets).items()})
+            out.update({m: (view, s) for m, s in VIEW_SCORERS[view](views, targets, shifts).items()})
     for view, prefix in ((v, p) for v, p in IDENTIFIED_VIEWS.items() if v in views):
-        ranks = identification_ranks(_zscore(views[view]), _zscore(targets.views[view]))
+        ranks = at_shifts(identification_rank_pairs(_zscore(views[view]), _zscore(targets.views[view])), shifts)
         out[f"{prefix}rank_accuracy"] = (view, rank_accuracy(ranks, targets.n_trs))
         out[f"{prefix}top1_identification"] = (view, (ranks == 0).astype(np.float64))
     return out
+
+
+def score_views(views, targets):
+    """Per-TR scores of one modality's views as decoded: :func:`shifted_scores` at shift 0.
+
+    Returns
+    -------
+    dict of str to (str, ndarray)
+        Metric -> (the view it scores, per-TR scores (n_trs,) float64, higher is better).
+    """
+    return {metric: (view, scores[0]) for metric, (view, scores) in shifted_scores(views, targets, [0]).items()}
 
 
 def shifted_identification(views, targets):
@@ -346,11 +369,10 @@ def decoding_rows(model_name, input_name, views_by_modality, targets, *, n_permu
         ceiling = score_views(truth_views(views, targets), targets)
         chance = chance_levels(names, targets)
 
-        def means(v):
-            per_metric = score_views(v, targets)
-            return np.array([np.nanmean(per_metric[m][1]) for m in names])
-
-        null = permutation_test(means, views, method="circular", n_permutations=n_permutations, seed=seed)
+        shifts = circular_shifts(targets.n_trs, n_permutations, np.random.default_rng(seed))
+        shifted = shifted_scores(views, targets, shifts)
+        null = PermutationResult.from_null([np.nanmean(scores[m][1]) for m in names],
+                                           np.stack([np.nanmean(shifted[m][1], axis=1) for m in names], axis=1))
         per_tr = np.stack([np.asarray(scores[m][1], dtype=np.float64) for m in names], axis=1)
         _, low, high = bootstrap_ci(per_tr, n_bootstrap=n_bootstrap, seed=seed, block_trs=min(block_trs, len(per_tr)))
         for i, metric in enumerate(names):

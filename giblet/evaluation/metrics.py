@@ -15,11 +15,15 @@ from giblet.stats import block_resamples, pearson_columns
 __all__ = [
     "pearson_columns",
     "pearson_rows",
+    "pearson_pairs",
+    "at_shifts",
     "topk_hits",
     "identification_ranks",
+    "identification_rank_pairs",
     "rank_accuracy",
     "shifted_rank_accuracy",
     "ssim",
+    "shifted_ssim",
     "bootstrap_ci",
     "fdr_bh",
     "block_resamples",
@@ -40,6 +44,45 @@ def pearson_rows(prediction, target):
     """
     a, b = np.asarray(prediction), np.asarray(target)
     return pearson_columns(a.reshape(len(a), -1).T, b.reshape(len(b), -1).T)
+
+
+def pearson_pairs(prediction, target):
+    """Pearson r of every prediction row with every target row (trailing axes flattened).
+
+    Returns
+    -------
+    ndarray, shape (n_predictions, n_targets), float64
+        As :func:`pearson_rows` for each pair: NaN where the target row is constant, 0 where only the
+        prediction row is.
+    """
+    a, b = (np.asarray(x, dtype=np.float64) for x in (prediction, target))
+    a, b = (x.reshape(len(x), -1) for x in (a, b))
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    spread_a, spread_b = np.sqrt((a * a).sum(axis=1)), np.sqrt((b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(spread_a[:, None] > 0, (a @ b.T) / np.outer(spread_a, spread_b), 0.0)
+    r[:, spread_b == 0] = np.nan
+    return r
+
+
+def at_shifts(pairs, shifts):
+    """Per-TR scores under circular shifts, read off a matrix of every (decoded TR, true TR) pair's score.
+
+    Shift ``s`` pairs true TR ``t`` with decoded TR ``(t - s) % n`` (``np.roll(decoded, s, axis=0)``).
+
+    Parameters
+    ----------
+    pairs : ndarray, shape (n_trs, n_trs, ...)
+        Score of decoded TR ``i`` against true TR ``j`` at ``[i, j]``.
+    shifts : sequence of int
+
+    Returns
+    -------
+    ndarray, shape (n_shifts, n_trs, ...)
+    """
+    n = len(pairs)
+    true = np.arange(n)
+    return pairs[(true[None] - np.asarray(shifts)[:, None]) % n, true[None]]
 
 
 def topk_hits(topk, target):
@@ -67,10 +110,7 @@ def _row_correlations(decoded, true):
     decoded, true = np.asarray(decoded, dtype=np.float64), np.asarray(true, dtype=np.float64)
     if decoded.shape != true.shape or decoded.ndim != 2 or len(decoded) < 2:
         raise ValueError(f"decoded {decoded.shape} and true {true.shape} must be one (n_trs>=2, n_features) shape")
-    z = [x - x.mean(axis=1, keepdims=True) for x in (decoded, true)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in z]
-        return np.nan_to_num(z[0] @ z[1].T)
+    return np.nan_to_num(pearson_pairs(decoded, true))
 
 
 def identification_ranks(decoded, true):
@@ -88,11 +128,13 @@ def identification_ranks(decoded, true):
         0 when the true TR correlates best with the decoded row, ``n_trs - 1`` when worst;
         ties with the true TR count one half each, so a constant decoding ranks at chance.
     """
-    corr = _row_correlations(decoded, true)
-    own = np.diag(corr)[:, None]
-    better = (corr > own).sum(axis=1)
-    ties = (corr == own).sum(axis=1) - 1
-    return better + 0.5 * ties
+    return np.diag(identification_rank_pairs(decoded, true))
+
+
+def identification_rank_pairs(decoded, true):
+    """:func:`identification_ranks` of every pairing: ``[i, j]`` ranks true TR ``j`` among all candidates by their
+    correlation with decoded TR ``i`` (better candidates plus half the ties); shape (n_trs, n_trs), float64."""
+    return stats.rankdata(-_row_correlations(decoded, true), method="average", axis=1) - 1.0
 
 
 def rank_accuracy(ranks, n_candidates):
@@ -103,8 +145,8 @@ def rank_accuracy(ranks, n_candidates):
 def shifted_rank_accuracy(decoded, true, shifts):
     """Mean rank accuracy of ``decoded`` circularly shifted by each of ``shifts`` TRs against ``true``.
 
-    Shift ``s`` pairs decoded TR ``j`` with true TR ``(j + s) % n_trs`` (``np.roll(decoded, s, axis=0)``)
-    and ranks the paired true TR among all candidates, as :func:`identification_ranks` does; every shift
+    Shift ``s`` pairs true TR ``t`` with decoded TR ``(t - s) % n_trs`` (``np.roll(decoded, s, axis=0)``)
+    and ranks the true TR among all candidates, as :func:`identification_ranks` does; every shift
     reads one correlation matrix, so a whole circular-shift null costs one identification.
 
     Parameters
@@ -118,12 +160,7 @@ def shifted_rank_accuracy(decoded, true, shifts):
     -------
     ndarray, shape (n_shifts,), float64
     """
-    corr = _row_correlations(decoded, true)
-    ranks = stats.rankdata(-corr, method="average", axis=1) - 1.0  # better + half the ties, per candidate
-    n = len(corr)
-    rows = np.arange(n)
-    candidates = (rows[None, :] + np.asarray(shifts)[:, None]) % n
-    return rank_accuracy(ranks[rows[None, :], candidates], n).mean(axis=1)
+    return rank_accuracy(at_shifts(identification_rank_pairs(decoded, true), shifts), len(true)).mean(axis=1)
 
 
 def ssim(estimate, reference, data_range=1.0, sigma=1.5):
@@ -142,6 +179,12 @@ def ssim(estimate, reference, data_range=1.0, sigma=1.5):
     ndarray, shape (n_images,), float64
         SSIM averaged over pixels and channels; 1 for identical images.
     """
+    return shifted_ssim(estimate, reference, [0], data_range, sigma)[0]
+
+
+def shifted_ssim(estimate, reference, shifts, data_range=1.0, sigma=1.5):
+    """:func:`ssim` of ``np.roll(estimate, s, axis=0)`` against ``reference`` for each shift ``s``, shape
+    (n_shifts, n_images): every image's local means and variances are blurred once, the cross term per pair."""
     x, y = np.asarray(estimate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 4:
         raise ValueError(f"estimate {x.shape} and reference {y.shape} must be one (n_images, channels, h, w) shape")
@@ -151,9 +194,14 @@ def ssim(estimate, reference, data_range=1.0, sigma=1.5):
         return ndimage.gaussian_filter(z, sigma=(0, 0, sigma, sigma), truncate=3.5, mode="reflect")
 
     mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return index.mean(axis=(1, 2, 3))
+    vx, vy = blur(x * x) - mx**2, blur(y * y) - my**2
+    out = np.empty((len(shifts), len(x)))
+    for i, shift in enumerate(shifts):
+        rolled, m_rolled, v_rolled = (np.roll(a, shift, axis=0) for a in (x, mx, vx))
+        cxy = blur(rolled * y) - m_rolled * my
+        index = ((2 * m_rolled * my + c1) * (2 * cxy + c2)) / ((m_rolled**2 + my**2 + c1) * (v_rolled + vy + c2))
+        out[i] = index.mean(axis=(1, 2, 3))
+    return out
 
 
 def bootstrap_ci(values, *, n_bootstrap=1000, seed=0, block_trs=1, level=0.95, with_p=False):

@@ -109,6 +109,20 @@ class PermutationResult:
     n_permutations: int
     null_sd: np.ndarray
 
+    @classmethod
+    def from_null(cls, observed, null):
+        """``observed`` (any shape) against null scores stacked on axis 0 (n_permutations, ...)."""
+        observed, null = np.asarray(observed, dtype=np.float64), np.asarray(null, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            exceed = (null >= observed).sum(axis=0)
+        return cls._from_sums(observed, null.sum(axis=0), (null**2).sum(axis=0), exceed, len(null))
+
+    @classmethod
+    def _from_sums(cls, observed, total, squares, exceed, count):
+        p = np.where(np.isnan(observed), np.nan, (1.0 + exceed) / (1.0 + count))
+        mean = total / count
+        return cls(observed, mean, p, count, np.sqrt(np.maximum(squares / count - mean**2, 0.0)))
+
     def normal_p(self):
         """One-sided p of ``observed`` under a normal fit to the null (its mean and SD): finer than
         ``1 / (1 + n_permutations)``, so a false-discovery rate over thousands of tests is reachable."""
@@ -150,9 +164,7 @@ def permutation_test(score, prediction, *, method="phase", n_permutations=1000, 
         with np.errstate(invalid="ignore"):
             exceed += null >= observed
         count += 1
-    p = np.where(np.isnan(observed), np.nan, (1.0 + exceed) / (1.0 + count))
-    mean = total / count
-    return PermutationResult(observed, mean, p, count, np.sqrt(np.maximum(squares / count - mean**2, 0.0)))
+    return PermutationResult._from_sums(observed, total, squares, exceed, count)
 
 
 def pooled_shift_test(observed, nulls, weights, *, n_draws=1000, seed=0):

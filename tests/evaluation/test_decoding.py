@@ -15,6 +15,7 @@ from giblet.evaluation.decoding import (
     decoding_rows,
     ridge_views,
     score_views,
+    shifted_scores,
     truth_views,
 )
 from giblet.evaluation.lesions import lesion_statistics, lesioned_inputs
@@ -180,6 +181,21 @@ def test_decoding_rows_perfect_identification_has_minimal_p(targets):
     assert rows["rank_accuracy"]["score"] == 1.0
     assert rows["rank_accuracy"]["p"] == pytest.approx(1 / targets.n_trs)  # all n - 1 shifts score lower
     assert rows["rank_accuracy"]["ci_low"] == rows["rank_accuracy"]["ci_high"] == 1.0
+
+
+def test_shifted_scores_are_the_scores_of_the_rolled_decoding(model, movie_data, targets):
+    views = autoencoder_views(model, movie_data, "sub-a", targets)
+    shifts = [0, 3, targets.n_trs - 1]
+    for modality, by_view in views.items():
+        shifted = shifted_scores(by_view, targets, shifts)
+        for i, shift in enumerate(shifts):
+            rolled = score_views({v: np.roll(x, shift, axis=0) for v, x in by_view.items()}, targets)
+            assert set(rolled) == set(shifted)
+            for metric, (view, scores) in rolled.items():
+                assert shifted[metric][0] == view
+                np.testing.assert_allclose(shifted[metric][1][i], scores, atol=1e-12, err_msg=f"{modality} {metric}")
+        if modality == "video":  # a shift pairs other TRs: the scores change
+            assert not np.allclose(shifted["ssim"][1][1], shifted["ssim"][1][0])
 
 
 def test_text_retrieval_of_true_segment_embeddings(targets):

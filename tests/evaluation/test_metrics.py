@@ -5,13 +5,16 @@ import pytest
 from scipy import stats
 
 from giblet.evaluation.metrics import (
+    at_shifts,
     bootstrap_ci,
     fdr_bh,
     identification_ranks,
     pearson_columns,
+    pearson_pairs,
     pearson_rows,
     rank_accuracy,
     shifted_rank_accuracy,
+    shifted_ssim,
     ssim,
     topk_hits,
 )
@@ -44,6 +47,22 @@ def test_pearson_rows_matches_scipy(rng):
     a, b = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 3, 5))
     expected = [stats.pearsonr(x.ravel(), y.ravel())[0] for x, y in zip(a, b)]
     np.testing.assert_allclose(pearson_rows(a, b), expected)
+
+
+def test_pearson_pairs_is_pearson_rows_of_every_pair(rng):
+    a, b = rng.standard_normal((4, 3, 5)), rng.standard_normal((3, 3, 5))
+    a[1], b[2] = 0.5, -1.0  # a constant prediction scores 0, a constant target NaN
+    pairs = pearson_pairs(a, b)
+    assert pairs.shape == (4, 3)
+    for i in range(4):
+        np.testing.assert_allclose(pairs[i], pearson_rows(np.repeat(a[i : i + 1], 3, axis=0), b))
+    assert (pairs[1, :2] == 0).all() and np.isnan(pairs[:, 2]).all()
+
+
+def test_at_shifts_pairs_each_true_tr_with_the_rolled_decoding():
+    pairs = np.arange(16.0).reshape(4, 4)  # [i, j] = 4 i + j
+    # shift 1: true TR j meets decoded TR j - 1 (np.roll(decoded, 1)): [3, 0], [0, 1], [1, 2], [2, 3]
+    assert at_shifts(pairs, [0, 1]).tolist() == [[0, 5, 10, 15], [12, 1, 6, 11]]
 
 
 def test_topk_hits_hand_computed():
@@ -87,6 +106,14 @@ def test_ssim_constant_images_hand_computed():
     a, b, c1 = 0.2, 0.6, 0.01**2
     x, y = np.full((1, 1, 8, 8), a), np.full((1, 1, 8, 8), b)
     assert ssim(x, y)[0] == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1))
+
+
+def test_shifted_ssim_is_the_ssim_of_the_rolled_images(rng):
+    estimate, reference = rng.uniform(0, 1, (2, 5, 3, 12, 16))
+    shifted = shifted_ssim(estimate, reference, [0, 2, 4])
+    for row, shift in zip(shifted, [0, 2, 4]):
+        np.testing.assert_allclose(row, ssim(np.roll(estimate, shift, axis=0), reference), rtol=1e-12)
+    np.testing.assert_allclose(shifted_ssim(reference, reference, [0])[0], 1.0)
 
 
 def test_ssim_noise_lowers_similarity(rng):
