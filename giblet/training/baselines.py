@@ -12,7 +12,6 @@ targets (the encoder's 271,633 voxels) are ever copied whole.
 from __future__ import annotations
 
 import logging
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,8 +96,8 @@ class StoredRidge:
     ----------
     mean_, scale_, intercept_, alphas_
         As :class:`RidgeMap`'s.
-    dual_ : ndarray, shape (n_train, n_targets), float64 (float32 once :meth:`compact`)
-        Dual coefficients.
+    dual_ : ndarray, shape (n_train, n_targets), float32
+        Dual coefficients (computed in float64 a block of targets at a time).
     index : ndarray, shape (n_train,), int
         The training rows (of ``X``; the design's row ``t`` is ``[X[t + lag] for lag in lags]``).
     lags : tuple of int
@@ -112,10 +111,6 @@ class StoredRidge:
     intercept_: np.ndarray
     alphas_: np.ndarray
 
-    def compact(self):
-        """This fit with float32 dual coefficients (what ``baselines.joblib`` stores)."""
-        return dataclasses.replace(self, dual_=self.dual_.astype(np.float32))
-
     def materialise(self, X):
         """The :class:`RidgeMap` of this fit, from ``X`` (n_trs, n_features): the array it was fitted on."""
         if len(self.lags) * X.shape[1] != len(self.mean_):
@@ -126,7 +121,8 @@ class StoredRidge:
             if not np.allclose(z.mean(axis=0), 0.0, atol=1e-4):
                 raise ValueError("X's training rows do not have the means this ridge was fitted with: pass the array "
                                  "it was fitted on")
-            coef[block] = z.T @ self.dual_.astype(np.float64)
+            for targets in column_blocks(self.dual_.shape[1]):  # float64 a block of targets at a time
+                coef[block, targets] = z.T @ self.dual_[:, targets].astype(np.float64)
         return RidgeMap(self.mean_, self.scale_, coef, self.intercept_, self.alphas_)
 
 
@@ -161,7 +157,7 @@ def fit_dual_ridge(X, Y, rows, lags=(0,), n_folds=5):
         fold_basis = _kernel_fold_basis(kernel)
         eigenvalues, eigenvectors = np.linalg.eigh(kernel)
     alphas = _search_alphas(fold_basis, Y, index, n_folds)
-    dual = np.empty((len(index), Y.shape[1]))
+    dual = np.empty((len(index), Y.shape[1]), np.float32)
     intercept = np.empty(Y.shape[1])
     for targets in column_blocks(Y.shape[1]):
         y = Y[index, targets].astype(np.float64)

@@ -57,8 +57,8 @@ def _fit_baselines(data, features_dir, aligned_paths, decoder_delays, preshift_t
     targets = decoder_targets(data, features_dir)
     out = {}
     for subject in data.subjects:
-        encoder = design.fit(data, subject).compact()
-        decoders = {m: d.compact() for m, d in fit_decoders(data, subject, targets, decoder_delays).items()}
+        encoder = design.fit(data, subject)
+        decoders = fit_decoders(data, subject, targets, decoder_delays)
         out[subject] = {"encoder": encoder, "decoders": decoders, "decoder_delays_trs": tuple(decoder_delays)}
         log.info("%s: ridge encoder on %d TRs x %d features, decoders for %s", subject,
                  design.training_rows(data, subject).sum(), design.values.shape[1], sorted(decoders))

@@ -116,7 +116,7 @@ def test_fit_ridge_column_flat_on_training_rows_keeps_predictions_finite(rng):
 def test_stored_ridge_keeps_the_dual_form_and_materialises_the_same_map(rng, small_blocks):
     X, Y = _data(rng, 100, 150, 40)  # a wide design: the dual form (80 x 40) is half the primal weights (150 x 40)
     rows = np.arange(100) < 80
-    stored = fit_dual_ridge(X, Y, rows, lags=(0, 1)).compact()
+    stored = fit_dual_ridge(X, Y, rows, lags=(0, 1))
     assert stored.dual_.shape == (80, 40) and stored.dual_.dtype == np.float32
     assert stored.dual_.nbytes < 0.3 * (300 * 40 * 4)  # two lags: 300 design columns
     expected = fit_ridge(X, Y, rows, lags=(0, 1))
