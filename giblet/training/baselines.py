@@ -223,18 +223,22 @@ def _design_fold_basis(design):
     return basis
 
 
-def cross_validated_r(design, Y, n_folds=5):
+def cross_validated_r(design, Y, n_folds=5, rows=None):
     """Per target, the held-out Pearson r averaged over contiguous folds at its best alpha of ``ALPHAS``.
 
     himalaya's ``KernelRidgeCV(fit_intercept=True, solver_params={"score_func": correlation_score,
     "local_alpha": True}).cv_scores_``, without its refit on all rows (3x faster on 1,100 TRs x 1,536
-    features x 481 voxels).
+    features x 481 voxels). Each fold's eigenbasis is computed once; the targets are scored a block of
+    columns at a time.
 
     Parameters
     ----------
     design : ndarray, shape (n_rows, n_features), float64
-    Y : ndarray, shape (n_rows, n_targets), float64
+    Y : ndarray, shape (n_trs, n_targets), float
+        Row ``rows[k]`` of ``Y`` is the target of design row ``k``.
     n_folds : int, default=5
+    rows : ndarray, shape (n_rows,), int, optional
+        Default: ``Y``'s rows are the design's.
 
     Returns
     -------
@@ -242,14 +246,19 @@ def cross_validated_r(design, Y, n_folds=5):
         NaN where the target is constant in a held-out fold; a constant prediction scores 0.
     """
     fold_basis = _design_fold_basis(design) if design.shape[1] < len(design) else _kernel_fold_basis(design @ design.T)
-    scores = np.zeros((len(ALPHAS), Y.shape[1]))
-    for train, test in KFold(n_splits=n_folds).split(design):
-        eigenvalues, eigenvectors, projected = fold_basis(train, test)
-        mean = Y[train].mean(axis=0)
-        coordinates = eigenvectors.T @ (Y[train] - mean)
-        for i, alpha in enumerate(ALPHAS):
-            scores[i] += pearson_columns(projected @ (coordinates / (eigenvalues + alpha)[:, None]), Y[test])
-    return (scores / n_folds).max(axis=0)
+    folds = [(train, test, *fold_basis(train, test)) for train, test in KFold(n_splits=n_folds).split(design)]
+    index = np.arange(len(design)) if rows is None else np.asarray(rows)
+    out = np.empty(Y.shape[1])
+    for targets in column_blocks(Y.shape[1]):
+        y = Y[index, targets].astype(np.float64)
+        scores = np.zeros((len(ALPHAS), y.shape[1]))
+        for train, test, eigenvalues, eigenvectors, projected in folds:
+            mean = y[train].mean(axis=0)
+            coordinates = eigenvectors.T @ (y[train] - mean)
+            for i, alpha in enumerate(ALPHAS):
+                scores[i] += pearson_columns(projected @ (coordinates / (eigenvalues + alpha)[:, None]), y[test])
+        out[targets] = (scores / n_folds).max(axis=0)
+    return out
 
 
 def _search_alphas(fold_basis, Y, index, n_folds):

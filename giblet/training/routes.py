@@ -51,7 +51,6 @@ from himalaya.scoring import correlation_score
 from sklearn.decomposition import PCA
 
 from giblet.audio.code_scores import code_counts, tr_bits_gained
-from giblet.blocks import column_blocks
 from giblet.models.config import ROUTE_BANDS
 from giblet.splits import BLOCKS
 from giblet.training.baselines import RidgeMap, cross_validated_r, decoding_design, decoding_rows, fit_ridge
@@ -103,12 +102,13 @@ class WindowFit:
         return lagged_weights(self.selected, np.arange(self.ridge.coef_.shape[1]), self.ridge)
 
 
-def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5, block_voxels=16384):
+def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5):
     """Cross-validated encoding r of every voxel from the descriptor at the preceding TRs.
 
     Parameters
     ----------
     bold : ndarray, shape (n_trs, n_voxels), float
+        Read a block of voxels at a time (whole-brain data are never copied whole).
     descriptor : ndarray, shape (n_trs, n_features), float
     rows : ndarray, shape (n_trs,), bool
         TRs ``u`` scored (:func:`encoding_rows` of the training block).
@@ -116,8 +116,6 @@ def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5, block_voxel
         The design of TR ``u`` is ``[descriptor[u - d] for d in delays]``.
     n_folds : int, default=5
         Contiguous folds (fMRI is autocorrelated: no shuffling).
-    block_voxels : int, default=16384
-        Voxels fitted at once (whole-brain data are never copied whole).
 
     Returns
     -------
@@ -128,13 +126,8 @@ def voxel_encoding_scores(bold, descriptor, rows, delays, n_folds=5, block_voxel
     design = np.concatenate([descriptor[index - d] for d in delays], axis=1).astype(np.float64)
     scale = design.std(axis=0)
     design = (design - design.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    scores = np.zeros(bold.shape[1])
-    for block in column_blocks(bold.shape[1], block_voxels):
-        y = bold[index, block].astype(np.float64)
-        varies = y.std(axis=0) > 0
-        if varies.any():
-            scores[np.flatnonzero(varies) + block.start] = np.nan_to_num(cross_validated_r(design, y[:, varies], n_folds))
-    return scores
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(cross_validated_r(design, bold, n_folds, rows=index))
 
 
 def _validation_predictions(bold, ridge, selected, valid, labels, runs, delays):
