@@ -33,7 +33,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
-from transformers.audio_utils import hertz_to_mel, mel_filter_bank, mel_to_hertz
 
 from giblet.audio.codes import tr_frame_spans
 from giblet.features import FeatureTable
@@ -51,6 +50,8 @@ _CHUNK_FRAMES = 4096  # frames transformed at once (16 MB at n_fft=1024)
 
 def _filters(sample_rate_hz, n_fft, n_mels):
     """Mel triangles then broad-band indicators over the rfft bins: (n_fft // 2 + 1, n_mels + n_bands), float32."""
+    from transformers.audio_utils import mel_filter_bank  # here: transformers takes ~1 s to import
+
     nyquist_hz = sample_rate_hz / 2
     mel = mel_filter_bank(n_fft // 2 + 1, n_mels, 0.0, nyquist_hz, sample_rate_hz, norm=None, mel_scale="slaney")
     freqs_hz = np.fft.rfftfreq(n_fft, 1 / sample_rate_hz)
@@ -180,6 +181,8 @@ def audio_descriptors(waveform, sample_rate_hz, hop_length, timing, *, frame_run
     powers = _band_powers(waveform, hop_length, n_fft, _filters(sample_rate_hz, n_fft, n_mels))
     mel_power, broad_power = powers[:, :n_mels], powers[:, n_mels:].astype(np.float64)
     total_power = broad_power.sum(axis=1, keepdims=True)
+
+    from transformers.audio_utils import hertz_to_mel, mel_to_hertz
 
     mels = np.linspace(hertz_to_mel(0.0, "slaney"), hertz_to_mel(nyquist_hz, "slaney"), n_mels + 2)
     centres_hz = mel_to_hertz(mels, "slaney")[1:-1]

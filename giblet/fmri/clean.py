@@ -29,7 +29,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from nilearn import signal
 
 from giblet.blocks import column_blocks
 from giblet.config import check_choice
@@ -120,6 +119,8 @@ def clean_pieces(values, pieces, usable, *, tr_s, config=CleanConfig(), confound
     ndarray, shape (n_trs, n_voxels), float32
         ``out``: cleaned values; NaN on TRs that are not usable or in no piece.
     """
+    from nilearn import signal  # here: ~1 s to import, and the stages that only standardise never clean
+
     high_pass_hz, low_pass_hz = config.high_pass_hz, config.low_pass_hz
     check_choice("fmri.filter", config.filter, FILTERS)
     if config.filter == "cosine" and low_pass_hz is not None:

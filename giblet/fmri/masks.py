@@ -24,7 +24,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nilearn.image import resample_img
 
 from giblet.config import check_choice
 from giblet.fmri.integrity import check_complete, readable
@@ -168,6 +167,8 @@ def load_mask(name, spec, target_affine, target_shape):
         )
     same_grid = img.shape == tuple(target_shape) and np.allclose(img.affine, target_affine)
     if not same_grid:
+        from nilearn.image import resample_img  # here: ~1 s to import, and most stages only read prepared files
+
         img = resample_img(
             img, target_affine=target_affine, target_shape=target_shape, interpolation="nearest",
             force_resample=True, copy_header=True,
