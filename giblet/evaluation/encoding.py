@@ -12,7 +12,7 @@ import torch
 from giblet.evaluation._batches import block_batch, scatter
 from giblet.evaluation.metrics import block_resamples, fdr_bh, pearson_columns
 from giblet.evaluation.nulls import permutation_test
-from giblet.training.baselines import fit_ridge
+from giblet.training.ridge import fit_ridge
 from giblet.training.data import shift_within_runs
 from giblet.training.routes import encoding_rows
 

@@ -36,7 +36,8 @@ from giblet.io import save_npz, write_json
 from giblet.models import LESION_MODES
 from giblet.outputs import EVALUATE_OUTPUTS, EXAMPLE_THUMBS, HEADLINE_METRIC, evaluate_outputs
 from giblet.splits import BLOCKS
-from giblet.training.baselines import EncodingDesign, StoredRidge
+from giblet.training.baselines import EncodingDesign
+from giblet.training.ridge import StoredRidge
 from giblet.training.data import load_movie_data
 from giblet.training.stage import load_model
 from giblet.voxel_scores import VoxelScores

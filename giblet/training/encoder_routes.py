@@ -17,7 +17,7 @@ from himalaya.scoring import correlation_score
 
 from giblet.models import temporal
 from giblet.splits import BLOCKS
-from giblet.training.baselines import RidgeMap, fit_ridge
+from giblet.training.ridge import RidgeMap, fit_dual_ridge, fit_ridge
 
 __all__ = ["lagged_weights", "encoding_rows", "trailing_means", "fit_joint_routes", "fit_encoder_routes"]
 
@@ -104,7 +104,7 @@ def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
         Band -> subject -> :meth:`giblet.models.LaggedLinear.set_weights` keyword arguments.
         A voxel goes to the band of highest cross-validated r (if positive), and keeps it only if
         the route, fitted on the training block, also predicts the validation block (r > 0). Each
-        route's penalty is chosen per voxel by :func:`~giblet.training.baselines.fit_ridge` (as the
+        route's penalty is chosen per voxel by :func:`~giblet.training.ridge.fit_ridge` (as the
         ridge baseline's): a voxel the band barely predicts gets a heavily shrunk route.
     """
     lags = tuple(-int(d) for d in delays)
@@ -121,13 +121,12 @@ def fit_encoder_routes(data, inputs, delays, scores, n_folds=5, columns=None):
             ridge = RidgeMap(np.zeros(width), np.ones(width), np.zeros((width, 0), np.float32), np.zeros(0),
                              np.zeros(0))
             if len(voxels):
-                ridge = fit_ridge(X, target[:, voxels], rows, lags=lags, n_folds=n_folds)
-            if len(voxels) and len(val):  # keep the voxels whose route also predicts the validation block
-                predicted = ridge.predict(np.concatenate([X[val + lag] for lag in lags], axis=1))
-                keep = np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
-                                                    predicted.astype(np.float64))) > 0
-                voxels, ridge = voxels[keep], RidgeMap(ridge.mean_, ridge.scale_, ridge.coef_[:, keep],
-                                                       ridge.intercept_[keep], ridge.alphas_[keep])
+                stored = fit_dual_ridge(X, target, rows, lags=lags, n_folds=n_folds, columns=voxels)
+                if len(val):  # keep the voxels whose route also predicts the validation block
+                    keep = np.asarray(correlation_score(bold[val][:, voxels].astype(np.float64),
+                                                        stored.predict_at(X, val).astype(np.float64))) > 0
+                    voxels, stored = voxels[keep], stored.select(keep)
+                ridge = stored.materialise(X)  # primal weights of the kept voxels only
             read = np.arange(X.shape[1]) if columns is None else np.asarray(columns[band])
             out[band][subject] = lagged_weights(read, voxels, ridge)
         log.info("%s: encoder routes drive %s of %d voxels", subject,

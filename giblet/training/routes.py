@@ -53,7 +53,8 @@ from sklearn.decomposition import PCA
 from giblet.audio.code_scores import code_counts, tr_bits_gained
 from giblet.models.config import ROUTE_BANDS
 from giblet.splits import BLOCKS
-from giblet.training.baselines import RidgeMap, cross_validated_r, decoding_design, decoding_rows, fit_ridge
+from giblet.training.baselines import decoding_design, decoding_rows
+from giblet.training.ridge import RidgeMap, cross_validated_r, fit_ridge
 from giblet.training.encoder_routes import (encoding_rows, fit_encoder_routes, fit_joint_routes, lagged_weights,
                                             trailing_means)
 

@@ -14,8 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 from giblet.features import FeatureTable
 from giblet.splits import BLOCKS
-from giblet.training.baselines import (ALPHAS, EncodingDesign, cross_validated_r, decoding_design, decoding_rows,
-                                      fit_dual_ridge, fit_ridge)
+from giblet.training.baselines import EncodingDesign, decoding_design, decoding_rows
+from giblet.training.ridge import ALPHAS, cross_validated_r, fit_dual_ridge, fit_ridge
 from tests.training.conftest import tiny_movie
 
 
@@ -64,7 +64,7 @@ def test_fit_ridge_lags_equal_the_built_design(rng, small_blocks):
 
 
 def test_fit_ridge_shares_one_alpha_beyond_cv_targets(rng, monkeypatch):
-    monkeypatch.setattr("giblet.training.baselines.CV_TARGETS", 4)
+    monkeypatch.setattr("giblet.training.ridge.CV_TARGETS", 4)
     X, Y = _data(rng, 100, 12, 9)
     rows = np.arange(100) < 80
     fitted = fit_ridge(X, Y, rows)
@@ -126,6 +126,23 @@ def test_stored_ridge_keeps_the_dual_form_and_materialises_the_same_map(rng, sma
         stored.materialise(X[:, :100])
     with pytest.raises(ValueError, match="training rows do not have the means"):
         stored.materialise(X + 1.0)
+
+
+def test_stored_ridge_predicts_from_its_dual_form_and_fits_a_selection_of_columns(rng, small_blocks):
+    X, Y = _data(rng, 100, 150, 40)
+    rows = np.arange(100) < 80
+    stored = fit_dual_ridge(X, Y, rows, lags=(0, 1))
+    design = np.concatenate([X[:-1], X[1:]], axis=1)
+    at = np.arange(80, 99)  # held-out rows (each reads X[t] and X[t + 1])
+    np.testing.assert_allclose(stored.predict_at(X, at), stored.materialise(X).predict(design[at]), rtol=1e-4,
+                               atol=1e-4)
+    picked = [3, 7, 21]
+    selected = fit_dual_ridge(X, Y, rows, lags=(0, 1), columns=picked)
+    np.testing.assert_allclose(selected.dual_, fit_dual_ridge(X, Y[:, picked], rows, lags=(0, 1)).dual_, rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_allclose(selected.dual_, stored.select(picked).dual_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(selected.alphas_, stored.alphas_[picked])
+    np.testing.assert_allclose(selected.intercept_, Y[rows][:, picked].mean(axis=0), rtol=1e-6)
 
 
 class _Identity:

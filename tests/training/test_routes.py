@@ -7,7 +7,7 @@ import torch
 
 from giblet.models import LaggedLinear
 from giblet.splits import BLOCKS
-from giblet.training.baselines import fit_ridge
+from giblet.training.ridge import fit_ridge
 from giblet.training.data import MovieData
 from giblet.training.encoder_routes import trailing_means
 from giblet.training.routes import (

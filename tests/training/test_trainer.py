@@ -260,7 +260,7 @@ def test_routes_with_context_predict_each_block_from_the_stimulus_before_it(movi
     """Evaluation chunks carry enough past for the trailing means: the model's test-block prediction is the
     joint ridge on the whole runs' features beside their trailing means."""
     from giblet.evaluation.encoding import predict_bold
-    from giblet.training.baselines import fit_ridge
+    from giblet.training.ridge import fit_ridge
     from giblet.training.encoder_routes import encoding_rows, trailing_means
 
     torch.manual_seed(0)
