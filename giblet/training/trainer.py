@@ -207,7 +207,7 @@ def _validate(model, data, cfg, device, state):
     prefix = "decoding_" if any(k.startswith("decoding_") for k in val) else "reconstruction_"
     decoder_loss = sum(v for k, v in val.items() if k.startswith(prefix))
     improved = False
-    weights = model.state_dict()
+    weights = dict(model.named_parameters())  # buffers (the closed-form routes: whole-brain GiBs) never train
     for half, score, better in (("encoder", fmri_r, encoder_better),
                                 ("decoder", decoder_loss, decoder_loss < state["best"]["decoder"][0])):
         if better:

@@ -39,7 +39,10 @@ def test_train_lowers_validation_loss_and_raises_validation_fmri_r(movie, tmp_pa
 def test_train_keeps_each_half_at_its_best_validation_epoch(movie, tmp_path):
     cfg = TrainConfig(**{**CFG.__dict__, "max_epochs": 16, "lr": 5e-2})
     model = _model(movie)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
     history = train(model, movie, cfg, tmp_path, seed=0, device="cpu")
+    # the kept weights are parameters only: training never changes a buffer (the fitted routes)
+    assert buffers and all(torch.equal(v, buffers[k]) for k, v in model.named_buffers())
     terms, fmri = evaluate_loss(model, movie, "val", cfg, torch.device("cpu"))
     r_by_epoch, decoding_by_epoch = [h["val_fmri_r"] for h in history], [h["val_decoder_loss"] for h in history]
     beyond_noise = [h["val_fmri_r"] for h in history if h["epoch"] == 0 or h["val_gain_over_routes_lower"] > 0]
