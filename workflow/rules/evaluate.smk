@@ -77,6 +77,7 @@ rule decode_audio:
     benchmark:
         str(BENCH / "decode_audio" / "{subject}.tsv")
     threads: 1
+    priority: 1  # the longest jobs after train start first; evaluate and the pages fill the cores they leave
     resources:
         mem_mb=4000,
     shell:
