@@ -12,6 +12,7 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
+from giblet.blocks import column_blocks
 from giblet.compute import resolve_device
 from giblet.io import atomic_path
 from giblet.models import AutoencoderConfig, GibletAutoencoder
@@ -83,6 +84,19 @@ def to_tensors(arrays, device):
     return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
 
 
+def _fit_scores(predicted, routes, goal, valid):
+    """The mean voxel r of ``predicted`` against ``goal`` on the ``valid`` rows (in float64, a block of voxels at a
+    time: whole-brain rows are never copied whole), and the scored rows' ``(predicted, routes alone, goal)`` at up
+    to ``BOOTSTRAP_VOXELS`` evenly spaced voxels."""
+    r = [pearson_columns(*(x[..., block][valid].double().cpu().numpy() for x in (predicted, goal)))
+         for block in column_blocks(predicted.shape[-1])]
+    sample = torch.as_tensor(np.unique(np.linspace(0, predicted.shape[-1] - 1, BOOTSTRAP_VOXELS).astype(int)),
+                             device=predicted.device)
+    routes = torch.as_tensor(routes, device=predicted.device).expand_as(predicted)
+    return float(np.nanmean(np.concatenate(r))), tuple(x[..., sample][valid].double().cpu().numpy()
+                                                       for x in (predicted, routes, goal))
+
+
 def _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_out=None):
     """Weighted loss terms of one batch, averaged over subjects (tensors).
 
@@ -104,11 +118,7 @@ def _step_losses(model, batch, target, bold, valid, goal, cfg, fmri_out=None):
         predicted = model.readout(embedding, subject) + routes
         fmri = fmri_losses(predicted, goal[subject], fmri_valid)
         if fmri_out is not None:
-            routes = torch.as_tensor(routes, device=predicted.device).expand_as(predicted)
-            scored = [x[fmri_valid].double().cpu().numpy() for x in (predicted, routes, goal[subject])]
-            sample = np.unique(np.linspace(0, predicted.shape[-1] - 1, BOOTSTRAP_VOXELS).astype(int))
-            fmri_out[subject] = (float(np.nanmean(pearson_columns(scored[0], scored[2]))),
-                                 tuple(x[:, sample] for x in scored))
+            fmri_out[subject] = _fit_scores(predicted, routes, goal[subject], fmri_valid)
         add("fmri_mse", fmri["mse"], cfg.weight_fmri_mse)
         add("fmri_pearson", fmri["neg_pearson"], cfg.weight_fmri_pearson)
         recon = reconstruction_losses(model.predict_stimulus(model.readin(predicted, subject)), batch, target)
